@@ -1,0 +1,171 @@
+"""The plumbing against real RabbitMQ and PostgreSQL: outbox relay, idempotent and reliable handlers."""
+import json
+import uuid
+
+import pika
+import pytest
+from nameko.rpc import rpc
+from sqlalchemy import String, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tests.fixtures import wait_until
+from wbs_contracts.errors import PermanentError
+from wbs_plumbing.db import Database
+from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin, add_event
+from wbs_plumbing.reliable import DEAD_LETTER_QUEUE, event_handler
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OutboxMessage(OutboxMixin, Base):
+    pass
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class Behaviour:
+    fail_times = 0
+    calls = 0
+
+
+class DemoService:
+    name = "verification"
+    db = Database(Base, OutboxMessage)
+
+    @event_handler("intake", "report_submitted")
+    def handle_report_submitted(self, event):
+        Behaviour.calls += 1
+        if event["category"] == "other":
+            raise PermanentError("this category is refused")
+        if Behaviour.fail_times > 0:
+            Behaviour.fail_times -= 1
+            raise RuntimeError("transient")
+        with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
+            if session is None:
+                return
+            session.add(Note(report_id=event["report_id"]))
+            add_event(session, OutboxMessage, "case_status_changed",
+                      {"case_id": event["report_id"], "from_state": "received", "to_state": "verification"})
+
+    @rpc
+    def count_notes(self):
+        with self.db.transaction() as session:
+            return session.scalar(select(func.count()).select_from(Note))
+
+
+def report_event(**overrides):
+    body = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T10:00:00Z",
+            "report_id": str(uuid.uuid4()), "unit": "dit-smp", "category": "fraud", "evidence_count": 0}
+    body.update(overrides)
+    return body
+
+
+class Broker:
+    """An outside pika client, as another system integrating with the WBS would be."""
+
+    def __init__(self, uri):
+        self.connection = pika.BlockingConnection(pika.URLParameters(uri))
+        self.channel = self.connection.channel()
+        self.channel.confirm_delivery()
+
+    def publish(self, exchange, routing_key, body: bytes, content_type="application/json"):
+        self.channel.exchange_declare(exchange, "topic", durable=True)
+        self.channel.basic_publish(exchange, routing_key, body,
+                                   pika.BasicProperties(content_type=content_type, delivery_mode=2))
+
+    def listen(self, exchange, routing_key):
+        self.channel.exchange_declare(exchange, "topic", durable=True)
+        queue = self.channel.queue_declare("", exclusive=True).method.queue
+        self.channel.queue_bind(queue, exchange, routing_key)
+        return queue
+
+    def get_all(self, queue, expected, timeout=10):
+        got = []
+
+        def fetch():
+            method, properties, body = self.channel.basic_get(queue, auto_ack=True)
+            if method:
+                got.append((properties, body))
+            return len(got) >= expected
+        wait_until(fetch, timeout)
+        return got
+
+    def close(self):
+        self.connection.close()
+
+
+@pytest.fixture
+def demo(container_factory, service_config):
+    Behaviour.fail_times, Behaviour.calls = 0, 0
+    config = service_config("verification", DB_AUTO_MIGRATE=False)
+    from sqlalchemy import create_engine
+    engine = create_engine(config["DATABASE_URL"])
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    container = container_factory(DemoService, config)
+    container.start()
+    broker = Broker(config["AMQP_URI"])
+    yield container, broker
+    broker.close()
+
+
+def notes(container):
+    from nameko.testing.services import entrypoint_hook
+    with entrypoint_hook(container, "count_notes") as count:
+        return count()
+
+
+def test_outbox_event_is_published_once_per_event_even_when_delivered_twice(demo):
+    container, broker = demo
+    out = broker.listen("verification.events", "case_status_changed")
+    event = report_event()
+    broker.publish("intake.events", "report_submitted", json.dumps(event).encode())
+    broker.publish("intake.events", "report_submitted", json.dumps(event).encode())
+    published = broker.get_all(out, 1)
+    body = json.loads(published[0][1])
+    assert body["case_id"] == event["report_id"] and body["schema_version"] == 1
+    wait_until(lambda: Behaviour.calls >= 2)
+    assert notes(container) == 1
+
+
+def test_transient_failure_is_retried_then_succeeds(demo):
+    container, broker = demo
+    Behaviour.fail_times = 2
+    broker.publish("intake.events", "report_submitted", json.dumps(report_event()).encode())
+    wait_until(lambda: notes(container) == 1)
+    assert Behaviour.calls == 3
+
+
+@pytest.mark.parametrize("body", [
+    b"{not json",
+    json.dumps(report_event(unit=None)).encode(),
+    json.dumps(report_event(category="other")).encode(),
+])
+def test_poison_message_is_dead_lettered_and_the_queue_keeps_flowing(demo, body):
+    container, broker = demo
+    broker.publish("intake.events", "report_submitted", body)
+    broker.publish("intake.events", "report_submitted", json.dumps(report_event()).encode())
+    wait_until(lambda: notes(container) == 1)
+    (properties, dead), = broker.get_all(DEAD_LETTER_QUEUE, 1)
+    assert dead == body
+    assert properties.headers["x-wbs-original-queue"].startswith("evt-intake-report_submitted--verification")
+    assert properties.headers["x-wbs-reason"]
+
+
+def test_failing_handler_is_dead_lettered_after_bounded_retries(demo):
+    container, broker = demo
+    Behaviour.fail_times = 100
+    broker.publish("intake.events", "report_submitted", json.dumps(report_event()).encode())
+    (properties, _), = broker.get_all(DEAD_LETTER_QUEUE, 1)
+    assert properties.headers["x-wbs-attempts"] == 3
+    assert "RuntimeError" in properties.headers["x-wbs-reason"]
+    assert Behaviour.calls == 3

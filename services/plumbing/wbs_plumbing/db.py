@@ -1,0 +1,188 @@
+"""The `Database` DependencyProvider: one service's own database, and its outbox relay.
+
+Why the relay lives here: the outbox is a table of this database, and draining it is the only
+thing that reads it. After a transaction that staged events commits, the relay is woken at once
+(low latency); it also polls, so rows left behind by a crash or a broker outage go out later.
+
+Driver notes (DESIGN.md §4.5): psycopg2 is made eventlet-friendly with psycogreen, so a slow
+query yields to the hub instead of starving AMQP heartbeats. SQLite (the embedded default) gets a
+one-connection pool: greenthreads queue for the connection instead of fighting over SQLite's file
+lock inside C code, where a blocked greenthread would block the whole process.
+"""
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import eventlet
+from eventlet.event import Event
+from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.extensions import DependencyProvider
+from sqlalchemy import create_engine, event
+from sqlalchemy.orm import Session
+
+from wbs_plumbing.config import database_url, flag
+from wbs_plumbing.migrations import migrate
+from wbs_plumbing.outbox import OUTBOX_FLAG, pending_batch
+
+log = logging.getLogger(__name__)
+
+
+def green_postgres() -> None:
+    """Let psycopg2 wait on the eventlet hub (no-op unless eventlet patched the socket module)."""
+    if eventlet.patcher.is_monkey_patched("socket"):
+        import psycogreen.eventlet
+        psycogreen.eventlet.patch_psycopg()
+
+
+def make_engine(url: str):
+    if url.startswith("sqlite"):
+        engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
+                               connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+        return engine
+    green_postgres()
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def alembic_dir_for(base) -> Path:
+    """services/<svc>/alembic, found from the module that defines the service's models."""
+    return Path(sys.modules[base.__module__].__file__).resolve().parents[1] / "alembic"
+
+
+class DatabaseSession:
+    """What a worker gets: transactions, and the idempotency guard for event handlers."""
+
+    def __init__(self, provider: "Database"):
+        self._provider = provider
+        self.engine = provider.engine
+
+    @contextmanager
+    def transaction(self):
+        """Yield a Session; commit if the block succeeds, roll back if it raises.
+
+        Domain functions never commit: this is the one place that does.
+        """
+        session = Session(self.engine, expire_on_commit=False)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            staged_events = session.info.pop(OUTBOX_FLAG, False)
+            session.close()
+        if staged_events:
+            self._provider.wake_relay()
+
+    @contextmanager
+    def handle_once(self, event_id: str, processed_model, consumer: str = ""):
+        """Yield a Session for handling event `event_id`, or None if it was handled before.
+
+        The processed-event row commits with the handler's effect, so a redelivered event (after
+        a crash, a lost ack, or a duplicate publish by the outbox) does nothing twice. Two
+        deliveries racing each other collide on the primary key; the loser's transaction fails
+        and its retry finds the row.
+        """
+        with self.transaction() as session:
+            if session.get(processed_model, (event_id, consumer)) is not None:
+                yield None
+                return
+            session.add(processed_model(event_id=event_id, consumer=consumer))
+            yield session
+
+
+class Database(DependencyProvider):
+    """A service's own database (DATABASE_URL, or SQLite under WBS_DATA_DIR) and outbox relay.
+
+    Config: DATABASE_URL, DB_AUTO_MIGRATE (run Alembic to head at start), OUTBOX_POLL_SECONDS.
+    """
+
+    def __init__(self, base, outbox_model=None):
+        self.base = base
+        self.outbox_model = outbox_model
+        self.engine = None
+        self._wake = None
+        self._stopping = False
+
+    def setup(self):
+        config = self.container.config
+        self.url = database_url(config, self.container.service_name)
+        if flag(config.get("DB_AUTO_MIGRATE")):
+            migrate(alembic_dir_for(self.base), self.url)
+        self.engine = make_engine(self.url)
+        self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS") or 1.0)
+        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=True,
+                                   serializer="json")
+
+    def start(self):
+        if self.outbox_model is not None:
+            self._wake = Event()
+            self._stopping = False
+            self.container.spawn_managed_thread(self._relay_forever, identifier="outbox-relay")
+
+    def stop(self):
+        self._stopping = True
+        self.wake_relay()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return DatabaseSession(self)
+
+    # -- the relay ---------------------------------------------------------------------
+
+    def wake_relay(self):
+        if self._wake is not None and not self._wake.ready():
+            self._wake.send(True)
+
+    def _relay_forever(self):
+        while not self._stopping:
+            try:
+                while self.relay_once():
+                    pass
+            except Exception:  # broker or database away: keep the rows, try again later
+                log.warning("outbox relay: publish failed, will retry", exc_info=True)
+                eventlet.sleep(self.poll_seconds)
+            with eventlet.Timeout(self.poll_seconds, False):
+                self._wake.wait()
+            self._wake = Event()
+
+    def relay_once(self, limit: int = 100) -> int:
+        """Publish up to `limit` committed events; return how many were handled."""
+        with Session(self.engine) as session, session.begin():
+            rows = pending_batch(session, self.outbox_model, limit)
+            for row in rows:
+                self._publish(row)
+                row.published_at = datetime.now(timezone.utc)
+                row.attempts = (row.attempts or 0) + 1
+        return len(rows)
+
+    def _publish(self, row):
+        try:
+            self.publisher.publish(
+                json.loads(row.body), exchange=row.exchange, routing_key=row.event_type,
+                message_id=row.event_id, content_encoding="utf-8",
+                declare=[_topic_exchange(row.exchange)],
+            )
+        except UndeliverableMessage:
+            # No queue is bound for this event type: nobody subscribes to it, so there is no
+            # place for it to wait. Consumers' queues are declared by deploy definitions and by
+            # each consumer at start, before traffic (DESIGN.md §4.4).
+            log.info("event %s (%s) has no subscriber queue", row.event_type, row.event_id)
+
+
+def _topic_exchange(name: str):
+    from kombu import Exchange
+    return Exchange(name, type="topic", durable=True)

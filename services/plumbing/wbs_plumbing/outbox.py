@@ -1,0 +1,80 @@
+"""Transactional outbox: an event is stored in the same transaction as the change it announces.
+
+nameko's `EventDispatcher` publishes the moment it is called: a crash between the database commit
+and the publish (or a broker outage) loses the event, and a rollback after the publish announces
+something that never happened. Instead, domain code adds an `OutboxMessage` row with `add_event`;
+the `Database` dependency's relay publishes committed rows with publisher confirms and marks them
+sent. Delivery is therefore at least once, which is why every consumer is idempotent
+(`ProcessedEventMixin`).
+"""
+import json
+import logging
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from wbs_contracts.events import SCHEMA_VERSION, exchange_name, validate_event
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FLAG = "wbs_outbox_pending"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class OutboxMixin:
+    """Columns of a service's `outbox` table."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    exchange: Mapped[str] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProcessedEventMixin:
+    """Columns of a service's `processed_events` table: one row per (event, consumer) handled."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    consumer: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def add_event(session, outbox_model, event_type: str, payload: dict) -> dict:
+    """Stage `event_type` for publication when `session` commits; return the full body.
+
+    Adds `schema_version`, `event_id` and `occurred_at`, then validates against the contract
+    schema *before* anything is stored: an event that would leak a field not in the contract
+    fails the whole transaction instead of reaching other systems.
+    """
+    body = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": utcnow().isoformat().replace("+00:00", "Z"),
+        **payload,
+    }
+    validate_event(event_type, body)
+    session.add(outbox_model(
+        event_id=body["event_id"], exchange=exchange_name(event_type), event_type=event_type,
+        body=json.dumps(body, separators=(",", ":")), attempts=0,
+    ))
+    session.info[OUTBOX_FLAG] = True
+    return body
+
+
+def pending_batch(session, outbox_model, limit: int):
+    """Unsent rows, oldest first; on PostgreSQL rows taken by another relay are skipped."""
+    query = (select(outbox_model).where(outbox_model.published_at.is_(None))
+             .order_by(outbox_model.id).limit(limit).with_for_update(skip_locked=True))
+    return list(session.scalars(query))

@@ -1,0 +1,159 @@
+"""Event handlers that never drop a message silently and never loop on a poison one.
+
+nameko's own `EventHandler` acknowledges a message even when the handler raised: the event is
+gone. With `requeue_on_error` it goes straight back to the head of the queue instead, and a
+message that always fails spins forever and blocks nothing but the CPU. This handler does
+neither:
+
+* the body is validated against its contract schema first; a body that is not JSON, or breaks
+  the schema, or makes the handler raise `PermanentError`, is dead-lettered at once;
+* any other failure is retried later, through per-delay retry queues (message TTL + dead-letter
+  back to the handler's queue), `len(RETRY_DELAYS_MS)` times, then dead-lettered;
+* dead letters go to the durable queue `wbs.dead-letters` with the reason, the original queue and
+  the attempt count in headers, where `wbs dlq list` / `wbs dlq replay` find them.
+
+The original message is acknowledged only after its retry or dead-letter copy was confirmed by
+the broker; if that publish fails, the message is requeued instead. Nothing is lost either way.
+"""
+import logging
+from datetime import datetime, timezone
+from functools import partial
+
+from kombu import Queue
+from nameko.amqp.publish import Publisher, get_connection
+from nameko.events import EventHandler
+from nameko.messaging import QueueConsumer
+
+from wbs_contracts.errors import PermanentError
+from wbs_contracts.events import InvalidEvent, validate_event
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_QUEUE = "wbs.dead-letters"
+DEFAULT_RETRY_DELAYS_MS = (500, 2000, 10000)
+ATTEMPTS_HEADER = "x-wbs-attempts"
+
+
+def dead_letter_queue() -> Queue:
+    return Queue(DEAD_LETTER_QUEUE, durable=True)
+
+
+def retry_queue(queue_name: str, delay_ms: int) -> Queue:
+    """A parking queue: messages wait `delay_ms`, then expire back into `queue_name`."""
+    return Queue(f"{queue_name}.retry.{delay_ms}ms", durable=True, queue_arguments={
+        "x-message-ttl": int(delay_ms),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue_name,
+    })
+
+
+def declare_queues(amqp_uri: str, queues) -> None:
+    with get_connection(amqp_uri) as connection:
+        channel = connection.default_channel
+        for queue in queues:
+            queue(channel).declare()
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for operators. Our exceptions never carry report content; cap it anyway."""
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+class ReliableQueueConsumer(QueueConsumer):
+    """nameko's QueueConsumer, plus a handler for bodies kombu cannot decode.
+
+    Without it, an undecodable message raises inside the consumer loop and takes the whole
+    container down, again at every restart.
+    """
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = partial(self._on_decode_error, provider)
+        return consumers
+
+    def _on_decode_error(self, provider, message, exc):
+        provider.dead_letter(message, f"undecodable body: {describe(exc)}", attempts=0)
+        message.ack()
+
+
+class ReliableEventHandler(EventHandler):
+    queue_consumer = ReliableQueueConsumer()
+
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.retry_delays = [int(d) for d in (config.get("RETRY_DELAYS_MS") or DEFAULT_RETRY_DELAYS_MS)]
+        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=False)
+
+    def start(self):
+        # Topology before traffic: the retry queues and the dead-letter queue exist before the
+        # first message can need them.
+        declare_queues(self.container.config["AMQP_URI"], [dead_letter_queue()] + [
+            retry_queue(self.queue.name, d) for d in self.retry_delays])
+        super().start()
+
+    def handle_message(self, body, message):
+        try:
+            if not isinstance(body, dict):
+                raise InvalidEvent(f"{self.event_type}: body is not a JSON object")
+            validate_event(self.event_type, body)
+        except InvalidEvent as exc:
+            self._settle(message, lambda: self.dead_letter(message, describe(exc), attempts=0))
+            return
+        super().handle_message(body, message)
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        exc = exc_info[1]
+        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
+        if isinstance(exc, PermanentError) or attempts > len(self.retry_delays):
+            action = partial(self.dead_letter, message, describe(exc), attempts)
+        else:
+            log.warning("%s failed (attempt %d), will retry: %s", self.method_name, attempts,
+                        type(exc).__name__)
+            action = partial(self._retry_later, message, attempts)
+        self._settle(message, action)
+
+    def _settle(self, message, action):
+        try:
+            action()
+        except Exception:
+            log.exception("could not park message for retry or dead-letter; requeueing it")
+            self.queue_consumer.requeue_message(message)
+        else:
+            self.queue_consumer.ack_message(message)
+
+    def _retry_later(self, message, attempts):
+        delay = self.retry_delays[attempts - 1]
+        parking = retry_queue(self.queue.name, delay)
+        self._republish(message, routing_key=parking.name, declare=[parking],
+                        headers={ATTEMPTS_HEADER: attempts})
+
+    def dead_letter(self, message, reason, attempts):
+        log.error("dead-lettering a message from %s after %d attempt(s): %s",
+                  self.queue.name, attempts, reason)
+        self._republish(message, routing_key=DEAD_LETTER_QUEUE, declare=[dead_letter_queue()], headers={
+            ATTEMPTS_HEADER: attempts,
+            "x-wbs-reason": reason,
+            "x-wbs-original-queue": self.queue.name,
+            "x-wbs-original-exchange": message.delivery_info.get("exchange", ""),
+            "x-wbs-original-routing-key": message.delivery_info.get("routing_key", ""),
+            "x-wbs-dead-lettered-at": datetime.now(timezone.utc).isoformat(),
+        })
+
+    def _republish(self, message, routing_key, declare, headers):
+        merged = dict(message.headers or {})
+        merged.update(headers)
+        properties = message.properties or {}
+        self.publisher.publish(
+            message.body, exchange="", routing_key=routing_key, declare=declare,
+            headers=merged, content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            message_id=properties.get("message_id"),
+        )
+
+
+event_handler = ReliableEventHandler.decorator
