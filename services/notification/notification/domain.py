@@ -1,0 +1,300 @@
+"""What the notification service decides: who gets an email about which event, and when to try
+again. Plain functions; the caller owns every transaction.
+
+Exactly once per (event, recipient)
+    ``record_notification`` runs inside ``Database.handle_once`` (the event id goes into
+    ``processed_events`` in the same transaction) and the ``notifications`` table has
+    ``UNIQUE(event_id, recipient_id)``: a redelivered event, or two instances racing on it,
+    cannot create a second row, and only a row leads to an email.
+
+Nothing lost when mail or the directory is down
+    The row is committed *before* any attempt. Each attempt first claims the row (a conditional
+    UPDATE that moves ``next_attempt_at`` into the future: only one worker wins), then asks
+    verification for the address and talks to SMTP with no transaction open, then records the
+    outcome. A failed attempt is rescheduled with exponential backoff; the timer sweep picks it
+    up. After ``max_attempts`` the row is ``failed`` and logged by id only, for an operator.
+
+    The one unavoidable duplicate: if the process dies after SMTP accepted the message but
+    before ``sent`` is committed, the claim expires and the email is sent again, with the same
+    ``Message-ID``. SMTP offers no way to make that exactly-once; losing it would be worse.
+
+Logs name the notification id, kind, attempt and error class; never an address or a name.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, ContextManager, List, Optional
+
+from sqlalchemy import select, update
+
+from wbs_plumbing.outbox import add_event
+
+from notification.mailer import MailTransportError
+from notification.models import (
+    FAILED,
+    PENDING,
+    SENT,
+    CaseAssignee,
+    Notification,
+    OutboxMessage,
+)
+from notification.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KIND_CASE_ASSIGNED = "case_assigned"
+KIND_SLA_BREACHED = "sla_breached"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: Optional[datetime]) -> Optional[datetime]:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def parse_time(text: Optional[str]) -> Optional[datetime]:
+    if not text:
+        return None
+    value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return as_utc(value)
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Delay after the ``attempt``-th failed attempt (1-based): base, 2*base, 4*base, ... <= cap."""
+    if attempt < 1:
+        raise ValueError("attempt counts from 1")
+    return float(min(cap, base * (2 ** (attempt - 1))))
+
+
+# --- recording (inside the handler's handle_once transaction) ---------------------------------
+
+
+def record_notification(session, *, event_id: str, recipient_id: str, kind: str, case_id: str,
+                        now: datetime) -> str:
+    """Create the pending row for (event, recipient) unless it exists; return its id."""
+    existing = session.execute(
+        select(Notification.notification_id).where(
+            Notification.event_id == event_id, Notification.recipient_id == recipient_id
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    row = Notification(
+        notification_id=str(uuid.uuid4()),
+        event_id=event_id,
+        recipient_id=recipient_id,
+        kind=kind,
+        case_id=case_id,
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()  # a racing duplicate fails here, inside the caller's transaction
+    return row.notification_id
+
+
+def remember_assignment(session, *, case_id: str, inspector_id: str, assigned_at: datetime) -> None:
+    current = session.get(CaseAssignee, case_id)
+    if current is None:
+        session.add(CaseAssignee(case_id=case_id, inspector_id=inspector_id, assigned_at=assigned_at))
+    elif as_utc(current.assigned_at) <= assigned_at:
+        current.inspector_id = inspector_id
+        current.assigned_at = assigned_at
+    session.flush()
+
+
+def record_case_assigned(session, event: dict, now: datetime) -> str:
+    """``case_assigned`` -> one notification for the assigned inspector."""
+    remember_assignment(
+        session,
+        case_id=event["case_id"],
+        inspector_id=event["inspector_id"],
+        assigned_at=parse_time(event.get("occurred_at")) or now,
+    )
+    return record_notification(
+        session,
+        event_id=event["event_id"],
+        recipient_id=event["inspector_id"],
+        kind=KIND_CASE_ASSIGNED,
+        case_id=event["case_id"],
+        now=now,
+    )
+
+
+def record_sla_breached(session, event: dict, now: datetime) -> Optional[str]:
+    """``sla_breached`` -> one notification for the case's current assignee, if known.
+
+    The event names only the case; the assignee comes from earlier ``case_assigned`` events.
+    A case never assigned (e.g. the acknowledgement clock of an unrouted report) has nobody to
+    tell here; verification's escalation covers that, so this is logged and dropped.
+    """
+    assignee = session.get(CaseAssignee, event["case_id"])
+    if assignee is None:
+        log.warning("sla_breached event %s: case has no known assignee; no email", event["event_id"])
+        return None
+    return record_notification(
+        session,
+        event_id=event["event_id"],
+        recipient_id=assignee.inspector_id,
+        kind=KIND_SLA_BREACHED,
+        case_id=event["case_id"],
+        now=now,
+    )
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    notification_id: str
+    recipient_id: str
+    kind: str
+    case_id: str
+    attempt: int  # 1-based number of this attempt
+
+
+def due_notification_ids(session, now: datetime, limit: int) -> List[str]:
+    return list(
+        session.execute(
+            select(Notification.notification_id)
+            .where(Notification.status == PENDING, Notification.next_attempt_at <= now)
+            .order_by(Notification.next_attempt_at)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def claim(session, notification_id: str, now: datetime, settings: Settings) -> Optional[Claim]:
+    """Reserve a due pending row for one attempt; None if it is not due or someone else has it."""
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.notification_id == notification_id,
+            Notification.status == PENDING,
+            Notification.next_attempt_at <= now,
+        )
+        .values(
+            attempts=Notification.attempts + 1,
+            next_attempt_at=now + timedelta(seconds=settings.claim_seconds),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    row = session.execute(
+        select(Notification).where(Notification.notification_id == notification_id)
+    ).scalar_one()
+    return Claim(row.notification_id, row.recipient_id, row.kind, row.case_id, row.attempts)
+
+
+def mark_sent(session, claimed: Claim, now: datetime) -> dict:
+    """Record success and announce it (outbox, same transaction)."""
+    session.execute(
+        update(Notification)
+        .where(Notification.notification_id == claimed.notification_id)
+        .values(status=SENT, sent_at=now, next_attempt_at=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return add_event(
+        session,
+        OutboxMessage,
+        "notification_sent",
+        {"notification_id": claimed.notification_id, "kind": claimed.kind, "case_id": claimed.case_id},
+    )
+
+
+def mark_attempt_failed(session, claimed: Claim, now: datetime, error: str, settings: Settings,
+                        permanent: bool = False) -> str:
+    """Reschedule with backoff, or give up after ``max_attempts`` (or at once if permanent)."""
+    if permanent or claimed.attempt >= settings.max_attempts:
+        values = dict(status=FAILED, next_attempt_at=None, last_error=error[:64])
+        status = FAILED
+        log.error(
+            "notification %s (%s) failed for good after %d attempt(s): %s",
+            claimed.notification_id, claimed.kind, claimed.attempt, error,
+        )
+    else:
+        delay = backoff_seconds(claimed.attempt, settings.retry_base_seconds, settings.retry_max_seconds)
+        values = dict(next_attempt_at=now + timedelta(seconds=delay), last_error=error[:64])
+        status = PENDING
+        log.warning(
+            "notification %s (%s) attempt %d failed (%s); next try in %.1fs",
+            claimed.notification_id, claimed.kind, claimed.attempt, error, delay,
+        )
+    session.execute(
+        update(Notification)
+        .where(Notification.notification_id == claimed.notification_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return status
+
+
+def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], lookup_recipient,
+            mailer, settings: Settings, clock: Callable[[], datetime] = utcnow) -> Optional[str]:
+    """One delivery attempt. Returns the row's new status, or None if the row was not claimable.
+
+    ``transaction`` is the caller's unit of work (``Database.transaction``); this function opens
+    short ones around the claim and the outcome and none around the RPC or SMTP conversation.
+    ``lookup_recipient(staff_id)`` returns ``{"email", "display_name", "language"}`` or None;
+    ``mailer`` is a ``MailSender``. Transient failures never raise: the row is rescheduled.
+    """
+    with transaction() as session:
+        claimed = claim(session, notification_id, clock(), settings)
+    if claimed is None:
+        return None
+
+    error, permanent = None, False
+    try:
+        recipient = lookup_recipient(claimed.recipient_id)
+    except Exception as exc:  # verification down, timed out, or erred: try again later
+        recipient, error = None, "recipient_lookup:" + type(exc).__name__
+    else:
+        if not recipient or not recipient.get("email"):
+            error, permanent = "no_recipient", True
+
+    if error is None:
+        try:
+            mailer.send_notification(
+                key=claimed.notification_id,
+                to_address=recipient["email"],
+                kind=claimed.kind,
+                case_id=claimed.case_id,
+                language=recipient.get("language"),
+            )
+        except MailTransportError as exc:
+            error = "mail:" + str(exc)
+
+    with transaction() as session:
+        if error is None:
+            mark_sent(session, claimed, clock())
+            status = SENT
+        else:
+            status = mark_attempt_failed(session, claimed, clock(), error, settings, permanent)
+    if status == SENT:
+        log.info("notification %s (%s) sent on attempt %d", claimed.notification_id, claimed.kind, claimed.attempt)
+    return status
+
+
+def sweep(*, transaction, lookup_recipient, mailer, settings: Settings,
+          clock: Callable[[], datetime] = utcnow) -> int:
+    """Retry every due pending notification (bounded batch). Returns how many were attempted."""
+    with transaction() as session:
+        ids = due_notification_ids(session, clock(), settings.sweep_batch)
+    attempted = 0
+    for notification_id in ids:
+        if deliver(notification_id, transaction=transaction, lookup_recipient=lookup_recipient,
+                   mailer=mailer, settings=settings, clock=clock) is not None:
+            attempted += 1
+    return attempted

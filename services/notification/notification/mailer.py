@@ -1,0 +1,175 @@
+"""Content-free staff emails, and the one DependencyProvider that sends them.
+
+Why the templates can carry nothing sensitive: they are rendered from exactly two values, the
+notification kind (which picks the template) and the console link built from the case id. The
+render function does not accept anything else, so no event field, recipient name, unit or
+report content can reach an email even by mistake (DESIGN §5.6). A reporter's case is named
+only by its opaque id inside a link that requires signing in.
+
+Transports (``SMTP_HOST`` set or not):
+
+* SMTP through the standard library's ``smtplib`` imported with eventlet's green sockets, so a
+  slow mail server blocks one greenlet, not the service, and with a timeout so a dead one fails
+  the attempt instead of hanging the worker. STARTTLS and login when configured.
+* The outbox folder ``<WBS_DATA_DIR>/outbox/``: one ``.eml`` per message, written to a temporary
+  name in the same folder and renamed, so a reader never sees half a file. The file name is the
+  notification id: a retry after a crash overwrites instead of duplicating.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Optional
+
+import eventlet.patcher
+import jinja2
+from nameko.extensions import DependencyProvider
+
+from notification.settings import Settings
+
+smtplib = eventlet.patcher.import_patched("smtplib")
+
+log = logging.getLogger(__name__)
+
+KINDS = ("case_assigned", "sla_breached")
+LANGUAGES = ("id", "en")
+DEFAULT_LANGUAGE = "id"
+# The only names a template may use. Tested: every template's undeclared variables are a subset.
+TEMPLATE_VARIABLES = frozenset({"link"})
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("notification", "templates"),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    body: str
+
+
+def case_link(console_url: str, case_id: str) -> str:
+    return "{}/cases/{}".format(console_url.rstrip("/"), case_id)
+
+
+def _render_one(kind: str, language: str, link: str):
+    text = _env.get_template("{}.{}.txt".format(kind, language)).render(link=link)
+    subject, _, body = text.partition("\n")
+    return subject.strip(), body
+
+
+def render(kind: str, case_id: str, console_url: str, language: Optional[str] = None) -> RenderedEmail:
+    """Both languages, the recipient's preferred one first (Bahasa Indonesia by default)."""
+    if kind not in KINDS:
+        raise ValueError("unknown notification kind {!r}".format(kind))
+    first = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    order = [first] + [lang for lang in LANGUAGES if lang != first]
+    link = case_link(console_url, case_id)
+    parts = [_render_one(kind, lang, link) for lang in order]
+    subject = "[WBS] " + " / ".join(subject for subject, _ in parts)
+    body = "\n-----\n\n".join(body.strip() + "\n" for _, body in parts)
+    return RenderedEmail(subject=subject, body=body)
+
+
+def build_message(settings: Settings, to_address: str, rendered: RenderedEmail, message_key: str) -> EmailMessage:
+    """A plain-text message. ``Message-ID`` is derived from the notification id so that a
+    resend after a crash can be recognised as the same message by the receiving side."""
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to_address
+    message["Subject"] = rendered.subject
+    message["Date"] = email.utils.formatdate(usegmt=True)
+    domain = settings.mail_from.rpartition("@")[2] or "wbs.invalid"
+    message["Message-ID"] = "<{}@{}>".format(message_key, domain)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.body)
+    return message
+
+
+class MailTransportError(Exception):
+    """Sending failed in a way worth retrying later (server down, refused, timed out)."""
+
+
+class SmtpTransport:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def send(self, message: EmailMessage, key: str) -> None:
+        s = self.settings
+        try:
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout) as client:
+                if s.smtp_starttls:
+                    client.starttls()
+                if s.smtp_username:
+                    client.login(s.smtp_username, s.smtp_password)
+                client.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            # The exception's text can quote the recipient address; only its class travels on.
+            raise MailTransportError(type(exc).__name__) from None
+
+
+class OutboxFolderTransport:
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def send(self, message: EmailMessage, key: str) -> None:
+        try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            final = os.path.join(self.folder, "{}.eml".format(key))
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(message.as_bytes())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, final)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+                raise
+        except OSError as exc:
+            raise MailTransportError(type(exc).__name__) from None
+
+
+class MailSender:
+    """What a worker gets: one verb, ``send_notification``."""
+
+    def __init__(self, settings: Settings, transport):
+        self.settings = settings
+        self.transport = transport
+
+    def send_notification(self, *, key: str, to_address: str, kind: str, case_id: str,
+                          language: Optional[str] = None) -> None:
+        rendered = render(kind, case_id, self.settings.console_url, language)
+        message = build_message(self.settings, to_address, rendered, key)
+        self.transport.send(message, key)
+
+
+def make_transport(settings: Settings):
+    if settings.uses_smtp:
+        return SmtpTransport(settings)
+    return OutboxFolderTransport(settings.outbox_dir)
+
+
+class Mailer(DependencyProvider):
+    """Sends staff emails over SMTP or into the outbox folder (see module docstring)."""
+
+    def setup(self):
+        self.settings = Settings.from_config(self.container.config)
+        self.sender = MailSender(self.settings, make_transport(self.settings))
+        if self.settings.uses_smtp:
+            log.info("mail goes to SMTP %s:%s", self.settings.smtp_host, self.settings.smtp_port)
+        else:
+            log.info("no SMTP_HOST: mail goes to the outbox folder %s", self.settings.outbox_dir)
+
+    def get_dependency(self, worker_ctx):
+        return self.sender

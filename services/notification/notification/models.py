@@ -1,0 +1,83 @@
+"""Tables owned by the notification service.
+
+What is deliberately *not* stored: the recipient's email address, name or language (looked up
+from verification at each attempt, so a changed address is honoured and this database holds no
+personal data beyond a staff id), and the email body (it is rendered from the kind and case id,
+which is all it may ever contain).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin
+
+PENDING = "pending"
+SENT = "sent"
+FAILED = "failed"
+STATUSES = (PENDING, SENT, FAILED)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OutboxMessage(OutboxMixin, Base):
+    pass
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    pass
+
+
+class Notification(Base):
+    """One email to one staff member about one event.
+
+    ``UNIQUE(event_id, recipient_id)`` is the exactly-once guarantee for the *decision* to send:
+    however often an event is delivered, and however many notification instances race on it,
+    at most one row (and so one email) exists per (event, recipient).
+
+    ``next_attempt_at`` doubles as a lease: a worker claims a pending row by moving it into the
+    future before sending, so the retry sweep of another instance does not send it again.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("event_id", "recipient_id", name="uq_notifications_event_recipient"),
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'failed')", name="ck_notifications_status"
+        ),
+        Index("ix_notifications_status_next_attempt", "status", "next_attempt_at"),
+    )
+
+    notification_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    recipient_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    case_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # Exception class name only (e.g. "SMTPServerDisconnected"): never a message text, which
+    # may quote an address.
+    last_error: Mapped[Optional[str]] = mapped_column(String(64))
+
+
+class CaseAssignee(Base):
+    """Who is currently assigned to a case, learned from ``case_assigned`` events.
+
+    Kept so that ``sla_breached`` (which names only the case) can reach the assignee without a
+    synchronous call. ``assigned_at`` is the event's ``occurred_at``: an older assignment
+    delivered late never overwrites a newer one.
+    """
+
+    __tablename__ = "case_assignees"
+
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    inspector_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

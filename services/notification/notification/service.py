@@ -1,0 +1,74 @@
+"""The notification service: turns verification's events into content-free staff emails.
+
+Exactly one email per (event, recipient), retried until a bounded number of attempts when the
+mail server or the staff directory is away. How, and the one unavoidable duplicate, are in
+``notification.domain``'s docstring.
+"""
+from __future__ import annotations
+
+from wbs_plumbing.db import Database
+from wbs_plumbing.reliable import event_handler
+
+from notification import domain
+from notification.dependencies import NotificationSettings, RecipientDirectory
+from notification.mailer import Mailer
+from notification.models import Base, OutboxMessage, ProcessedEvent
+from notification.timers import configured_timer
+
+
+class NotificationService:
+    name = "notification"
+
+    db = Database(Base, OutboxMessage)
+    mailer = Mailer()
+    directory = RecipientDirectory()
+    settings = NotificationSettings()
+
+    @event_handler("verification", "case_assigned")
+    def handle_case_assigned(self, event):
+        """Email the assigned inspector that a case needs them.
+
+        Input: ``case_assigned`` {case_id, inspector_id, unit} (validated by the reliable handler).
+        Emits: ``notification_sent`` {notification_id, kind, case_id} once the mail server
+        accepted the email (now, or later from the retry sweep).
+        Errors: a database failure raises and the event is retried, then dead-lettered; mail and
+        directory failures never raise here, the row is retried by ``retry_pending``.
+        """
+        with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
+            if session is None:
+                return  # redelivery: already recorded (and sent or scheduled)
+            notification_id = domain.record_case_assigned(session, event, domain.utcnow())
+        # First attempt right away, after the commit: no transaction is open during RPC or SMTP.
+        self._deliver(notification_id)
+
+    @event_handler("verification", "sla_breached")
+    def handle_sla_breached(self, event):
+        """Email the case's current assignee that one of its deadlines has passed.
+
+        Input: ``sla_breached`` {case_id, clock, due_at}; the assignee is known from earlier
+        ``case_assigned`` events (none known: logged, no email).
+        Emits: ``notification_sent`` as for ``case_assigned``.
+        Errors: as ``handle_case_assigned``.
+        """
+        with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
+            if session is None:
+                return
+            notification_id = domain.record_sla_breached(session, event, domain.utcnow())
+        if notification_id is not None:
+            self._deliver(notification_id)
+
+    @configured_timer(interval=5, config_key="NOTIFY_SWEEP_INTERVAL_SECONDS")
+    def retry_pending(self):
+        """Retry due pending notifications with exponential backoff (bounded attempts).
+
+        Input: none (timer). Emits: ``notification_sent`` for each email that now goes through.
+        Errors: none raised for mail or directory failures; rows past ``NOTIFY_MAX_ATTEMPTS``
+        become ``failed`` and are logged by id.
+        """
+        domain.sweep(transaction=self.db.transaction, lookup_recipient=self.directory.get_recipient,
+                     mailer=self.mailer, settings=self.settings)
+
+    def _deliver(self, notification_id):
+        domain.deliver(notification_id, transaction=self.db.transaction,
+                       lookup_recipient=self.directory.get_recipient, mailer=self.mailer,
+                       settings=self.settings)

@@ -1,0 +1,139 @@
+"""Typed settings of the notification service, parsed once from the nameko config.
+
+Why a frozen dataclass: every DependencyProvider reads the same values, and a typo in a
+config key should fail at start, not on the first email. In production (``WBS_ENV=production``)
+an SMTP server is required and must not be reached with an empty password when a username is
+set: a misconfigured mailer that silently writes .eml files to a container's disk would look
+healthy while no inspector is ever told about a case.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Tuple
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+class ConfigurationError(Exception):
+    """The service must not start with this configuration."""
+
+
+def _text(value: Any, default: str = "") -> str:
+    # nameko's ``${VAR:}`` substitution turns an empty variable into None (YAML null).
+    if value is None:
+        return default
+    return str(value).strip()
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in TRUE_WORDS
+
+
+def _number(value: Any, default: float) -> float:
+    if value is None or value == "":
+        return default
+    return float(value)
+
+
+def _secret(config: Mapping[str, Any], key: str) -> str:
+    """``KEY``, or the content of the file named by ``KEY_FILE`` (Docker/Kubernetes secrets)."""
+    path = _text(config.get(key + "_FILE"))
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+        except OSError as exc:
+            raise ConfigurationError("{}_FILE: cannot read {} ({})".format(key, path, type(exc).__name__))
+    return _text(config.get(key))
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    data_dir: str = "./var"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "wbs@localhost"
+    console_url: str = "http://localhost:8001"
+    # Retry of undelivered mail: attempt n (1-based) that fails waits
+    # min(retry_base * 2**(n-1), retry_max) seconds; after max_attempts the row is failed.
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    max_attempts: int = 10
+    # How long a claimed row is reserved for the worker sending it (crash -> resent after this).
+    claim_seconds: float = 120.0
+    sweep_interval_seconds: float = 5.0
+    sweep_batch: int = 50
+    rpc_timeout_seconds: float = 10.0
+
+    @property
+    def outbox_dir(self) -> str:
+        return os.path.join(self.data_dir, "outbox")
+
+    @property
+    def uses_smtp(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def retry_schedule(self) -> Tuple[float, ...]:
+        """Seconds to wait after each failed attempt (documentation and tests)."""
+        from notification.domain import backoff_seconds
+
+        return tuple(
+            backoff_seconds(n, self.retry_base_seconds, self.retry_max_seconds)
+            for n in range(1, self.max_attempts)
+        )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+        env = _text(config.get("WBS_ENV"), "development").lower()
+        smtp_host = _text(config.get("SMTP_HOST"))
+        starttls = _flag(config.get("SMTP_STARTTLS"), False)
+        default_port = 587 if starttls else 25
+        settings = cls(
+            env=env,
+            data_dir=_text(config.get("WBS_DATA_DIR"), "./var"),
+            smtp_host=smtp_host,
+            smtp_port=int(_number(config.get("SMTP_PORT"), default_port)),
+            smtp_username=_text(config.get("SMTP_USERNAME")),
+            smtp_password=_secret(config, "SMTP_PASSWORD"),
+            smtp_starttls=starttls,
+            smtp_timeout=_number(config.get("SMTP_TIMEOUT_SECONDS"), 10.0),
+            mail_from=_text(config.get("MAIL_FROM"), "wbs@localhost"),
+            console_url=_text(config.get("WBS_CONSOLE_URL"), "http://localhost:8001").rstrip("/"),
+            retry_base_seconds=_number(config.get("NOTIFY_RETRY_BASE_SECONDS"), 30.0),
+            retry_max_seconds=_number(config.get("NOTIFY_RETRY_MAX_SECONDS"), 3600.0),
+            max_attempts=int(_number(config.get("NOTIFY_MAX_ATTEMPTS"), 10)),
+            claim_seconds=_number(config.get("NOTIFY_CLAIM_SECONDS"), 120.0),
+            sweep_interval_seconds=_number(config.get("NOTIFY_SWEEP_INTERVAL_SECONDS"), 5.0),
+            sweep_batch=int(_number(config.get("NOTIFY_SWEEP_BATCH"), 50)),
+            rpc_timeout_seconds=_number(config.get("NOTIFY_RPC_TIMEOUT_SECONDS"), 10.0),
+        )
+        settings.check()
+        if env == "production" and not _text(config.get("WBS_CONSOLE_URL")):
+            # The link is the whole point of the email; a default pointing at localhost
+            # would send every inspector to their own machine.
+            raise ConfigurationError("WBS_CONSOLE_URL must be set in production")
+        return settings
+
+    def check(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError("NOTIFY_MAX_ATTEMPTS must be at least 1")
+        if self.retry_base_seconds <= 0 or self.retry_max_seconds < self.retry_base_seconds:
+            raise ConfigurationError("NOTIFY_RETRY_* must satisfy 0 < base <= max")
+        if self.env == "production":
+            if not self.smtp_host:
+                raise ConfigurationError(
+                    "WBS_ENV=production needs SMTP_HOST: the outbox folder is for development only"
+                )
+            if self.smtp_username and not self.smtp_password:
+                raise ConfigurationError("SMTP_USERNAME is set but SMTP_PASSWORD is missing")

@@ -1,0 +1,1 @@
+"""Email templates (a package so that a non-editable install ships the .txt files)."""
