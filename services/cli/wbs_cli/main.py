@@ -1,0 +1,137 @@
+"""`wbs`: the administration command (CONTRACT.md §5).
+
+Commands that change the directory talk to the running services over RPC, never to their
+databases: the CLI works the same against a laptop or a ministry-wide cluster, as long as it can
+reach RabbitMQ (`AMQP_URI`). Only `wbs migrate` touches databases directly, before the services
+start.
+"""
+import argparse
+import os
+import sys
+
+SERVICES = ("intake", "storage", "verification", "notification")
+
+
+def amqp_uri() -> str:
+    return os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
+
+
+def rpc_call(service: str, method: str, *args, timeout: float = 30, **kwargs):
+    """One RPC call through a standalone nameko proxy (msgpack, as the services speak)."""
+    import eventlet
+    eventlet.monkey_patch()
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    config = {"AMQP_URI": amqp_uri(), "SERIALIZER": "msgpack", "ACCEPT": ["msgpack", "json"]}
+    with ClusterRpcProxy(config, timeout=timeout) as cluster:
+        return getattr(getattr(cluster, service), method)(*args, **kwargs)
+
+
+def cmd_unit_add(args):
+    unit = rpc_call("verification", "add_unit", args.code, args.name, parent=args.parent,
+                    inspectorate=args.inspectorate)
+    print(f"unit {unit['code']} added")
+
+
+def cmd_inspector_add(args):
+    staff = rpc_call("verification", "add_staff", args.username, args.email, args.unit, args.role)
+    print(f"{args.role} {staff['username']} added (id {staff['staff_id']})")
+    print(f"password: {staff['password']}")
+    print(f"totp: {staff['otpauth_uri']}")
+
+
+def cmd_events_tail(args):
+    from wbs_cli.broker import tail_events
+    tail_events(amqp_uri(), limit=args.count, timeout=args.timeout)
+
+
+def cmd_dlq_list(args):
+    from wbs_cli.broker import list_dead_letters
+    letters = list_dead_letters(amqp_uri())
+    if not letters:
+        print("no dead letters")
+    for letter in letters:
+        print(f"{letter['id']}  {letter['dead_lettered_at']}  {letter['queue']}  attempts={letter['attempts']}  {letter['reason']}")
+
+
+def cmd_dlq_replay(args):
+    from wbs_cli.broker import replay_dead_letter
+    queue = replay_dead_letter(amqp_uri(), args.id)
+    print(f"replayed {args.id} to {queue}")
+
+
+def cmd_migrate(args):
+    from wbs_cli.supervisor import migrate_all
+    migrate_all(args.services or SERVICES)
+
+
+def cmd_run(args):
+    from wbs_cli.supervisor import run
+    sys.exit(run())
+
+
+def cmd_not_yet(args):
+    print(f"wbs {args.command_name}: not available in this version", file=sys.stderr)
+    sys.exit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="wbs", description="Administer a Whistle Blowing System deployment.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    unit = commands.add_parser("unit", help="units (unit kerja / satker)").add_subparsers(dest="action", required=True)
+    add = unit.add_parser("add", help="add a unit")
+    add.add_argument("code")
+    add.add_argument("--name", required=True)
+    add.add_argument("--parent")
+    add.add_argument("--inspectorate", action="store_true", help="this unit is an inspectorate (its staff verify reports)")
+    add.set_defaults(func=cmd_unit_add)
+
+    inspector = commands.add_parser("inspector", help="staff accounts").add_subparsers(dest="action", required=True)
+    add = inspector.add_parser("add", help="add a staff account; prints its initial password and TOTP enrolment")
+    add.add_argument("username")
+    add.add_argument("--email", required=True)
+    add.add_argument("--unit", required=True, help="home unit")
+    add.add_argument("--role", default="inspector", choices=("inspector", "supervisor", "admin"))
+    add.set_defaults(func=cmd_inspector_add)
+
+    events = commands.add_parser("events", help="published events").add_subparsers(dest="action", required=True)
+    tail = events.add_parser("tail", help="print published events as they happen")
+    tail.add_argument("--count", type=int, default=0, help="stop after N events (0 = never)")
+    tail.add_argument("--timeout", type=float, default=0, help="stop after N seconds (0 = never)")
+    tail.set_defaults(func=cmd_events_tail)
+
+    dlq = commands.add_parser("dlq", help="dead-lettered messages").add_subparsers(dest="action", required=True)
+    dlq.add_parser("list", help="list dead letters").set_defaults(func=cmd_dlq_list)
+    replay = dlq.add_parser("replay", help="send a dead letter back to the queue it came from")
+    replay.add_argument("id")
+    replay.set_defaults(func=cmd_dlq_replay)
+
+    migrate = commands.add_parser("migrate", help="migrate the services' databases to the latest schema")
+    migrate.add_argument("services", nargs="*", help="default: all four")
+    migrate.set_defaults(func=cmd_migrate)
+
+    commands.add_parser("run", help="run all four services with the embedded defaults (make run)").set_defaults(func=cmd_run)
+
+    for name, help_text in (("keys", "key-encryption keys (rotate)"), ("retention", "retention (run)"),
+                            ("audit", "audit trail (verify)")):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("action")
+        sub.set_defaults(func=cmd_not_yet, command_name=name)
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # an operator wants the reason, not a traceback
+        reason = getattr(exc, "value", None) or str(exc) or type(exc).__name__
+        print(f"wbs: {reason}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
