@@ -1,0 +1,357 @@
+"""Unit tests: templates, backoff, and the delivery state machine on an in-memory SQLite database
+with fake collaborators (no broker, no SMTP)."""
+import email
+import json
+import os
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from email import policy
+
+import jinja2.meta
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from wbs_contracts.events import validate_event
+
+from notification import domain, mailer
+from notification.mailer import (
+    KINDS, LANGUAGES, MailSender, MailTransportError, OutboxFolderTransport, TEMPLATE_VARIABLES,
+    render,
+)
+from notification.models import Base, CaseAssignee, Notification, OutboxMessage, ProcessedEvent
+from notification.settings import ConfigurationError, Settings
+
+CASE_ID = "6f1c2a3b-1111-4222-8333-944455556666"
+INSPECTOR_ID = "0a0b0c0d-1111-4222-8333-944455556666"
+OTHER_INSPECTOR = "0a0b0c0d-2222-4222-8333-944455556666"
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+
+# Things that must never reach an email: a recipient's name, a unit, and (for good measure)
+# strings that look like report content.
+CANARIES = ["Canary-Budi-Santoso", "dit-canary-unit", "CANARY-NARRATIVE", "canary-reporter@example.org"]
+
+
+def case_assigned_event(event_id="11111111-2222-4333-8444-555555555555", inspector=INSPECTOR_ID,
+                        occurred_at="2026-11-23T09:00:00Z"):
+    return {"schema_version": 1, "event_id": event_id, "occurred_at": occurred_at,
+            "case_id": CASE_ID, "inspector_id": inspector, "unit": "dit-canary-unit"}
+
+
+class Clock:
+    def __init__(self, now=T0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += timedelta(seconds=seconds)
+
+
+class RecordingTransport:
+    def __init__(self):
+        self.sent = []
+        self.fail_next = 0
+
+    def send(self, message, key):
+        if self.fail_next:
+            self.fail_next -= 1
+            raise MailTransportError("SMTPServerDisconnected")
+        self.sent.append((key, message))
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(data_dir=str(tmp_path), console_url="https://console.example.go.id",
+                    retry_base_seconds=10, retry_max_seconds=60, max_attempts=4, claim_seconds=120)
+
+
+@pytest.fixture
+def engine():
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def transaction(engine):
+    @contextmanager
+    def transaction():
+        session = Session(engine, expire_on_commit=False)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+    return transaction
+
+
+@pytest.fixture
+def transport():
+    return RecordingTransport()
+
+
+@pytest.fixture
+def sender(settings, transport):
+    return MailSender(settings, transport)
+
+
+def directory(recipient=None, error=None):
+    calls = []
+
+    def lookup(staff_id):
+        calls.append(staff_id)
+        if error is not None:
+            raise error
+        return recipient if recipient is not None else {
+            "email": "inspektur@itjen.example.go.id", "display_name": CANARIES[0], "language": "id"}
+    lookup.calls = calls
+    return lookup
+
+
+def record(transaction, event=None, now=T0):
+    event = event or case_assigned_event()
+    with transaction() as session:
+        session.add(ProcessedEvent(event_id=event["event_id"], consumer=""))
+        return domain.record_case_assigned(session, event, now)
+
+
+def row(transaction, notification_id):
+    with transaction() as session:
+        return session.get(Notification, notification_id)
+
+
+# --- templates ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_templates_use_only_the_link(kind, language):
+    name = "{}.{}.txt".format(kind, language)
+    source = mailer._env.loader.get_source(mailer._env, name)[0]
+    used = jinja2.meta.find_undeclared_variables(mailer._env.parse(source))
+    assert used == set(TEMPLATE_VARIABLES) == {"link"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rendered_email_is_bilingual_and_links_to_the_case(kind):
+    rendered = render(kind, CASE_ID, "https://console.example.go.id/", "en")
+    link = "https://console.example.go.id/cases/" + CASE_ID
+    assert rendered.body.count(link) == 2
+    assert "Please sign in" in rendered.body and "Silakan masuk" in rendered.body
+    # preferred language first
+    assert rendered.body.index("Please sign in") < rendered.body.index("Silakan masuk")
+    assert render(kind, CASE_ID, "https://c", "id").body.index("Silakan") < \
+        render(kind, CASE_ID, "https://c", "id").body.index("Please")
+    assert render(kind, CASE_ID, "https://c", None).body.startswith(render(kind, CASE_ID, "https://c", "id").body[:20])
+
+
+def test_render_refuses_unknown_kinds():
+    with pytest.raises(ValueError):
+        render("case_opened", CASE_ID, "https://c")
+
+
+def test_delivered_message_carries_no_content_fields(transaction, sender, transport, settings):
+    notification_id = record(transaction)
+    status = domain.deliver(notification_id, transaction=transaction, lookup_recipient=directory(),
+                            mailer=sender, settings=settings, clock=Clock())
+    assert status == "sent"
+    (key, message), = transport.sent
+    assert key == notification_id
+    raw = message.as_string()
+    for canary in CANARIES:
+        assert canary not in raw
+    assert message["To"] == "inspektur@itjen.example.go.id"
+    assert message["Message-ID"] == "<{}@localhost>".format(notification_id)
+    body = message.get_content()
+    assert "https://console.example.go.id/cases/" + CASE_ID in body
+    # The only variable part of the body is the link: the body equals the rendered template.
+    assert body.strip() == render("case_assigned", CASE_ID, settings.console_url, "id").body.strip()
+
+
+# --- backoff -----------------------------------------------------------------------------------
+
+
+def test_backoff_schedule_doubles_and_is_capped():
+    assert [domain.backoff_seconds(n, 30, 3600) for n in range(1, 10)] == \
+        [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert Settings().retry_schedule == (30, 60, 120, 240, 480, 960, 1920, 3600, 3600)
+    with pytest.raises(ValueError):
+        domain.backoff_seconds(0, 30, 3600)
+
+
+def test_failed_attempts_are_rescheduled_with_backoff_then_failed(transaction, sender, transport, settings):
+    clock = Clock()
+    transport.fail_next = 100
+    notification_id = record(transaction)
+    kwargs = dict(transaction=transaction, lookup_recipient=directory(), mailer=sender,
+                  settings=settings, clock=clock)
+
+    waits = []
+    for attempt in range(1, settings.max_attempts + 1):
+        status = domain.deliver(notification_id, **kwargs)
+        current = row(transaction, notification_id)
+        assert current.attempts == attempt
+        if attempt < settings.max_attempts:
+            assert status == "pending"
+            wait = (domain.as_utc(current.next_attempt_at) - clock.now).total_seconds()
+            waits.append(wait)
+            # not due before its time: a sweep a second early does nothing
+            clock.advance(wait - 1)
+            assert domain.deliver(notification_id, **kwargs) is None
+            clock.advance(1)
+        else:
+            assert status == "failed"
+    assert waits == [10, 20, 40]
+    final = row(transaction, notification_id)
+    assert final.status == "failed" and final.next_attempt_at is None
+    assert final.last_error == "mail:SMTPServerDisconnected"
+    assert transport.sent == []
+
+
+def test_a_retry_after_an_smtp_failure_sends_once_and_announces_it(transaction, sender, transport, settings, engine):
+    clock = Clock()
+    transport.fail_next = 1
+    notification_id = record(transaction)
+    kwargs = dict(transaction=transaction, lookup_recipient=directory(), mailer=sender,
+                  settings=settings, clock=clock)
+    assert domain.deliver(notification_id, **kwargs) == "pending"
+    assert domain.sweep(**kwargs) == 0  # not due yet
+    clock.advance(settings.retry_base_seconds)
+    assert domain.sweep(**kwargs) == 1
+    assert domain.sweep(**kwargs) == 0
+    assert len(transport.sent) == 1
+    current = row(transaction, notification_id)
+    assert current.status == "sent" and current.attempts == 2
+    with Session(engine) as session:
+        outbox = session.scalars(select(OutboxMessage)).all()
+    assert len(outbox) == 1 and outbox[0].event_type == "notification_sent"
+    assert outbox[0].exchange == "notification.events"
+    body = json.loads(outbox[0].body)
+    validate_event("notification_sent", body)
+    assert {k: body[k] for k in ("notification_id", "kind", "case_id")} == \
+        {"notification_id": notification_id, "kind": "case_assigned", "case_id": CASE_ID}
+
+
+def test_directory_outage_is_retried_and_unknown_recipient_fails_at_once(transaction, sender, transport, settings):
+    clock = Clock()
+    first = record(transaction)
+    status = domain.deliver(first, transaction=transaction, lookup_recipient=directory(error=TimeoutError()),
+                            mailer=sender, settings=settings, clock=clock)
+    assert status == "pending"
+    assert row(transaction, first).last_error == "recipient_lookup:TimeoutError"
+
+    second = record(transaction, case_assigned_event(event_id="21111111-2222-4333-8444-555555555555"))
+    status = domain.deliver(second, transaction=transaction, lookup_recipient=directory(recipient={}),
+                            mailer=sender, settings=settings, clock=clock)
+    assert status == "failed"
+    assert row(transaction, second).last_error == "no_recipient"
+    assert transport.sent == []
+
+
+# --- exactly one row per (event, recipient) ------------------------------------------------------
+
+
+def test_recording_is_idempotent_per_event_and_recipient(transaction):
+    event = case_assigned_event()
+    with transaction() as session:
+        first = domain.record_case_assigned(session, event, T0)
+        again = domain.record_case_assigned(session, event, T0)
+    assert first == again
+    with transaction() as session:
+        assert session.scalars(select(Notification)).all()[0].notification_id == first
+        assert len(session.scalars(select(Notification)).all()) == 1
+
+
+def test_the_unique_constraint_refuses_a_second_row(transaction):
+    record(transaction)
+    from sqlalchemy.exc import IntegrityError
+    with pytest.raises(IntegrityError):
+        with transaction() as session:
+            session.add(Notification(notification_id="x", event_id=case_assigned_event()["event_id"],
+                                     recipient_id=INSPECTOR_ID, kind="case_assigned", case_id=CASE_ID,
+                                     status="pending", attempts=0, created_at=T0))
+
+
+def test_a_claimed_row_is_not_sent_twice(transaction, settings):
+    notification_id = record(transaction)
+    with transaction() as session:
+        assert domain.claim(session, notification_id, T0, settings) is not None
+    with transaction() as session:
+        assert domain.claim(session, notification_id, T0, settings) is None
+    with transaction() as session:  # the claim expires: a crashed sender's row goes out again
+        later = T0 + timedelta(seconds=settings.claim_seconds)
+        assert domain.claim(session, notification_id, later, settings).attempt == 2
+
+
+def test_sla_breached_goes_to_the_latest_assignee(transaction):
+    with transaction() as session:
+        domain.record_case_assigned(session, case_assigned_event(
+            event_id="31111111-2222-4333-8444-555555555555", inspector=OTHER_INSPECTOR,
+            occurred_at="2026-11-23T10:00:00Z"), T0)
+        # an older assignment delivered late does not win
+        domain.record_case_assigned(session, case_assigned_event(
+            event_id="41111111-2222-4333-8444-555555555555", occurred_at="2026-11-23T08:00:00Z"), T0)
+    sla = {"schema_version": 1, "event_id": "51111111-2222-4333-8444-555555555555",
+           "occurred_at": "2026-11-30T09:00:00Z", "case_id": CASE_ID, "clock": "acknowledge",
+           "due_at": "2026-11-30T09:00:00Z"}
+    validate_event("sla_breached", sla)
+    with transaction() as session:
+        notification_id = domain.record_sla_breached(session, sla, T0)
+    current = row(transaction, notification_id)
+    assert (current.kind, current.recipient_id) == ("sla_breached", OTHER_INSPECTOR)
+    unknown = dict(sla, event_id="61111111-2222-4333-8444-555555555555",
+                   case_id="7f1c2a3b-1111-4222-8333-944455556666")
+    with transaction() as session:
+        assert domain.record_sla_breached(session, unknown, T0) is None
+
+
+# --- outbox folder ------------------------------------------------------------------------------
+
+
+def test_outbox_folder_writes_one_complete_eml_per_notification(tmp_path, settings):
+    folder = tmp_path / "outbox"
+    sender = MailSender(settings, OutboxFolderTransport(str(folder)))
+    sender.send_notification(key="n-1", to_address="a@example.org", kind="case_assigned", case_id=CASE_ID)
+    sender.send_notification(key="n-1", to_address="a@example.org", kind="case_assigned", case_id=CASE_ID)
+    assert sorted(os.listdir(folder)) == ["n-1.eml"]  # a resend overwrites; no temp files left
+    parsed = email.message_from_bytes((folder / "n-1.eml").read_bytes(), policy=policy.default)
+    assert parsed["To"] == "a@example.org"
+    assert "/cases/" + CASE_ID in parsed.get_content()
+
+
+def test_outbox_folder_failure_is_a_transport_error(tmp_path, settings):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    sender = MailSender(settings, OutboxFolderTransport(str(blocker / "outbox")))
+    with pytest.raises(MailTransportError):
+        sender.send_notification(key="n", to_address="a@example.org", kind="case_assigned", case_id=CASE_ID)
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def test_settings_from_config_and_production_refusals(tmp_path):
+    s = Settings.from_config({"SMTP_HOST": "mail", "SMTP_PORT": "2525", "SMTP_STARTTLS": "true",
+                              "WBS_CONSOLE_URL": "https://c/", "SMTP_PASSWORD": None})
+    assert (s.smtp_host, s.smtp_port, s.smtp_starttls, s.console_url, s.smtp_password) == \
+        ("mail", 2525, True, "https://c", "")
+    assert Settings.from_config({}).uses_smtp is False
+    assert Settings.from_config({"WBS_DATA_DIR": "/x"}).outbox_dir == "/x/outbox"
+    with pytest.raises(ConfigurationError):
+        Settings.from_config({"WBS_ENV": "production", "WBS_CONSOLE_URL": "https://c"})
+    with pytest.raises(ConfigurationError):
+        Settings.from_config({"WBS_ENV": "production", "SMTP_HOST": "mail"})
+    with pytest.raises(ConfigurationError):
+        Settings.from_config({"WBS_ENV": "production", "SMTP_HOST": "mail", "WBS_CONSOLE_URL": "https://c",
+                              "SMTP_USERNAME": "u"})
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    s = Settings.from_config({"WBS_ENV": "production", "SMTP_HOST": "mail", "WBS_CONSOLE_URL": "https://c",
+                              "SMTP_USERNAME": "u", "SMTP_PASSWORD_FILE": str(secret)})
+    assert s.smtp_password == "s3cret" and "s3cret" not in repr(s)
