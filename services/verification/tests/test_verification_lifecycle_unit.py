@@ -1,0 +1,78 @@
+"""The lifecycle table in DOMAIN.md, checked cell by cell."""
+import itertools
+
+import pytest
+
+from verification import lifecycle as lc
+from verification.errors import InvalidInput, TransitionForbidden
+
+# Transcribed from DOMAIN.md "Allowed moves", independently of lifecycle.ALLOWED.
+TABLE = {
+    "received": {"verification", "referred", "not_actionable"},
+    "verification": {"awaiting_reporter", "analysis", "referred", "not_actionable"},
+    "awaiting_reporter": {"verification", "not_actionable"},
+    "analysis": {"awaiting_reporter", "investigation", "referred", "not_actionable", "closed"},
+    "investigation": {"awaiting_reporter", "follow_up", "referred", "closed"},
+    "follow_up": {"closed"},
+    "referred": set(),
+    "not_actionable": set(),
+    "closed": set(),
+}
+
+
+def test_states_are_the_nine_of_the_domain():
+    assert set(lc.STATES) == set(TABLE)
+    assert lc.TERMINAL == {"referred", "not_actionable", "closed"}
+    assert lc.INITIAL == "received"
+
+
+@pytest.mark.parametrize("src,dst", list(itertools.product(TABLE, TABLE)))
+def test_every_cell_of_the_table_for_an_inspector(src, dst):
+    if dst in TABLE[src]:
+        assert lc.check_transition(src, dst, role="inspector", reason="because") == "because"
+    else:
+        with pytest.raises(TransitionForbidden):
+            lc.check_transition(src, dst, role="inspector", reason="because")
+
+
+@pytest.mark.parametrize("src", sorted(lc.TERMINAL))
+def test_supervisor_reopens_an_ended_case_to_analysis_with_a_reason(src):
+    assert lc.check_transition(src, "analysis", role="supervisor", reason="new facts") == "new facts"
+    with pytest.raises(InvalidInput):
+        lc.check_transition(src, "analysis", role="supervisor", reason="  ")
+    with pytest.raises(TransitionForbidden):
+        lc.check_transition(src, "analysis", role="inspector", reason="new facts")
+    with pytest.raises(TransitionForbidden):
+        lc.check_transition(src, "verification", role="supervisor", reason="new facts")
+
+
+@pytest.mark.parametrize("src", ["received", "verification", "awaiting_reporter", "analysis"])
+def test_not_actionable_requires_a_reason(src):
+    with pytest.raises(InvalidInput):
+        lc.check_transition(src, "not_actionable", role="inspector", reason=None)
+    with pytest.raises(InvalidInput):
+        lc.check_transition(src, "not_actionable", role="inspector", reason="   ")
+    assert lc.check_transition(src, "not_actionable", role="inspector", reason=" duplicate ") == "duplicate"
+
+
+def test_unknown_target_state_is_invalid_input_not_conflict():
+    with pytest.raises(InvalidInput):
+        lc.check_transition("received", "archived", role="inspector", reason=None)
+
+
+def test_labels_staff_and_reporter_in_both_languages():
+    assert lc.labels("awaiting_reporter") == {
+        "code": "awaiting_reporter",
+        "label": "Menunggu pelapor",
+        "labels": {"id": "Menunggu pelapor", "en": "Awaiting reporter"},
+        "reporter_label": {"id": "Mohon lengkapi informasi", "en": "Please add information"},
+    }
+    assert lc.reporter_label("closed", "en") == "Completed"
+    assert lc.reporter_label("referred") == "Diteruskan ke instansi berwenang"
+    assert all(lc.LABELS[s].staff_id and lc.LABELS[s].reporter_en for s in lc.STATES)
+
+
+def test_allowed_moves_offer_reopen_only_to_supervisors():
+    assert lc.allowed_moves("closed", "inspector") == []
+    assert lc.allowed_moves("closed", "supervisor") == ["analysis"]
+    assert lc.allowed_moves("follow_up", "inspector") == ["closed"]
