@@ -91,6 +91,7 @@ from datetime import datetime, timezone
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from wbs_contracts import errors as contract_errors
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,11 @@ class CryptoError(Exception):
     """Base class for errors of this module. Messages never carry plaintext or key bytes."""
 
 
-class IntegrityError(CryptoError):
-    """Ciphertext failed authentication: tampered, truncated, reordered, swapped, or wrong key."""
+class IntegrityError(CryptoError, contract_errors.IntegrityError):
+    """Ciphertext failed authentication: tampered, truncated, reordered, swapped, or wrong key.
+
+    Subclasses the contract's ``IntegrityError`` so RPC callers see that type name.
+    """
 
 
 class KeyFileError(CryptoError):
