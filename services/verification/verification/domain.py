@@ -209,6 +209,27 @@ def transition_case(
     return case_detail(session, case, staff)
 
 
+def report_status(session: Session, report_id: str, language: str = "id") -> dict | None:
+    """What the reporter may see of their case: state and dates with reporter labels.
+
+    No staff names, no reasons (they may be internal), no routing: only the state's public
+    label. None when no case exists (yet) for the report.
+    """
+    case = session.scalar(select(Case).where(Case.report_id == str(report_id)))
+    if case is None:
+        return None
+    history = session.scalars(
+        select(CaseHistory).where(CaseHistory.case_id == case.case_id).order_by(CaseHistory.at, CaseHistory.id)
+    )
+    return {
+        "state": {"code": case.state, "label": lifecycle.reporter_label(case.state, language)},
+        "history": [
+            {"code": h.to_state, "label": lifecycle.reporter_label(h.to_state, language), "at": _iso(h.at)}
+            for h in history if h.to_state in lifecycle.LABELS
+        ],
+    }
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     value = as_utc(value)
     return None if value is None else value.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,69 @@
+"""Typed settings of the verification service, parsed once from the nameko config.
+
+Why refuse to start rather than warn: a production console that signs staff in with a
+weakened password hash, or hands out session cookies without ``Secure``, looks healthy while
+being unsafe. ``WBS_ENV=production`` therefore refuses Argon2 costs below the defaults in
+``auth.py`` (only the test suite weakens them, through a fixture named
+``insecure_fast_password_hashing``) and a console URL that is not HTTPS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from wbs_plumbing.config import ConfigError, environment, flag
+
+from .auth import DEFAULT_MEMORY_KIB, DEFAULT_PARALLELISM, DEFAULT_TIME_COST, HashingCost
+
+
+def _text(value: Any, default: str = "") -> str:
+    # nameko's ``${VAR:}`` turns an empty variable into None.
+    return default if value is None else str(value).strip() or default
+
+
+def _int(value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    console_url: str = "http://localhost:8001"
+    session_minutes: int = 8 * 60
+    password_cost: HashingCost = HashingCost()
+    storage_timeout_seconds: float = 30.0
+    secure_cookies: bool = False
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+        env = environment(dict(config))
+        console_url = _text(config.get("WBS_CONSOLE_URL"), "http://localhost:8001").rstrip("/")
+        cost = HashingCost(
+            time_cost=_int(config.get("ARGON2_TIME_COST"), DEFAULT_TIME_COST),
+            memory_kib=_int(config.get("ARGON2_MEMORY_KIB"), DEFAULT_MEMORY_KIB),
+            parallelism=_int(config.get("ARGON2_PARALLELISM"), DEFAULT_PARALLELISM),
+        )
+        settings = cls(
+            env=env,
+            console_url=console_url,
+            session_minutes=_int(config.get("SESSION_MINUTES"), 8 * 60),
+            password_cost=cost,
+            storage_timeout_seconds=float(config.get("STORAGE_RPC_TIMEOUT_SECONDS") or 30.0),
+            secure_cookies=flag(config.get("SECURE_COOKIES"), default=env == "production"),
+        )
+        if settings.session_minutes <= 0:
+            raise ConfigError("SESSION_MINUTES must be positive")
+        if env == "production":
+            if cost.weaker_than_default:
+                raise ConfigError("ARGON2_* below the default cost is for tests only, never production")
+            if not console_url.startswith("https://"):
+                raise ConfigError("WBS_CONSOLE_URL must be https:// in production")
+            if not settings.secure_cookies:
+                raise ConfigError("SECURE_COOKIES cannot be off in production")
+        return settings

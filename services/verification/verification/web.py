@@ -1,0 +1,203 @@
+"""HTTP shaping for the console and its API: parsing requests, rendering pages, building responses.
+
+Kept apart from ``service.py`` so entrypoints stay one call long, and from ``casefile.py`` so the
+use cases know nothing about HTTP. Security choices made here:
+
+* The console's session cookie is ``HttpOnly`` (no script can read it), ``SameSite=Strict``
+  (no other site can make the browser send it, which is the console's CSRF defence, with an
+  ``Origin`` check on every form post as a second line) and ``Secure`` in production.
+* Pages load nothing from third parties and run no script; the Content-Security-Policy says so.
+* Evidence downloads are always ``attachment`` with ``nosniff``: a hostile file uploaded as
+  evidence must never render inside the console's origin.
+* Nothing here reads or logs client addresses or user agents.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import unicodedata
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from werkzeug.wrappers import Response
+
+from wbs_plumbing.web import ApiError, json_response
+
+from . import lifecycle
+from .errors import AuthenticationFailed, DomainError, InvalidInput
+
+COOKIE_NAME = "wbs_console"
+MAX_JSON_BYTES = 64 * 1024
+CONSOLE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+               "frame-ancestors 'none'; base-uri 'none'")
+STATIC_DIR = Path(__file__).parent / "static"
+
+_templates = Environment(
+    loader=PackageLoader("verification", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def bearer_token(request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def cookie_token(request) -> str | None:
+    return request.cookies.get(COOKIE_NAME) or None
+
+
+def json_body(request) -> dict:
+    """The request's JSON object, refusing oversize or malformed bodies with a 400."""
+    length = request.content_length
+    if length is not None and length > MAX_JSON_BYTES:
+        raise InvalidInput("Request body too large")
+    raw = request.stream.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise InvalidInput("Request body too large")
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("Body must be JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("Body must be a JSON object")
+    return data
+
+
+def text_field(data: dict, name: str, *, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"'{name}' is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{name}' must be a string")
+    return value
+
+
+def form(request) -> dict:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise InvalidInput("Request body too large")
+    request.max_form_memory_size = MAX_JSON_BYTES
+    return {k: v for k, v in request.form.items()}
+
+
+def case_filters(request) -> dict:
+    return {k: request.args.get(k) or None for k in ("state", "unit", "category")}
+
+
+def same_origin(request) -> None:
+    """Refuse a cookie-authenticated form post coming from another origin (CSRF, belt and braces)."""
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise AuthenticationFailed("Cross-site request refused")
+
+
+# --------------------------------------------------------------------------- API responses
+
+
+def api(handler):
+    """Answer domain errors as JSON errors with their status (400/401/404/409/503)."""
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except DomainError as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            raise ApiError(exc.status, exc.code, exc.message, headers=headers) from None
+
+    return wrapper
+
+
+def signed_in(result) -> Response:
+    return json_response({"token": result.token, "expires_at": _iso(result.expires_at)})
+
+
+def no_content() -> Response:
+    return Response(status=204)
+
+
+def _iso(value) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _ascii_filename(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r"[^A-Za-z0-9._ -]", "_", ascii_name).strip(" .") or "evidence"
+    return ascii_name[:120]
+
+
+def attachment(item: dict, chunks) -> Response:
+    """Stream decrypted evidence as a download; never inline, never sniffed, never cached."""
+    name = str(item.get("filename") or "evidence")
+    headers = {
+        "Content-Disposition": f"attachment; filename=\"{_ascii_filename(name)}\"; filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
+    if item.get("size_bytes") is not None:
+        headers["Content-Length"] = str(int(item["size_bytes"]))
+    return Response(chunks, status=200, headers=headers, mimetype="application/octet-stream",
+                    direct_passthrough=True)
+
+
+# --------------------------------------------------------------------------- console pages
+
+
+def page(template: str, status: int = 200, **context) -> Response:
+    context.setdefault("states", lifecycle.LABELS)
+    html = _templates.get_template(template).render(**context)
+    return Response(html, status=status, mimetype="text/html",
+                    headers={"Content-Security-Policy": CONSOLE_CSP})
+
+
+def redirect(location: str) -> Response:
+    return Response("", status=303, headers={"Location": location})
+
+
+def set_session_cookie(response: Response, result, secure: bool) -> Response:
+    response.set_cookie(COOKIE_NAME, result.token, expires=result.expires_at, path="/",
+                        httponly=True, samesite="Strict", secure=secure)
+    return response
+
+
+def clear_session_cookie(response: Response, secure: bool) -> Response:
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict", secure=secure)
+    return response
+
+
+def console(handler):
+    """Console pages: no session -> the sign-in page; other domain errors -> an error page."""
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except AuthenticationFailed:
+            return redirect("/login")
+        except DomainError as exc:
+            return page("error.html", status=exc.status, message=_error_text(exc))
+
+    return wrapper
+
+
+def _error_text(exc: DomainError) -> str:
+    return {
+        404: "Kasus tidak ditemukan.",
+        409: "Perubahan status ini tidak diizinkan.",
+        503: "Penyimpanan tidak menjawab; silakan coba lagi.",
+    }.get(exc.status, "Permintaan tidak valid.")
+
+
+def stylesheet() -> Response:
+    css = (STATIC_DIR / "console.css").read_bytes()
+    return Response(css, mimetype="text/css", headers={"Cache-Control": "public, max-age=3600"})
