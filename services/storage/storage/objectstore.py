@@ -178,16 +178,25 @@ class FileStore:
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))
 
-    def sweep_incoming(self) -> int:
-        """Remove temp files of writes that never finished (a crash mid-upload)."""
-        removed = 0
+    def sweep_incoming(self, older_than: float = 0.0) -> int:
+        """Remove temp files of writes that never finished (a process crashed mid-upload).
+
+        Only files untouched for ``older_than`` seconds go, so another storage process sharing
+        the folder keeps its uploads in progress.
+        """
+        import time
+
+        removed, now = 0, time.time()
         for name in os.listdir(self.incoming):
-            if name.endswith(".part"):
-                try:
-                    os.unlink(os.path.join(self.incoming, name))
+            path = os.path.join(self.incoming, name)
+            try:
+                if name.endswith(".part") and now - os.stat(path).st_mtime >= older_than:
+                    os.unlink(path)
                     removed += 1
-                except FileNotFoundError:
-                    pass
+            except FileNotFoundError:
+                pass
+        if removed:
+            log.info("file store: removed %d abandoned partial object(s)", removed)
         return removed
 
 

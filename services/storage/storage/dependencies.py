@@ -1,0 +1,104 @@
+"""The storage service's DependencyProviders: one per outside thing, built once in ``setup()``.
+
+* ``Keys`` -- the key-encryption keys (key file). Workers get the :class:`~storage.crypto.KeyRing`,
+  whose verbs are wrap/unwrap; no worker ever sees the key file or raw KEK bytes.
+* ``Objects`` -- the object store (folder or S3), chosen by ``EVIDENCE_STORE``. Workers get the
+  store's small interface (``open_writer``, ``read_range``, ``read_stream``, ``delete``).
+* ``UploadSessions`` -- not an outside thing but this process's memory: uploads in progress
+  (encryptor, running hash, store writer). It lives in a provider because it must outlive single
+  workers, and because its lifecycle is the container's: an idle-session reaper runs while the
+  container runs, and stopping the container aborts whatever is still open (its private RPC
+  route disappears with it, so those uploads could never be finished).
+
+Settings are parsed once per provider from the container config (``Settings.from_config``), so a
+bad configuration fails at start, before the service takes traffic.
+"""
+from __future__ import annotations
+
+import logging
+
+import eventlet
+from nameko.extensions import DependencyProvider
+
+from storage import domain
+from storage.crypto import KeyRing
+from storage.objectstore import FileStore, S3Store
+from storage.settings import FILE, Settings
+
+log = logging.getLogger(__name__)
+
+# Temp files of the file store older than this are leftovers of a crashed process, not uploads in
+# progress elsewhere (a live upload touches its file at least every UPLOAD_IDLE_SECONDS).
+_SWEEP_MARGIN = 2.0
+
+
+class Keys(DependencyProvider):
+    """The key ring, loaded (or, in development only, generated) from ``WBS_KEY_FILE``."""
+
+    def setup(self):
+        settings = Settings.from_config(self.container.config)
+        self.keyring = KeyRing.load(settings.key_file, production=settings.production)
+        log.info("storage: key ring loaded (%d key-encryption key(s))", len(self.keyring.kek_ids))
+
+    def get_dependency(self, worker_ctx):
+        return self.keyring
+
+
+def build_store(settings: Settings):
+    if settings.evidence_store == FILE:
+        return FileStore(settings.evidence_root)
+    s3 = settings.s3
+    store = S3Store(s3.endpoint, s3.access_key, s3.secret_key, s3.bucket, secure=s3.secure,
+                    region=s3.region, part_size=s3.part_size,
+                    parallel_uploads=s3.parallel_uploads)
+    store.ensure_bucket()
+    return store
+
+
+class Objects(DependencyProvider):
+    """The object store for ciphertext (``EVIDENCE_STORE=file`` or ``s3``)."""
+
+    def setup(self):
+        self.settings = Settings.from_config(self.container.config)
+        self.store = build_store(self.settings)
+        log.info("storage: object store %r", self.store)
+
+    def start(self):
+        if isinstance(self.store, FileStore):
+            self.store.sweep_incoming(older_than=self.settings.upload_idle_seconds * _SWEEP_MARGIN)
+
+    def get_dependency(self, worker_ctx):
+        return self.store
+
+
+class UploadSessions(DependencyProvider):
+    """This process's uploads in progress, with the reaper that aborts abandoned ones."""
+
+    def setup(self):
+        self.settings = Settings.from_config(self.container.config)
+        self.uploads = domain.Uploads(max_uploads=self.settings.max_uploads)
+        self._running = False
+
+    def start(self):
+        self._running = True
+        self.container.spawn_managed_thread(self._reap_forever, identifier="upload-reaper")
+
+    def _reap_forever(self):
+        while self._running:
+            eventlet.sleep(self.settings.reaper_interval_seconds)
+            try:
+                domain.reap_idle_uploads(self.uploads, self.settings.upload_idle_seconds)
+            except Exception:  # noqa: BLE001 -- keep reaping; the message carries no content
+                log.warning("upload reaper failed; will try again", exc_info=True)
+
+    def stop(self):
+        self._running = False
+        aborted = domain.abort_all_uploads(self.uploads)
+        if aborted:
+            log.info("storage stopping: aborted %d upload(s) in progress", aborted)
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self.uploads

@@ -1,0 +1,521 @@
+"""What the vault does, as plain functions over their collaborators.
+
+Collaborators are passed in, never looked up: ``transaction`` (a context-manager factory yielding
+a SQLAlchemy session that commits when the block succeeds -- ``Database.transaction`` in the
+service, a plain session factory in tests), ``keyring`` (:class:`storage.crypto.KeyRing`),
+``store`` (an object store from :mod:`storage.objectstore`) and ``uploads`` (the in-process
+:class:`Uploads` registry). No function here commits by itself.
+
+Why these functions take ``transaction`` rather than a session: object-store I/O (megabytes, maybe
+seconds) must never run inside a database transaction (DESIGN §4: transactions stay short), and
+the order of the two matters for what a crash leaves behind. The rule throughout:
+
+* **write the object first, then commit the row** that points at it. A crash in between leaves an
+  unreferenced ciphertext object (harmless, swept later), never a row pointing at nothing;
+* **commit the row deletion first, then delete the object.** Once the data-key row is gone the
+  objects are unreadable anyway (crypto-shredding), so a failed object delete loses no secrecy.
+
+Every read of sealed content is recorded (``content_reads``) in the same transaction that loads
+the key, *before* any plaintext is returned: a read that is not logged does not happen.
+Nothing here logs content, file names or keys.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from wbs_contracts.errors import Conflict, Invalid, NotFound
+from wbs_plumbing.outbox import add_event, utcnow
+
+from storage import crypto
+from storage.models import ContentRead, DataKeyRecord, Evidence, OutboxMessage, ReportContent
+from storage.objectstore import ObjectStoreError, new_object_key
+from storage.settings import CHUNK_SIZE
+
+log = logging.getLogger(__name__)
+
+CONTENT_OBJECT_ID = "content"
+EVIDENCE_LIST_OBJECT_ID = "evidence-list"
+MAX_NAME_LENGTH = 1024
+MAX_READER_ID_LENGTH = 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks (messages name the field, never echo the value)
+# ---------------------------------------------------------------------------------------------
+
+def check_uuid(value, field_name: str) -> str:
+    """Report and evidence ids are canonical lowercase UUIDs (the event contract requires it)."""
+    try:
+        if isinstance(value, str) and str(uuid.UUID(value)) == value:
+            return value
+    except ValueError:
+        pass
+    raise Invalid(f"{field_name} must be a lowercase UUID")
+
+
+def check_reader(reader) -> tuple[str, str]:
+    """``reader = {"staff_id", "case_id"}``: who reads, for which case (authorised by the caller)."""
+    if not isinstance(reader, dict):
+        raise Invalid("reader must be an object with staff_id and case_id")
+    ids = []
+    for key in ("staff_id", "case_id"):
+        value = reader.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_READER_ID_LENGTH:
+            raise Invalid(f"reader.{key} must be a non-empty string")
+        ids.append(value)
+    return ids[0], ids[1]
+
+
+def _check_text(value, field_name: str, allow_empty: bool = False) -> str:
+    if value is None and allow_empty:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH or (not value and not allow_empty):
+        raise Invalid(f"{field_name} must be a string of at most {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def _check_bytes(value, field_name: str) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise Invalid(f"{field_name} must be bytes")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data keys
+# ---------------------------------------------------------------------------------------------
+
+def ensure_data_key(session, keyring: crypto.KeyRing, report_id: str) -> crypto.DataKey:
+    """The report's data key, created (and wrapped) on first use.
+
+    Two first uses racing (content and evidence of a new report arrive together) collide on the
+    primary key inside a savepoint; the loser reads the winner's key.
+    """
+    record = session.get(DataKeyRecord, report_id)
+    if record is None:
+        data_key = crypto.DataKey.generate()
+        wrapped = keyring.wrap(report_id, data_key)
+        try:
+            with session.begin_nested():
+                session.add(DataKeyRecord(report_id=report_id, key_id=data_key.key_id,
+                                          kek_id=wrapped.kek_id, wrapped=wrapped.wrapped))
+            return data_key
+        except DBIntegrityError:
+            record = session.get(DataKeyRecord, report_id, populate_existing=True)
+            if record is None:
+                raise
+    return keyring.unwrap(report_id, record.key_id, record.kek_id, record.wrapped)
+
+
+def load_data_key(session, keyring: crypto.KeyRing, report_id: str) -> crypto.DataKey:
+    record = session.get(DataKeyRecord, report_id)
+    if record is None:
+        raise NotFound("no such report")
+    return keyring.unwrap(report_id, record.key_id, record.kek_id, record.wrapped)
+
+
+def rewrap_data_keys(session, keyring: crypto.KeyRing, limit: int | None = None) -> int:
+    """Key rotation: move every data key not under the active KEK to it. Objects are untouched.
+
+    Run after adding a KEK to the key file (``crypto.add_kek``); the old KEK can be removed from
+    the file once this returns 0 for every storage database.
+    """
+    query = select(DataKeyRecord).where(DataKeyRecord.kek_id != keyring.active_id)
+    if limit:
+        query = query.limit(limit)
+    count = 0
+    for record in session.scalars(query):
+        moved = keyring.rewrap(record.report_id, record.key_id, record.kek_id, record.wrapped)
+        record.kek_id, record.wrapped, record.rewrapped_at = moved.kek_id, moved.wrapped, utcnow()
+        count += 1
+    return count
+
+
+def _record_read(session, report_id: str, object_id: str, reader: tuple[str, str],
+                 chunk_index: int | None = None) -> None:
+    session.add(ContentRead(report_id=report_id, object_id=object_id, chunk_index=chunk_index,
+                            staff_id=reader[0], case_id=reader[1]))
+
+
+def _write_object(store, data: bytes | None, chunks=None) -> str:
+    key = new_object_key()
+    writer = store.open_writer(key)
+    try:
+        if data is not None:
+            writer.write(data)
+        for piece in chunks or ():
+            writer.write(piece)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return key
+
+
+def _delete_objects(store, keys) -> None:
+    """Best effort: the rows are gone and the data key with them, so leftovers are noise."""
+    failed = 0
+    for key in keys:
+        try:
+            store.delete(key)
+        except ObjectStoreError:
+            failed += 1
+    if failed:
+        log.warning("could not delete %d shredded object(s); they stay unreadable", failed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report content
+# ---------------------------------------------------------------------------------------------
+
+def store_report_content(transaction, keyring, store, report_id, content) -> None:
+    """Seal ``content`` (the report's sensitive JSON, as bytes) under the report's data key.
+
+    Storing again replaces the previous content (an intake retry must not fail); the old object
+    is deleted after the new row commits.
+    """
+    report_id = check_uuid(report_id, "report_id")
+    content = _check_bytes(content, "content")
+    with transaction() as session:
+        data_key = ensure_data_key(session, keyring, report_id)
+    enc = crypto.SegmentEncryptor(data_key, report_id, CONTENT_OBJECT_ID)
+    key = _write_object(store, None, _encrypt_in_pieces(enc, content))
+    old_key = None
+    try:
+        with transaction() as session:
+            row = session.get(ReportContent, report_id)
+            if row is None:
+                session.add(ReportContent(report_id=report_id, object_key=key,
+                                          size_bytes=len(content)))
+            else:
+                old_key, row.object_key, row.size_bytes = row.object_key, key, len(content)
+                row.created_at = utcnow()
+    except BaseException:
+        _delete_objects(store, [key])
+        raise
+    if old_key:
+        _delete_objects(store, [old_key])
+
+
+def _encrypt_in_pieces(enc: crypto.SegmentEncryptor, data: bytes):
+    view = memoryview(data)
+    for offset in range(0, len(view), CHUNK_SIZE):
+        yield enc.update(view[offset:offset + CHUNK_SIZE])
+    yield enc.finalize()
+
+
+def read_report_content(transaction, keyring, store, report_id, reader) -> bytes:
+    """Decrypt the report content for ``reader``; the read is recorded first."""
+    report_id = check_uuid(report_id, "report_id")
+    who = check_reader(reader)
+    with transaction() as session:
+        row = session.get(ReportContent, report_id)
+        if row is None:
+            raise NotFound("no content stored for this report")
+        data_key = load_data_key(session, keyring, report_id)
+        object_key = row.object_key
+        _record_read(session, report_id, CONTENT_OBJECT_ID, who)
+    dec = crypto.SegmentDecryptor(data_key, report_id, CONTENT_OBJECT_ID)
+    out = [dec.update(piece) for piece in store.read_stream(object_key)]
+    out.append(dec.finalize())
+    return b"".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence uploads (sessions live in this process; chunks reach it through the sticky route)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Upload:
+    """An evidence upload in progress: encryptor, running hash and store writer, in memory only."""
+
+    upload_id: str
+    report_id: str
+    evidence_id: str
+    object_key: str
+    sealed_meta: bytes
+    encryptor: crypto.SegmentEncryptor
+    store: object
+    writer: object = None
+    sha256: object = field(default_factory=hashlib.sha256)
+    size_bytes: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
+
+    def __repr__(self):  # keep sealed metadata, keys and hashes out of logs
+        return f"Upload({self.upload_id}, size={self.size_bytes})"
+
+
+class Uploads:
+    """Registry of this process's uploads in progress, bounded in number."""
+
+    def __init__(self, max_uploads: int = 64):
+        self.max_uploads = max_uploads
+        self._uploads: dict[str, Upload] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._uploads)
+
+    def add(self, upload: Upload) -> None:
+        with self._lock:
+            if len(self._uploads) >= self.max_uploads:
+                raise Conflict("too many uploads in progress; try again later")
+            self._uploads[upload.upload_id] = upload
+
+    def get(self, upload_id) -> Upload:
+        upload = self._uploads.get(upload_id) if isinstance(upload_id, str) else None
+        if upload is None:
+            raise NotFound("no such upload (finished, aborted, expired, or on another instance)")
+        return upload
+
+    def pop(self, upload_id) -> Upload | None:
+        with self._lock:
+            return self._uploads.pop(upload_id, None) if isinstance(upload_id, str) else None
+
+    def idle(self, now: float, idle_seconds: float) -> list[str]:
+        return [u.upload_id for u in list(self._uploads.values())
+                if now - u.last_activity >= idle_seconds]
+
+    def for_report(self, report_id: str) -> list[str]:
+        return [u.upload_id for u in list(self._uploads.values()) if u.report_id == report_id]
+
+    def all_ids(self) -> list[str]:
+        return list(self._uploads)
+
+
+def begin_upload(transaction, keyring, store, uploads: Uploads, report_id, filename,
+                 media_type) -> str:
+    """Start an evidence upload for ``report_id``; returns the upload id.
+
+    The file name and media type are sealed at once under the report's data key and kept only in
+    that form.
+    """
+    report_id = check_uuid(report_id, "report_id")
+    filename = _check_text(filename, "filename")
+    media_type = _check_text(media_type, "media_type", allow_empty=True) or "application/octet-stream"
+    with transaction() as session:
+        data_key = ensure_data_key(session, keyring, report_id)
+    evidence_id = str(uuid.uuid4())
+    meta = json.dumps({"filename": filename, "media_type": media_type}).encode("utf-8")
+    sealed_meta = crypto.seal(data_key, report_id, f"meta:{evidence_id}", meta)
+    object_key = new_object_key()
+    upload = Upload(
+        upload_id=uuid.uuid4().hex, report_id=report_id, evidence_id=evidence_id,
+        object_key=object_key, sealed_meta=sealed_meta,
+        encryptor=crypto.SegmentEncryptor(data_key, report_id, evidence_id),
+        store=store)
+    uploads.add(upload)
+    try:
+        upload.writer = store.open_writer(object_key)
+    except BaseException:
+        uploads.pop(upload.upload_id)
+        raise
+    return upload.upload_id
+
+
+def append_upload(uploads: Uploads, upload_id, chunk, max_chunk: int = CHUNK_SIZE) -> int:
+    """Encrypt and store the next chunk (<= 1 MiB) of an upload; returns the size so far.
+
+    Chunks of one upload are applied one at a time, in the order they arrive. If the store
+    fails, the upload is aborted (nothing half-written stays) and the caller must start over.
+    """
+    chunk = _check_bytes(chunk, "chunk")
+    if len(chunk) > max_chunk:
+        raise Invalid(f"chunk must be at most {max_chunk} bytes")
+    upload = uploads.get(upload_id)
+    with upload.lock:
+        if upload.closed:
+            raise NotFound("no such upload (finished or aborted)")
+        try:
+            ciphertext = upload.encryptor.update(chunk)
+            upload.writer.write(ciphertext)
+        except BaseException:
+            _abort(uploads, upload)
+            raise
+        upload.sha256.update(chunk)
+        upload.size_bytes += len(chunk)
+        upload.last_activity = time.monotonic()
+        return upload.size_bytes
+
+
+def finish_upload(transaction, uploads: Uploads, upload_id) -> dict:
+    """Seal the last segment, make the object durable, record it and announce it.
+
+    The evidence row and the ``evidence_stored`` event commit together (outbox); if that commit
+    fails, the object is deleted again.
+    """
+    upload = uploads.get(upload_id)
+    with upload.lock:
+        if upload.closed:
+            raise NotFound("no such upload (finished or aborted)")
+        upload.closed = True
+        uploads.pop(upload.upload_id)
+        try:
+            upload.writer.write(upload.encryptor.finalize())
+        except BaseException:
+            upload.writer.abort()
+            raise
+        upload.writer.close()
+    result = {"evidence_id": upload.evidence_id, "size_bytes": upload.size_bytes,
+              "sha256": upload.sha256.hexdigest()}
+    try:
+        with transaction() as session:
+            if session.get(DataKeyRecord, upload.report_id) is None:
+                raise NotFound("report was discarded during the upload")
+            session.add(Evidence(evidence_id=upload.evidence_id, report_id=upload.report_id,
+                                 object_key=upload.object_key, size_bytes=upload.size_bytes,
+                                 sha256=result["sha256"], sealed_meta=upload.sealed_meta))
+            add_event(session, OutboxMessage, "evidence_stored",
+                      {"report_id": upload.report_id, **result})
+    except BaseException:
+        _delete_objects(upload.store, [upload.object_key])
+        raise
+    return result
+
+
+def abort_upload(uploads: Uploads, upload_id) -> None:
+    """Drop an upload: its partial object is removed. Aborting an unknown upload is a no-op."""
+    upload = uploads.pop(upload_id)
+    if upload is None:
+        return
+    with upload.lock:
+        _abort(uploads, upload)
+
+
+def _abort(uploads: Uploads, upload: Upload) -> None:
+    upload.closed = True
+    uploads.pop(upload.upload_id)
+    if upload.writer is not None:
+        try:
+            upload.writer.abort()
+        except Exception:  # noqa: BLE001 -- nothing more to do; the data key still guards it
+            log.warning("could not abort an upload's object writer")
+
+
+def reap_idle_uploads(uploads: Uploads, idle_seconds: float, now: float | None = None) -> int:
+    """Abort uploads that received nothing for ``idle_seconds`` (the client went away)."""
+    now = time.monotonic() if now is None else now
+    reaped = 0
+    for upload_id in uploads.idle(now, idle_seconds):
+        try:
+            upload = uploads.get(upload_id)
+        except NotFound:
+            continue
+        if not upload.lock.acquire(blocking=False):
+            continue  # a chunk is being written right now: not idle
+        try:
+            if not upload.closed and now - upload.last_activity >= idle_seconds:
+                _abort(uploads, upload)
+                reaped += 1
+        finally:
+            upload.lock.release()
+    if reaped:
+        log.info("aborted %d idle upload(s)", reaped)
+    return reaped
+
+
+def abort_all_uploads(uploads: Uploads) -> int:
+    """At shutdown: this instance's route disappears with it, so its uploads can never finish."""
+    count = 0
+    for upload_id in uploads.all_ids():
+        abort_upload(uploads, upload_id)
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence reads
+# ---------------------------------------------------------------------------------------------
+
+def list_evidence(transaction, keyring, report_id, reader) -> list[dict]:
+    """The report's evidence with file names unsealed, oldest first; the listing is recorded."""
+    report_id = check_uuid(report_id, "report_id")
+    who = check_reader(reader)
+    with transaction() as session:
+        rows = list(session.scalars(select(Evidence).where(Evidence.report_id == report_id)
+                                    .order_by(Evidence.created_at, Evidence.evidence_id)))
+        if not rows:
+            if session.get(DataKeyRecord, report_id) is None:
+                raise NotFound("no such report")
+            return []
+        data_key = load_data_key(session, keyring, report_id)
+        _record_read(session, report_id, EVIDENCE_LIST_OBJECT_ID, who)
+    out = []
+    for row in rows:
+        meta = json.loads(crypto.open_sealed(data_key, report_id, f"meta:{row.evidence_id}",
+                                             row.sealed_meta))
+        out.append({"evidence_id": row.evidence_id, "size_bytes": row.size_bytes,
+                    "sha256": row.sha256, "filename": meta["filename"],
+                    "media_type": meta["media_type"]})
+    return out
+
+
+def read_evidence_chunk(transaction, keyring, store, evidence_id, index, reader,
+                        chunk_size: int = CHUNK_SIZE) -> dict:
+    """The ``index``-th ``chunk_size`` bytes of an evidence file's plaintext, authenticated.
+
+    ``last`` is true on the final chunk; that chunk includes the object's final segment, so a
+    truncated object fails there instead of looking complete. An empty file is one empty chunk.
+    """
+    evidence_id = check_uuid(evidence_id, "evidence_id")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise Invalid("index must be a non-negative integer")
+    who = check_reader(reader)
+    with transaction() as session:
+        row = session.get(Evidence, evidence_id)
+        if row is None:
+            raise NotFound("no such evidence")
+        try:
+            plan = crypto.plan_chunk(row.size_bytes, index, chunk_size)
+        except IndexError:
+            raise Invalid("index is past the end of the file") from None
+        report_id, object_key = row.report_id, row.object_key
+        data_key = load_data_key(session, keyring, report_id)
+        _record_read(session, report_id, evidence_id, who, chunk_index=index)
+    if plan.first_segment == 0:  # header and chunk are adjacent: one ranged read
+        blob = store.read_range(object_key, 0, crypto.HEADER_SIZE + plan.ciphertext_length)
+        header, body = blob[:crypto.HEADER_SIZE], blob[crypto.HEADER_SIZE:]
+    else:
+        header = store.read_range(object_key, 0, crypto.HEADER_SIZE)
+        body = store.read_range(object_key, plan.ciphertext_offset, plan.ciphertext_length)
+    data = crypto.decrypt_segments(data_key, header, report_id, evidence_id, plan.first_segment,
+                                   body, plan.last)
+    return {"data": data, "last": plan.last}
+
+
+# ---------------------------------------------------------------------------------------------
+# Discarding (intake failed half-way; also what retention shredding does)
+# ---------------------------------------------------------------------------------------------
+
+def discard_report(transaction, store, uploads: Uploads, report_id) -> int:
+    """Destroy the report's data key, rows and objects; returns how many objects were removed.
+
+    The data-key row goes in the same transaction as the object rows, so from the moment it
+    commits nothing of the report can be decrypted again (backups of the store included).
+    Idempotent: discarding an unknown or already discarded report does nothing.
+    """
+    report_id = check_uuid(report_id, "report_id")
+    for upload_id in uploads.for_report(report_id):
+        abort_upload(uploads, upload_id)
+    with transaction() as session:
+        keys = list(session.scalars(select(Evidence.object_key)
+                                    .where(Evidence.report_id == report_id)))
+        content = session.get(ReportContent, report_id)
+        if content is not None:
+            keys.append(content.object_key)
+        session.execute(delete(Evidence).where(Evidence.report_id == report_id))
+        session.execute(delete(ReportContent).where(ReportContent.report_id == report_id))
+        session.execute(delete(DataKeyRecord).where(DataKeyRecord.report_id == report_id))
+    _delete_objects(store, keys)
+    return len(keys)

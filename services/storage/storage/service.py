@@ -1,0 +1,136 @@
+"""The storage service: the vault. Thin nameko entrypoints over :mod:`storage.domain`.
+
+storage is the only service that holds keys and talks to the object store. Plaintext comes in
+over RPC, only ciphertext goes to the store, and plaintext goes out only to a caller that names a
+reader (verification authorises the reader; storage records every read).
+
+Evidence uploads are conversations: ``begin_evidence`` (any instance, plain ``@rpc``) opens an
+upload in *this* process's memory and returns this instance's private ``route``; the chunks,
+``finish_evidence`` and ``abort_evidence`` are ``@instance_rpc`` methods reached through that route
+(``RoutedRpcProxy(...).route(route)``), so they land where the encryptor and the running SHA-256
+live. If the instance dies, its route disappears and the caller gets an error at once; abandoned
+uploads are reaped after ``UPLOAD_IDLE_SECONDS``.
+
+Errors raised to callers are the contract types (``wbs_contracts.errors``: ``Invalid``,
+``NotFound``, ``Conflict``, ``IntegrityError``); nameko hands them over as ``RemoteError`` with
+that ``exc_type``. Messages never contain content, file names or keys. Per-chunk crypto is bounded
+(<= 1 MiB: about a millisecond of AES-GCM and SHA-256), so it runs on the hub without starving
+AMQP heartbeats; ``eventlet.tpool`` would add more thread hand-off cost than it saves.
+"""
+from nameko.rpc import rpc
+from wbs_contracts.errors import Conflict, Invalid, IntegrityError, NotFound
+from wbs_plumbing.db import Database
+from wbs_plumbing.rpc import InstanceRoute, instance_rpc
+
+from storage import domain
+from storage.dependencies import Keys, Objects, UploadSessions
+from storage.models import Base, OutboxMessage
+
+# Refusals the caller caused: logged by nameko as a warning, without a stack trace.
+EXPECTED = (Invalid, NotFound, Conflict, IntegrityError)
+
+
+class StorageService:
+    name = "storage"
+
+    db = Database(Base, OutboxMessage)
+    keyring = Keys()
+    store = Objects()
+    uploads = UploadSessions()
+    route = InstanceRoute()
+
+    # -- evidence uploads ------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def begin_evidence(self, report_id, filename, media_type):
+        """Open an evidence upload for a report.
+
+        Input: ``report_id`` (UUID), ``filename`` and ``media_type`` (sealed at once under the
+        report's data key). Returns ``{"upload_id", "route"}``: send the chunks to ``route``.
+        Events: none. Errors: ``Invalid`` (bad id or name), ``Conflict`` (too many uploads in
+        progress on this instance).
+        """
+        upload_id = domain.begin_upload(self.db.transaction, self.keyring, self.store,
+                                        self.uploads, report_id, filename, media_type)
+        return {"upload_id": upload_id, "route": self.route}
+
+    @instance_rpc(expected_exceptions=EXPECTED)
+    def append_evidence(self, upload_id, chunk):
+        """Encrypt and store the next chunk of an upload (sticky route only).
+
+        Input: ``upload_id``, ``chunk`` (bytes, at most 1 MiB), in order. Returns None.
+        Events: none. Errors: ``Invalid`` (not bytes, too big), ``NotFound`` (unknown, finished,
+        aborted or expired upload); a store failure aborts the upload.
+        """
+        domain.append_upload(self.uploads, upload_id, chunk)
+
+    @instance_rpc(expected_exceptions=EXPECTED)
+    def finish_evidence(self, upload_id):
+        """Complete an upload (sticky route only).
+
+        Returns ``{"evidence_id", "size_bytes", "sha256"}`` (size and SHA-256 of the plaintext).
+        Events: ``evidence_stored`` {report_id, evidence_id, size_bytes, sha256}, through the
+        outbox in the transaction that records the evidence. Errors: ``NotFound`` (unknown
+        upload, or the report was discarded meanwhile).
+        """
+        return domain.finish_upload(self.db.transaction, self.uploads, upload_id)
+
+    @instance_rpc(expected_exceptions=EXPECTED)
+    def abort_evidence(self, upload_id):
+        """Drop an upload and its partial object (sticky route only). Unknown ids are a no-op.
+
+        Returns None. Events: none. Errors: none.
+        """
+        domain.abort_upload(self.uploads, upload_id)
+
+    # -- report content --------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def store_report_content(self, report_id, content):
+        """Seal a report's sensitive content (JSON as bytes: narrative, parties, identity).
+
+        Storing again replaces it. Returns None. Events: none. Errors: ``Invalid``.
+        """
+        domain.store_report_content(self.db.transaction, self.keyring, self.store, report_id,
+                                    content)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def discard_report(self, report_id):
+        """Destroy everything of a report: data key (crypto-shredding), rows, objects, uploads.
+
+        Used when intake fails half-way. Idempotent. Returns None. Events: none.
+        Errors: ``Invalid``.
+        """
+        domain.discard_report(self.db.transaction, self.store, self.uploads, report_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def read_report_content(self, report_id, reader):
+        """Decrypt a report's content for ``reader`` = {"staff_id", "case_id"}; the read is logged.
+
+        Returns bytes. Events: none. Errors: ``Invalid`` (bad reader), ``NotFound``,
+        ``IntegrityError`` (stored ciphertext tampered with or truncated).
+        """
+        return domain.read_report_content(self.db.transaction, self.keyring, self.store,
+                                          report_id, reader)
+
+    # -- evidence reads --------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_evidence(self, report_id, reader):
+        """A report's evidence: [{"evidence_id", "size_bytes", "sha256", "filename",
+        "media_type"}], oldest first; the listing is logged as a read of ``reader``.
+
+        Events: none. Errors: ``Invalid``, ``NotFound`` (unknown report).
+        """
+        return domain.list_evidence(self.db.transaction, self.keyring, report_id, reader)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def read_evidence_chunk(self, evidence_id, index, reader):
+        """The ``index``-th 1 MiB of an evidence file's plaintext: {"data": bytes, "last": bool}.
+
+        Read chunks 0, 1, ... until ``last``; the last chunk verifies the end of the file. Each
+        chunk read is logged. Events: none. Errors: ``Invalid`` (bad index or reader),
+        ``NotFound``, ``IntegrityError``.
+        """
+        return domain.read_evidence_chunk(self.db.transaction, self.keyring, self.store,
+                                          evidence_id, index, reader)

@@ -1,0 +1,80 @@
+"""Fakes that implement the real ports (cosmicpython style), for unit tests of the domain."""
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from storage.objectstore import ObjectNotFound, ObjectStoreError, _check_key
+
+
+class InMemoryStore:
+    """The ObjectStore port in a dict. ``fail_writes_after`` simulates a store that goes away."""
+
+    def __init__(self, fail_writes_after=None):
+        self.objects = {}
+        self.aborted = 0
+        self.fail_writes_after = fail_writes_after
+        self.writes = 0
+
+    def open_writer(self, key):
+        return _Writer(self, _check_key(key))
+
+    def read_range(self, key, offset, length):
+        if key not in self.objects:
+            raise ObjectNotFound("no such object")
+        return self.objects[key][offset:offset + length]
+
+    def read_stream(self, key, chunk_size=1 << 20):
+        if key not in self.objects:
+            raise ObjectNotFound("no such object")
+        data = self.objects[key]
+        return iter([data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""])
+
+    def delete(self, key):
+        self.objects.pop(key, None)
+
+    def size(self, key):
+        if key not in self.objects:
+            raise ObjectNotFound("no such object")
+        return len(self.objects[key])
+
+    def exists(self, key):
+        return key in self.objects
+
+
+class _Writer:
+    def __init__(self, store, key):
+        self.store, self.key, self.buf, self.done = store, key, bytearray(), False
+
+    def write(self, data):
+        assert not self.done
+        self.store.writes += 1
+        if self.store.fail_writes_after is not None and self.store.writes > self.store.fail_writes_after:
+            raise ObjectStoreError("fake store: down")
+        self.buf += data
+
+    def close(self):
+        assert not self.done
+        self.done = True
+        self.store.objects[self.key] = bytes(self.buf)
+
+    def abort(self):
+        self.done = True
+        self.store.aborted += 1
+
+
+def transaction_factory(engine):
+    """What Database.transaction does: a session that commits on success, rolls back on error."""
+
+    @contextmanager
+    def transaction():
+        session = Session(engine, expire_on_commit=False)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    return transaction
