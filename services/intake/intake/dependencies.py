@@ -1,0 +1,120 @@
+"""Intake's DependencyProviders: its settings, the unit directory, and the vault adapter.
+
+Each hands workers a small object with domain verbs, never a raw client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import eventlet
+from nameko.exceptions import RemoteError, UnknownService
+from nameko.extensions import DependencyProvider
+
+from intake.errors import Unavailable
+from intake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class IntakeSettings(DependencyProvider):
+    """Parses the config once at container setup; refuses to start on unsafe config."""
+
+    def setup(self):
+        self.settings = Settings.from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
+def _call(method, timeout: float, *args):
+    """An RPC with a deadline: a dead peer answers 503 instead of hanging the reporter."""
+    try:
+        with eventlet.Timeout(timeout):
+            return method.call_async(*args).result()
+    except eventlet.Timeout:
+        raise Unavailable("timeout") from None
+    except UnknownService:
+        raise Unavailable("unknown_service") from None
+
+
+class UnitDirectory(DependencyProvider):
+    """The units verification knows (`verification.list_units()`), cached briefly.
+
+    Why cache: every submission and every page view needs the list, and it changes rarely (an
+    administrator adds a unit). Why briefly: a new unit should be reportable within a minute.
+    If verification is unreachable, a stale list is better than refusing a reporter; with no
+    list at all, submissions answer 503.
+    """
+
+    def __init__(self, rpc_attribute: str = "verification"):
+        self.rpc_attribute = rpc_attribute
+        self._units: list[dict] | None = None
+        self._fetched = 0.0
+
+    def setup(self):
+        config = self.container.config
+        self.ttl = float(config.get("INTAKE_UNITS_CACHE_SECONDS") or 30)
+        self.timeout = min(float(config.get("INTAKE_RPC_TIMEOUT_SECONDS") or 30), 10.0)
+
+    def get_dependency(self, worker_ctx):
+        return Units(self, worker_ctx)
+
+
+class Units:
+    def __init__(self, provider: UnitDirectory, worker_ctx):
+        self._provider = provider
+        self._worker_ctx = worker_ctx
+
+    def listing(self) -> list[dict]:
+        p = self._provider
+        if p._units is not None and time.monotonic() - p._fetched < p.ttl:
+            return p._units
+        proxy = getattr(self._worker_ctx.service, p.rpc_attribute)
+        try:
+            units = _call(proxy.list_units, p.timeout)
+        except (Unavailable, RemoteError):
+            if p._units is not None:
+                log.warning("verification.list_units failed; using the cached list")
+                return p._units
+            raise Unavailable("units") from None
+        p._units = [
+            {"code": u["code"], "name": u.get("name") or u["code"], "parent": u.get("parent")}
+            for u in units
+        ]
+        p._fetched = time.monotonic()
+        return p._units
+
+    def codes(self) -> set[str]:
+        return {u["code"] for u in self.listing()}
+
+
+class Vault:
+    """storage's intake-facing verbs over RPC, each with a deadline.
+
+    Evidence chunks go to the storage instance that began the upload (`route`), because the
+    encryptor and running hash for that upload live in its memory (wbs_plumbing.rpc).
+    """
+
+    def __init__(self, proxy, timeout: float):
+        self._proxy = proxy
+        self._timeout = timeout
+
+    def begin_evidence(self, report_id: str, filename: str, media_type: str) -> dict:
+        return _call(self._proxy.begin_evidence, self._timeout, report_id, filename, media_type)
+
+    def append_evidence(self, route: str, upload_id: str, chunk: bytes) -> None:
+        _call(self._proxy.route(route).append_evidence, self._timeout, upload_id, chunk)
+
+    def finish_evidence(self, route: str, upload_id: str) -> dict:
+        return _call(self._proxy.route(route).finish_evidence, self._timeout, upload_id)
+
+    def abort_evidence(self, route: str, upload_id: str) -> None:
+        _call(self._proxy.route(route).abort_evidence, self._timeout, upload_id)
+
+    def store_report_content(self, report_id: str, content: bytes) -> None:
+        _call(self._proxy.store_report_content, self._timeout, report_id, content)
+
+    def discard_report(self, report_id: str) -> None:
+        _call(self._proxy.discard_report, self._timeout, report_id)

@@ -1,0 +1,347 @@
+"""Intake's domain: accept a report, hand its content to the vault, keep only metadata.
+
+Functions take their collaborators as arguments (the vault, the unit directory, a
+`transaction` factory, settings, the time) and never commit: the `transaction` factory given by
+the service (`Database.transaction`) is the one place that does. No transaction is ever held
+open across an RPC: storage is called first, then one short transaction records the report and
+stages `report_submitted` in the outbox.
+
+Failure rule: once anything was sent to storage for a report, any failure before the report row
+commits calls `vault.discard_report(report_id)` (best effort), so a half-submitted report
+leaves no sealed content or evidence behind, and the reporter gets a clear 4xx/503.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from wbs_plumbing.outbox import add_event
+
+from intake import pow as powmod
+from intake.errors import BadRequest, Unauthorized
+from intake.models import OutboxMessage, Report, ReporterSession, SpentPowChallenge
+from intake.receipts import hash_receipt, new_receipt, normalise_receipt
+from intake.schemas import validate_report
+from intake.uploads import FieldPart, FileChunk, FileEnd, FileStart
+
+log = logging.getLogger(__name__)
+
+#: What the reporter sees for each state (DOMAIN.md "A case's life").
+REPORTER_STATE_LABELS = {
+    "received": {"id": "Laporan diterima", "en": "Report received"},
+    "verification": {"id": "Dalam verifikasi", "en": "Under verification"},
+    "awaiting_reporter": {"id": "Mohon lengkapi informasi", "en": "Please add information"},
+    "analysis": {"id": "Dalam penelaahan", "en": "Under review"},
+    "investigation": {"id": "Dalam proses investigasi", "en": "Under investigation"},
+    "follow_up": {"id": "Sedang ditindaklanjuti", "en": "Being acted upon"},
+    "referred": {"id": "Diteruskan ke instansi berwenang", "en": "Referred to the competent authority"},
+    "not_actionable": {"id": "Tidak dapat ditindaklanjuti", "en": "Cannot be followed up"},
+    "closed": {"id": "Selesai", "en": "Completed"},
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; everything intake stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def iso(value: dt.datetime) -> str:
+    return _aware(value).isoformat().replace("+00:00", "Z")
+
+
+# -- proof of work ---------------------------------------------------------------------------
+
+def issue_pow(settings, now: float | None = None) -> dict:
+    """A fresh challenge (nothing is stored: see intake.pow)."""
+    now = time.time() if now is None else now
+    challenge, expires_at = powmod.issue_challenge(settings.pow_key, now, settings.pow_ttl_seconds)
+    return {
+        "challenge": challenge,
+        "bits": settings.pow_bits,
+        "expires_at": iso(dt.datetime.fromtimestamp(expires_at, dt.timezone.utc)),
+        "algorithm": "sha256-leading-zero-bits",
+    }
+
+
+def require_pow(transaction: Callable, settings, header: str | None, now: float | None = None) -> None:
+    """Verify a proof and mark its challenge spent, before any of the request body is read.
+
+    `WBS_POW_BITS=0` turns the check off entirely. Raises `PowRejected`.
+    """
+    if settings.pow_bits <= 0:
+        return
+    now = time.time() if now is None else now
+    proof = powmod.check_proof(header, settings.pow_key, settings.pow_bits, now)
+    with transaction() as session:
+        spend_pow(session, proof, now)
+
+
+def spend_pow(session, proof: powmod.Proof, now: float) -> None:
+    """Record a challenge as used; a second use collides on the primary key -> 'reused'."""
+    moment = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    session.execute(delete(SpentPowChallenge).where(SpentPowChallenge.expires_at < moment))
+    session.add(SpentPowChallenge(
+        digest=proof.digest,
+        expires_at=dt.datetime.fromtimestamp(proof.expires_at, dt.timezone.utc),
+    ))
+    try:
+        session.flush()
+    except IntegrityError:
+        raise powmod.PowRejected("reused") from None
+
+
+# -- submitting a report ---------------------------------------------------------------------
+
+class EvidenceUploader:
+    """Streams one report's evidence files to the vault in chunks of at most `chunk_bytes`.
+
+    A file's upload is begun lazily at its first byte, so an empty file part (what a browser
+    sends for a file input left empty) creates nothing.
+    """
+
+    def __init__(self, vault, report_id: str, chunk_bytes: int):
+        self.vault = vault
+        self.report_id = report_id
+        self.chunk_bytes = chunk_bytes
+        self.count = 0
+        self.touched_storage = False
+        self._file: FileStart | None = None
+        self._upload: dict | None = None
+        self._buffer = bytearray()
+
+    def start(self, part: FileStart) -> None:
+        if part.name != "evidence":
+            raise BadRequest("unexpected_part", "File parts must be named 'evidence'.")
+        self._file, self._upload, self._buffer = part, None, bytearray()
+
+    def write(self, data: bytes) -> None:
+        if self._upload is None:
+            self.touched_storage = True
+            self._upload = self.vault.begin_evidence(
+                self.report_id, self._file.filename, self._file.media_type
+            )
+        self._buffer += data
+        while len(self._buffer) >= self.chunk_bytes:
+            self._send(bytes(self._buffer[:self.chunk_bytes]))
+            del self._buffer[:self.chunk_bytes]
+
+    def end(self) -> None:
+        if self._upload is not None:
+            if self._buffer:
+                self._send(bytes(self._buffer))
+            self.vault.finish_evidence(self._upload["route"], self._upload["upload_id"])
+            self.count += 1
+        self._file, self._upload, self._buffer = None, None, bytearray()
+
+    def abort(self) -> None:
+        """Best effort: free the storage instance's state for an upload in progress."""
+        if self._upload is not None:
+            try:
+                self.vault.abort_evidence(self._upload["route"], self._upload["upload_id"])
+            except Exception:
+                log.warning("abort_evidence failed; discard_report follows")
+            self._upload = None
+        self._buffer = bytearray()
+
+    def _send(self, chunk: bytes) -> None:
+        self.vault.append_evidence(self._upload["route"], self._upload["upload_id"], chunk)
+
+
+def submit_report(
+    parts: Iterable,
+    to_report: Callable[[dict[str, bytes]], Any],
+    *,
+    units,
+    vault,
+    transaction: Callable,
+    settings,
+    now: dt.datetime | None = None,
+) -> dict:
+    """Accept one report: validate, stream evidence and content to the vault, record, announce.
+
+    `parts` are events from `intake.uploads.iter_multipart` (or a single `FieldPart` for a
+    JSON body). Non-file fields must come before the first file: the report is validated before
+    a single byte of evidence is sent anywhere. `to_report` turns the fields into the report
+    dict (JSON part for the API, form fields for the HTML page).
+
+    Emits `report_submitted` (via the outbox). Raises ReportInvalid (422), BadRequest (400),
+    UploadTooLarge (413), MalformedUpload (400), Unavailable (503).
+    """
+    events = iter(parts)
+    fields: dict[str, bytes] = {}
+    first_file: FileStart | None = None
+    for event in events:
+        if isinstance(event, FieldPart):
+            if event.name in fields:
+                raise BadRequest("duplicate_field", "A form field was sent twice.")
+            fields[event.name] = event.value
+        elif isinstance(event, FileStart):
+            first_file = event
+            break
+    report = validate_report(to_report(fields), units.codes())
+    del fields
+
+    report_id = str(uuid.uuid4())
+    uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes)
+    try:
+        if first_file is not None:
+            uploader.start(first_file)
+            for event in events:
+                if isinstance(event, FileStart):
+                    uploader.start(event)
+                elif isinstance(event, FileChunk):
+                    uploader.write(event.data)
+                elif isinstance(event, FileEnd):
+                    uploader.end()
+                elif isinstance(event, FieldPart):
+                    raise BadRequest("field_after_file",
+                                     "Form fields must come before the evidence files.")
+        content = json.dumps(report.content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        uploader.touched_storage = True
+        vault.store_report_content(report_id, content)
+        del content
+
+        receipt = new_receipt()
+        received_at = (now or utcnow()).replace(second=0, microsecond=0)
+        with transaction() as session:
+            record_report(session, report_id, report.unit, report.category, report.language,
+                          hash_receipt(settings.receipt_key, receipt), received_at, uploader.count)
+    except Exception:
+        uploader.abort()
+        if uploader.touched_storage:
+            try:
+                vault.discard_report(report_id)
+            except Exception:
+                # storage down as well: its sweep of reports without a case removes the rest
+                log.warning("discard_report failed for a report that was not accepted")
+        raise
+    return {"report_id": report_id, "receipt": receipt, "received_at": iso(received_at),
+            "evidence_count": uploader.count}
+
+
+def record_report(session, report_id, unit, category, language, receipt_hash, received_at,
+                  evidence_count) -> dict:
+    """Insert the report's metadata row and stage `report_submitted` in the same transaction."""
+    session.add(Report(
+        report_id=report_id, unit=unit, category=category, received_at=received_at,
+        receipt_hash=receipt_hash, evidence_count=evidence_count, language=language,
+    ))
+    return add_event(session, OutboxMessage, "report_submitted", {
+        "report_id": report_id, "unit": unit, "category": category,
+        "evidence_count": evidence_count,
+    })
+
+
+def report_from_json_part(fields: dict[str, bytes]) -> Any:
+    """The API's multipart form: exactly one field, `report`, holding the JSON."""
+    if set(fields) - {"report"}:
+        raise BadRequest("unexpected_part", "The only form field allowed is 'report'.")
+    if "report" not in fields:
+        raise BadRequest("missing_report", "The 'report' part (JSON) must come before the files.")
+    return parse_json(fields["report"])
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("invalid_json", "The report is not valid UTF-8 JSON.") from None
+
+
+def report_from_form(fields: dict[str, bytes]) -> dict:
+    """The reporter web page's fields -> the report dict of CONTRACT.md §2."""
+    try:
+        f = {k: v.decode("utf-8").strip() for k, v in fields.items()}
+    except UnicodeDecodeError:
+        raise BadRequest("invalid_encoding", "The form is not UTF-8.") from None
+
+    def opt(name):
+        return f.get(name) or None
+
+    involved = {"yes": True, "no": False}.get(f.get("involved", ""))
+    identity = {k: opt(f"identity_{k}") for k in ("name", "email", "phone")}
+    report: dict[str, Any] = {
+        "unit": opt("unit"),
+        "category": opt("category"),
+        "title": opt("title"),
+        "description": opt("description"),
+        "location": opt("location"),
+        "parties": [p for p in [{
+            "name": opt("party_name"), "position": opt("party_position"), "unit": opt("party_unit"),
+        }] if any(p.values())],
+        "reporter": {
+            "relationship": opt("relationship"),
+            "involved": involved,
+            "identity": identity if any(identity.values()) else None,
+            "contact_email": opt("contact_email"),
+        },
+        "language": opt("language") or "id",
+        # an unchecked checkbox is simply absent: that is a refusal, not an omission
+        "good_faith": f.get("good_faith") in ("on", "yes", "true"),
+    }
+    if opt("occurred_from") or opt("occurred_to"):
+        report["occurred"] = {"from": opt("occurred_from"), "to": opt("occurred_to")}
+    return report
+
+
+# -- the reporter coming back ----------------------------------------------------------------
+
+def token_hash(token: str) -> str:
+    """Tokens are 256-bit random: an unkeyed SHA-256 is enough to make a stolen table useless."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def open_reporter_session(session, receipt: Any, settings, now: dt.datetime | None = None) -> dict:
+    """Receipt -> short-lived bearer token. Raises Unauthorized, identically for every failure."""
+    now = now or utcnow()
+    if not isinstance(receipt, str) or normalise_receipt(receipt) is None:
+        raise Unauthorized()
+    digest = hash_receipt(settings.receipt_key, receipt)
+    report = session.scalars(select(Report).where(Report.receipt_hash == digest)).first()
+    if report is None:
+        raise Unauthorized()
+    session.execute(delete(ReporterSession).where(ReporterSession.expires_at < now))
+    token = secrets.token_urlsafe(32)
+    expires_at = now + dt.timedelta(seconds=settings.session_ttl_seconds)
+    session.add(ReporterSession(token_hash=token_hash(token), report_id=report.report_id,
+                                expires_at=expires_at))
+    return {"token": token, "expires_at": iso(expires_at)}
+
+
+def report_for_token(session, authorization: str | None, now: dt.datetime | None = None) -> Report:
+    now = now or utcnow()
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        raise Unauthorized()
+    row = session.get(ReporterSession, token_hash(token.strip()))
+    if row is None or _aware(row.expires_at) <= now:
+        raise Unauthorized()
+    return session.get(Report, row.report_id)
+
+
+def reporter_view(report: Report, state: str = "received") -> dict:
+    """What the reporter may see. Case state comes from verification; until that RPC exists
+    intake answers the state it knows for certain: received."""
+    return {
+        "report_id": report.report_id,
+        "received_at": iso(report.received_at),
+        "state": {"code": state, "label": REPORTER_STATE_LABELS[state][report.language
+                                                                     if report.language in ("id", "en") else "id"]},
+        "history": [],
+        "messages": [],
+        "evidence_count": report.evidence_count,
+    }

@@ -1,0 +1,61 @@
+"""What can go wrong for a reporter, and how each case is answered over HTTP.
+
+Domain code raises these (or `ReportInvalid`, `PowRejected`, `UploadTooLarge`,
+`MalformedUpload`); `to_api_error` is the one mapping to status codes, shared by the JSON API
+and the HTML form. No message ever echoes what the reporter sent.
+"""
+
+from __future__ import annotations
+
+from wbs_plumbing.web import ApiError
+
+from intake.pow import MESSAGES as POW_MESSAGES, PowRejected
+from intake.schemas import ReportInvalid
+from intake.uploads import MalformedUpload, UploadTooLarge
+
+
+class BadRequest(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class Unavailable(Exception):
+    """A service intake depends on (storage, verification) did not answer in time."""
+
+
+class Unauthorized(Exception):
+    """Wrong receipt or token; always the same answer, whatever was wrong."""
+
+
+TOO_LARGE = {
+    "request": "The request is larger than this server accepts.",
+    "files": "Too many evidence files in one report.",
+    "file": "An evidence file is larger than this server accepts.",
+    "field": "A form field or the report JSON is too large.",
+    "parts": "Too many parts in the form.",
+}
+
+
+def to_api_error(exc: Exception) -> ApiError | None:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ReportInvalid):
+        return ApiError(422, "invalid_report", "The report has problems; see fields.",
+                        fields=exc.messages("en"))
+    if isinstance(exc, PowRejected):
+        return ApiError(428, f"pow_{exc.reason}", POW_MESSAGES.get(exc.reason, "Proof of work required."))
+    if isinstance(exc, UploadTooLarge):
+        return ApiError(413, "too_large", TOO_LARGE.get(exc.what, TOO_LARGE["request"]),
+                        headers={"Connection": "close"})
+    if isinstance(exc, MalformedUpload):
+        return ApiError(400, "malformed_body", "The request body could not be read as multipart/form-data.")
+    if isinstance(exc, BadRequest):
+        return ApiError(400, exc.code, exc.message)
+    if isinstance(exc, Unauthorized):
+        return ApiError(401, "unauthorized", "Receipt or session not recognised.")
+    if isinstance(exc, Unavailable):
+        return ApiError(503, "unavailable",
+                        "The service is temporarily unavailable; nothing was kept. Please try again shortly.",
+                        headers={"Retry-After": "30"})
+    return None

@@ -1,0 +1,106 @@
+"""Intake's configuration, parsed once from the nameko config dict into a frozen object.
+
+Secrets have no defaults in production: `WBS_ENV=production` refuses to start without
+`WBS_RECEIPT_KEY` (or an existing `WBS_RECEIPT_KEY_FILE`). In development a key is generated
+into `WBS_DATA_DIR/intake-receipt.key` with mode 0600 on first start, so `make run` works from a
+fresh clone and receipts keep working across restarts.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from wbs_plumbing.config import ConfigError, is_production, secret_file
+
+from intake.uploads import UploadLimits
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+#: About one second of work for the bundled pure-JavaScript solver on a mid-range phone.
+DEFAULT_POW_BITS = 18
+MIN_KEY_BYTES = 32
+
+
+def _int(config: dict, key: str, default: int, minimum: int = 0) -> int:
+    raw = config.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}")
+    return value
+
+
+def _decode_key(text: str, source: str) -> bytes:
+    text = text.strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"{source}: the receipt key must be hex") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"{source}: the receipt key must have at least {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def load_receipt_key(config: dict) -> bytes:
+    """`WBS_RECEIPT_KEY` (hex, >= 256 bits), else the key file (generated in development only)."""
+    inline = (config.get("WBS_RECEIPT_KEY") or "").strip()
+    if inline:
+        return _decode_key(inline, "WBS_RECEIPT_KEY")
+    if is_production(config) and not (config.get("WBS_RECEIPT_KEY_FILE") or "").strip():
+        raise ConfigError("WBS_RECEIPT_KEY is required when WBS_ENV=production")
+    path = secret_file(
+        config, "WBS_RECEIPT_KEY_FILE", "intake-receipt.key",
+        lambda: secrets.token_hex(32).encode("ascii"),
+    )
+    return _decode_key(path.read_text(), str(path))
+
+
+@dataclass(frozen=True)
+class Settings:
+    receipt_key: bytes
+    pow_key: bytes
+    pow_bits: int
+    pow_ttl_seconds: int
+    session_ttl_seconds: int
+    limits: UploadLimits
+    max_json_bytes: int
+    units_cache_seconds: float
+    rpc_timeout_seconds: float
+    evidence_chunk_bytes: int
+
+    def __repr__(self) -> str:  # never print keys
+        return f"Settings(pow_bits={self.pow_bits}, limits={self.limits})"
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Settings":
+        from intake.receipts import derive_key
+
+        key = load_receipt_key(config)
+        bits = _int(config, "WBS_POW_BITS", DEFAULT_POW_BITS)
+        if bits > 32:
+            raise ConfigError("WBS_POW_BITS above 32 would lock every reporter out")
+        max_json = _int(config, "INTAKE_MAX_JSON_BYTES", 256 * 1024, 1024)
+        limits = UploadLimits(
+            max_request_bytes=_int(config, "INTAKE_MAX_REQUEST_BYTES", 2 * GIB, 1024),
+            max_files=_int(config, "INTAKE_MAX_FILES", 20),
+            max_file_bytes=_int(config, "INTAKE_MAX_FILE_BYTES", 1 * GIB, 1),
+            max_field_bytes=max_json,
+        )
+        return cls(
+            receipt_key=derive_key(key, "receipt"),
+            pow_key=derive_key(key, "pow"),
+            pow_bits=bits,
+            pow_ttl_seconds=_int(config, "WBS_POW_TTL_SECONDS", 600, 10),
+            session_ttl_seconds=_int(config, "INTAKE_SESSION_TTL_SECONDS", 1800, 60),
+            limits=limits,
+            max_json_bytes=max_json,
+            units_cache_seconds=float(config.get("INTAKE_UNITS_CACHE_SECONDS") or 30),
+            rpc_timeout_seconds=float(config.get("INTAKE_RPC_TIMEOUT_SECONDS") or 30),
+            evidence_chunk_bytes=MIB,
+        )
