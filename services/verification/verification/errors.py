@@ -9,9 +9,10 @@ show: they never contain report content or anything about the reporter.
 class DomainError(Exception):
     status = 400
     code = "invalid"
+    default_message = "The request cannot be processed"
 
     def __init__(self, message: str = ""):
-        super().__init__(message or self.__class__.__doc__ or self.code)
+        super().__init__(message or self.default_message)
 
     @property
     def message(self) -> str:
@@ -51,3 +52,4 @@ class AuthenticationFailed(DomainError):
 
     status = 401
     code = "authentication_failed"
+    default_message = "Wrong username, password or one-time code"

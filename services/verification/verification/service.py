@@ -21,6 +21,7 @@ from .errors import Conflict, DomainError, InvalidInput, NotFound
 from .models import Base, OutboxMessage, ProcessedEvent
 
 _REMOTE = {InvalidInput: contract_errors.Invalid, Conflict: contract_errors.Conflict, NotFound: contract_errors.NotFound}
+_EXPECTED = tuple(_REMOTE.values())
 
 
 def _rpc_errors(method):
@@ -67,14 +68,14 @@ class VerificationService:
 
     # ------------------------------------------------------------------ RPC
 
-    @rpc
+    @rpc(expected_exceptions=_EXPECTED)
     @_rpc_errors
     def list_units(self):
         """Input: none. Returns [{code, name, parent, inspectorate}]. Emits nothing."""
         with self.db.transaction() as session:
             return domain.list_units(session)
 
-    @rpc
+    @rpc(expected_exceptions=_EXPECTED)
     @_rpc_errors
     def add_unit(self, code, name, parent=None, inspectorate=False):
         """Input: unit code, name, optional parent code and inspectorate flag. Returns the unit.
@@ -82,7 +83,7 @@ class VerificationService:
         with self.db.transaction() as session:
             return domain.add_unit(session, code, name, parent, inspectorate)
 
-    @rpc
+    @rpc(expected_exceptions=_EXPECTED)
     @_rpc_errors
     def add_staff(self, username, email, unit, role="inspector", display_name=None):
         """Input: username, email, home unit code, role. Returns {staff_id, username, role, unit,
@@ -92,7 +93,7 @@ class VerificationService:
             return domain.add_staff(session, self.passwords, username, email, unit, role,
                                     display_name=display_name)
 
-    @rpc
+    @rpc(expected_exceptions=_EXPECTED)
     @_rpc_errors
     def get_recipient(self, staff_id):
         """Input: staff id. Returns {email, display_name, language} or None (unknown/inactive).
@@ -100,7 +101,7 @@ class VerificationService:
         with self.db.transaction() as session:
             return domain.get_recipient(session, staff_id)
 
-    @rpc
+    @rpc(expected_exceptions=_EXPECTED)
     @_rpc_errors
     def get_report_status(self, report_id, language="id"):
         """Input: report id (intake, for the reporter's status page). Returns {state: {code,
@@ -109,7 +110,7 @@ class VerificationService:
         with self.db.transaction() as session:
             return domain.report_status(session, report_id, language)
 
-    @rpc
+    @rpc(expected_exceptions=_EXPECTED)
     @_rpc_errors
     def seed_demo(self):
         """Input: none. Creates the demo directory once. Returns {inspector, supervisor} with

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.wrappers import Response
 
-from wbs_plumbing.web import ApiError, json_response
+from wbs_plumbing.web import ApiError, error_response, json_response
 
 from . import lifecycle
 from .errors import AuthenticationFailed, DomainError, InvalidInput
@@ -105,7 +105,11 @@ def same_origin(request) -> None:
 
 
 def api(handler):
-    """Answer domain errors as JSON errors with their status (400/401/404/409/503)."""
+    """Answer domain errors as JSON errors with their status (400/401/404/409/503).
+
+    The error is returned, not raised: a refused sign-in or a 404 is an answer, not a fault, and
+    raising would make nameko log it at ERROR with a traceback for every wrong password.
+    """
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
@@ -113,7 +117,7 @@ def api(handler):
             return handler(*args, **kwargs)
         except DomainError as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            raise ApiError(exc.status, exc.code, exc.message, headers=headers) from None
+            return error_response(ApiError(exc.status, exc.code, exc.message, headers=headers))
 
     return wrapper
 
