@@ -167,3 +167,14 @@ def test_seed_demo_in_development_uses_the_fixed_sign_in(session, passwords, dem
     assert demo["inspector"]["username"] == "inspektur" and demo["supervisor"]["username"] == "supervisor"
     assert demo["inspector"]["password"] == domain.DEMO_STAFF["inspector"]["password"]
     assert domain.seed_demo(session, passwords, development=True)["supervisor"]["totp_secret"] == domain.DEMO_STAFF["supervisor"]["totp_secret"]
+
+
+def test_supervisor_never_reaches_a_report_about_their_own_unit(session, demo):
+    supervisor = staff(session, demo["supervisor"])
+    about_itjen = domain.open_case(session, report_event(unit="itjen"))
+    below = domain.open_case(session, report_event(unit="dit-smp"))
+    session.flush()
+    assert about_itjen.assignee_id is None  # escalation: nothing above itjen in the demo tree
+    assert [c["case_id"] for c in domain.list_cases(session, supervisor)] == [below.case_id]
+    with pytest.raises(NotFound):
+        domain.get_case(session, supervisor, about_itjen.case_id)

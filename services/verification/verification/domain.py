@@ -5,7 +5,7 @@ never commits: the entrypoint owns the transaction, so a change and the events a
 (written with ``add_event`` into the outbox) commit together or not at all.
 
 Reach (DESIGN.md §5.5): an inspector reaches the cases assigned to them; a supervisor the cases
-about units in the subtree of their home unit; an administrator no case at all (they manage
+about units below their home unit (not about the home unit itself); an administrator no case at all (they manage
 units and accounts, not content). A case out of reach raises :class:`NotFound`, exactly like a
 case that does not exist, so probing case ids reveals nothing.
 """
@@ -123,7 +123,9 @@ def _scope_filter(session: Session, staff: Staff):
     if staff.role == "inspector":
         return Case.assignee_id == staff.id
     if staff.role == "supervisor":
-        units = routing.subtree(routing.load_units(session), staff.home_unit)
+        # Their own unit is left out for the reason routing excludes home-unit inspectors: a
+        # report about the inspectorate itself must never come back to it.
+        units = routing.subtree(routing.load_units(session), staff.home_unit) - {staff.home_unit}
         return Case.unit.in_(sorted(units)) if units else None
     return None  # admin: manages units and accounts, never case content
 
