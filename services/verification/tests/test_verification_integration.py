@@ -6,6 +6,8 @@ Events are published and observed from outside with pika, as another system woul
 """
 import json
 import time
+
+import eventlet
 import uuid
 
 import pika
@@ -357,3 +359,15 @@ def test_rpc_directory(verification):
     with entrypoint_hook(verification, "seed_demo") as seed_demo:
         first, second = seed_demo(), seed_demo()
     assert first["inspector"]["staff_id"] == second["inspector"]["staff_id"]
+
+
+def test_the_same_code_sent_in_parallel_signs_in_once(verification, config):
+    demo = seed(verification)
+    base = base_url(config)
+    account = demo["supervisor"]
+    body = {"username": account["username"], "password": account["password"],
+            "otp": pyotp.TOTP(account["totp_secret"]).now()}
+    pool = eventlet.GreenPool()
+    statuses = list(pool.imap(lambda _: requests.post(f"{base}/api/v1/auth/login", json=body, timeout=20).status_code,
+                              range(4)))
+    assert sorted(statuses) == [200, 401, 401, 401]

@@ -154,6 +154,9 @@ def login(
     password_ok = passwords.verify(staff.password_hash if usable else None, password or "")
     if not (usable and password_ok):
         raise AuthenticationFailed()
+    # Lock the account row before checking the code: two sign-ins racing with the same code
+    # would otherwise both read the old last_totp_step and both succeed.
+    session.refresh(staff, with_for_update=True)
     step = accept_totp(staff.totp_secret, otp, staff.last_totp_step, now)
     if step is None:
         raise AuthenticationFailed()
