@@ -1,0 +1,281 @@
+"""The storage service in a real nameko container against real RabbitMQ and PostgreSQL, with the
+file store for real and the S3 store against moto's S3 server on loopback through the minio SDK.
+
+What must not be lost or leaked: every evidence byte comes back identical; the store and the
+database hold ciphertext only; evidence_stored reaches an outside consumer and matches its
+contract; every read is recorded.
+"""
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pika
+import pytest
+from nameko.exceptions import RemoteError
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import entrypoint_hook
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from tests.fixtures import wait_until
+from wbs_contracts.events import validate_event
+from wbs_plumbing.migrations import schema_differences
+from wbs_plumbing.rpc import RoutedRpcProxy
+
+from storage.models import Base, ContentRead, Evidence
+from storage.service import StorageService
+
+ALEMBIC_DIR = Path(__file__).resolve().parents[1] / "alembic"
+MiB = 1024 * 1024
+READER = {"staff_id": "staff-7", "case_id": "case-7"}
+FILENAME = "bukti_CANARY_transfer.pdf"
+
+
+class StorageClient:
+    """Calls storage the way intake does: begin, chunks to the sticky route, finish."""
+
+    name = "storage_client"
+    storage = RoutedRpcProxy("storage")
+
+    @rpc
+    def upload(self, report_id, chunks, filename, media_type):
+        began = self.storage.begin_evidence(report_id, filename, media_type)
+        at = self.storage.route(began["route"])
+        for chunk in chunks:
+            at.append_evidence(began["upload_id"], chunk)
+        return at.finish_evidence(began["upload_id"])
+
+
+@pytest.fixture
+def start(service_config, container_factory, request):
+    """Start storage (and the client) with the given store; returns (config, proxy)."""
+    containers, proxies = [], []
+
+    def start(store="file", **overrides):
+        settings = {"UPLOAD_REAPER_INTERVAL_SECONDS": 0.2}
+        if store == "s3":
+            s3 = request.getfixturevalue("s3_server")
+            settings.update(EVIDENCE_STORE="s3", S3_ENDPOINT=s3["endpoint"],
+                            S3_ACCESS_KEY=s3["access_key"], S3_SECRET_KEY=s3["secret_key"],
+                            S3_BUCKET=request.getfixturevalue("s3_bucket"), S3_SECURE=False,
+                            S3_PART_SIZE=5 * MiB)
+        settings.update(overrides)
+        config = service_config("storage", **settings)
+        container = container_factory(StorageService, config)
+        container.start()
+        client = container_factory(StorageClient, config)
+        client.start()
+        containers.extend([client, container])
+        proxy_ctx = ClusterRpcProxy(config, timeout=30)
+        proxies.append(proxy_ctx)
+        return config, container, client, proxy_ctx.start()
+
+    yield start
+    for proxy_ctx in proxies:
+        proxy_ctx.stop()
+    # Stop before the test's database and vhost are dropped, so no worker outlives them.
+    for container in containers:
+        container.stop()
+
+
+def rows(config, model):
+    engine = create_engine(config["DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            return list(session.scalars(select(model)))
+    finally:
+        engine.dispose()
+
+
+def read_back(proxy, evidence_id):
+    out, index = [], 0
+    while True:
+        chunk = proxy.storage.read_evidence_chunk(evidence_id, index, READER)
+        out.append(chunk["data"])
+        if chunk["last"]:
+            return b"".join(out)
+        index += 1
+
+
+def listen(uri, exchange, routing_key):
+    connection = pika.BlockingConnection(pika.URLParameters(uri))
+    channel = connection.channel()
+    channel.exchange_declare(exchange, "topic", durable=True)
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(queue, exchange, routing_key)
+    return connection, channel, queue
+
+
+@pytest.mark.parametrize("store", ["file", "s3"])
+def test_three_chunks_through_rpc_come_back_byte_identical(start, store):
+    config, _container, _client, proxy = start(store)
+    report_id = str(uuid.uuid4())
+    chunks = [os.urandom(MiB), os.urandom(MiB), os.urandom(123_457)]
+    data = b"".join(chunks)
+
+    began = proxy.storage.begin_evidence(report_id, FILENAME, "application/pdf")
+    assert set(began) == {"upload_id", "route"} and began["route"].startswith("storage-")
+    at = proxy[began["route"]]
+    for chunk in chunks:
+        at.append_evidence(began["upload_id"], chunk)
+    result = at.finish_evidence(began["upload_id"])
+
+    assert result["size_bytes"] == len(data)
+    assert result["sha256"] == hashlib.sha256(data).hexdigest()
+    assert read_back(proxy, result["evidence_id"]) == data
+    listed = proxy.storage.list_evidence(report_id, READER)
+    assert listed == [{"evidence_id": result["evidence_id"], "size_bytes": len(data),
+                       "sha256": result["sha256"], "filename": FILENAME,
+                       "media_type": "application/pdf"}]
+
+    content = json.dumps({"description": "NARRATIVE-CANARY"}).encode()
+    proxy.storage.store_report_content(report_id, content)
+    assert proxy.storage.read_report_content(report_id, READER) == content
+
+    # Only ciphertext at rest: no plaintext, no file name in the store or the database.
+    (evidence,) = rows(config, Evidence)
+    assert FILENAME.encode() not in evidence.sealed_meta
+    if store == "file":
+        blobs = [p.read_bytes() for p in Path(config["WBS_DATA_DIR"], "evidence").rglob("*")
+                 if p.is_file()]
+    else:
+        st = _container.extensions  # the live store of the running service
+        (objects,) = [e.store for e in st if e.__class__.__name__ == "Objects"]
+        names = [o.object_name for o in objects.client.list_objects(objects.bucket)]
+        assert evidence.object_key in names and report_id not in " ".join(names)
+        blobs = [b"".join(objects.read_stream(n)) for n in names]
+    assert len(blobs) == 2
+    for blob in blobs:
+        assert blob[:5] == b"WBSE\x01"
+        assert b"CANARY" not in blob and data[:64] not in blob and data[-64:] not in blob
+
+    reads = rows(config, ContentRead)
+    assert sorted(r.object_id for r in reads) == sorted(
+        [result["evidence_id"]] * 3 + ["evidence-list", "content"])
+    assert all((r.staff_id, r.case_id) == ("staff-7", "case-7") for r in reads)
+
+
+def test_routed_proxy_client_uploads_like_intake(start):
+    config, _container, client, proxy = start("file")
+    report_id = str(uuid.uuid4())
+    chunks = [os.urandom(MiB), os.urandom(MiB), b"tail"]
+    with entrypoint_hook(client, "upload") as upload:
+        result = upload(report_id, chunks, "x.bin", "application/octet-stream")
+    assert read_back(proxy, result["evidence_id"]) == b"".join(chunks)
+
+
+def test_evidence_stored_reaches_an_outside_consumer_and_matches_the_contract(start):
+    config, _container, _client, proxy = start("file")
+    connection, channel, queue = listen(config["AMQP_URI"], "storage.events", "evidence_stored")
+    try:
+        report_id = str(uuid.uuid4())
+        began = proxy.storage.begin_evidence(report_id, FILENAME, "image/png")
+        proxy[began["route"]].append_evidence(began["upload_id"], b"\x89PNG" + os.urandom(1000))
+        result = proxy[began["route"]].finish_evidence(began["upload_id"])
+        got = []
+
+        def fetch():
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method:
+                got.append((method, properties, body))
+            return got
+
+        wait_until(fetch, timeout=15)
+        method, properties, body = got[0]
+        event = json.loads(body)
+        validate_event("evidence_stored", event)
+        assert method.routing_key == "evidence_stored" and properties.delivery_mode == 2
+        assert {k: event[k] for k in ("report_id", "evidence_id", "size_bytes", "sha256")} == {
+            "report_id": report_id, **result}
+        assert b"CANARY" not in body and b"PNG" not in body
+    finally:
+        connection.close()
+
+
+def test_refusals_reach_the_caller_as_contract_errors(start):
+    config, _container, _client, proxy = start("file")
+    report_id = str(uuid.uuid4())
+    began = proxy.storage.begin_evidence(report_id, "f.txt", "text/plain")
+    at = proxy[began["route"]]
+    with pytest.raises(RemoteError) as err:
+        at.append_evidence(began["upload_id"], b"x" * (MiB + 1))
+    assert err.value.exc_type == "Invalid"
+    at.append_evidence(began["upload_id"], b"ok")
+    at.abort_evidence(began["upload_id"])
+    with pytest.raises(RemoteError) as err:
+        at.append_evidence(began["upload_id"], b"late")
+    assert err.value.exc_type == "NotFound"
+    with pytest.raises(RemoteError) as err:
+        proxy.storage.begin_evidence("not-a-uuid", "f", "text/plain")
+    assert err.value.exc_type == "Invalid"
+    with pytest.raises(RemoteError) as err:
+        proxy.storage.read_report_content(str(uuid.uuid4()), READER)
+    assert err.value.exc_type == "NotFound"
+    with pytest.raises(RemoteError) as err:
+        proxy.storage.read_evidence_chunk(str(uuid.uuid4()), 0, {"staff_id": "s"})
+    assert err.value.exc_type == "Invalid"
+    assert rows(config, Evidence) == []
+    assert not list(Path(config["WBS_DATA_DIR"], "evidence").rglob("*/*[0-9a-f]"))
+
+
+def test_discard_report_shreds_everything(start):
+    config, _container, _client, proxy = start("file")
+    report_id = str(uuid.uuid4())
+    proxy.storage.store_report_content(report_id, b"content")
+    began = proxy.storage.begin_evidence(report_id, "f.txt", "text/plain")
+    proxy[began["route"]].append_evidence(began["upload_id"], b"evidence")
+    result = proxy[began["route"]].finish_evidence(began["upload_id"])
+    assert proxy.storage.discard_report(report_id) is None
+    with pytest.raises(RemoteError):
+        proxy.storage.read_report_content(report_id, READER)
+    with pytest.raises(RemoteError):
+        proxy.storage.read_evidence_chunk(result["evidence_id"], 0, READER)
+    objects = [p for p in Path(config["WBS_DATA_DIR"], "evidence").rglob("*") if p.is_file()]
+    assert objects == []
+    proxy.storage.discard_report(report_id)  # idempotent
+
+
+def test_idle_uploads_are_reaped(start):
+    config, _container, _client, proxy = start("file", UPLOAD_IDLE_SECONDS=0.5)
+    began = proxy.storage.begin_evidence(str(uuid.uuid4()), "f.txt", "text/plain")
+    proxy[began["route"]].append_evidence(began["upload_id"], b"partial")
+
+    incoming = Path(config["WBS_DATA_DIR"], "evidence", ".incoming")
+    assert len(list(incoming.iterdir())) == 1  # the partial ciphertext being written
+    wait_until(lambda: not list(incoming.iterdir()), timeout=10)
+    with pytest.raises(RemoteError) as err:
+        proxy[began["route"]].append_evidence(began["upload_id"], b"more")
+    assert err.value.exc_type == "NotFound"
+
+
+def test_s3_bucket_is_created_if_missing(start, s3_server):
+    bucket = f"wbs-fresh-{uuid.uuid4().hex[:10]}"
+    config, _container, _client, proxy = start("s3", S3_BUCKET=bucket)
+    report_id = str(uuid.uuid4())
+    proxy.storage.store_report_content(report_id, b"hello")
+    assert proxy.storage.read_report_content(report_id, READER) == b"hello"
+
+
+def test_development_key_file_is_generated_with_mode_0600(start):
+    config, _container, _client, proxy = start("file")
+    key_file = Path(config["WBS_DATA_DIR"], "keys.json")
+    assert key_file.exists() and (key_file.stat().st_mode & 0o777) == 0o600
+
+
+def test_production_refuses_a_generated_key_file(service_config, container_factory, tmp_path):
+    from storage.crypto import KeyFileError, KeyRing
+    key_file = tmp_path / "keys.json"
+    KeyRing.load(str(key_file), production=False)
+    config = service_config("storage", WBS_ENV="production", WBS_KEY_FILE=str(key_file))
+    container = container_factory(StorageService, config)
+    with pytest.raises(KeyFileError):
+        container.start()
+
+
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_migrated_schema_equals_the_models(pg_url, tmp_path, database):
+    url = pg_url if database == "postgresql" else f"sqlite:///{tmp_path / 'storage.db'}"
+    assert schema_differences(ALEMBIC_DIR, url, Base.metadata) == []
