@@ -135,7 +135,7 @@ def render(out: Path) -> None:
         raise SystemExit("RABBITMQ_PASSWORD (or RABBITMQ_PASSWORD_FILE) must be set to a real secret")
     doc = json.loads(TOPOLOGY.read_text())
     doc["users"] = [{"name": user, "password_hash": rabbit_password_hash(password),
-                     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}]
+                     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}]
     doc["permissions"] = [{"user": user, "vhost": VHOST, "configure": ".*", "write": ".*", "read": ".*"}]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
