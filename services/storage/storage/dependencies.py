@@ -81,7 +81,8 @@ class UploadSessions(DependencyProvider):
 
     def start(self):
         self._running = True
-        self.container.spawn_managed_thread(self._reap_forever, identifier="upload-reaper")
+        self._reaper = self.container.spawn_managed_thread(self._reap_forever,
+                                                           identifier="upload-reaper")
 
     def _reap_forever(self):
         while self._running:
@@ -93,6 +94,9 @@ class UploadSessions(DependencyProvider):
 
     def stop(self):
         self._running = False
+        reaper, self._reaper = getattr(self, "_reaper", None), None
+        if reaper is not None:
+            reaper.kill()  # it only sleeps between sweeps; nothing to finish
         aborted = domain.abort_all_uploads(self.uploads)
         if aborted:
             log.info("storage stopping: aborted %d upload(s) in progress", aborted)

@@ -136,6 +136,7 @@ class FileStore:
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
         self.incoming = os.path.join(self.root, ".incoming")
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
         os.makedirs(self.incoming, mode=0o700, exist_ok=True)
 
     def __repr__(self):
