@@ -52,6 +52,9 @@ def test_rendered_definitions_load_and_match_the_services(service_config, contai
             except pika.exceptions.AMQPError:
                 return None
         connection = wait_until(connect, timeout=15)  # and the hashed password works
+        queue = "evt-verification-case_assigned--notification.handle_case_assigned"
+        wait_until(lambda: queue in rabbitmqctl("list_bindings", "-q", "-p", vhost,
+                                                "source_name", "destination_name"), timeout=15)
         channel = connection.channel()
         channel.queue_declare("wbs.dead-letters", passive=True)
         # published while no notification service has ever run: waits in the declared queue
@@ -59,7 +62,6 @@ def test_rendered_definitions_load_and_match_the_services(service_config, contai
                  "case_id": str(uuid.uuid4()), "inspector_id": str(uuid.uuid4()), "unit": "dit-smp"}
         channel.basic_publish("verification.events", "case_assigned", json.dumps(event).encode(),
                               pika.BasicProperties(content_type="application/json", delivery_mode=2))
-        queue = "evt-verification-case_assigned--notification.handle_case_assigned"
         assert channel.queue_declare(queue, passive=True).method.message_count == 1
         connection.close()
 
