@@ -4,6 +4,8 @@
   whose verbs are wrap/unwrap; no worker ever sees the key file or raw KEK bytes.
 * ``Objects`` -- the object store (folder or S3), chosen by ``EVIDENCE_STORE``. Workers get the
   store's small interface (``open_writer``, ``read_range``, ``read_stream``, ``delete``).
+* ``TransitKeys`` -- this process's sealed-transit key pair and its senders' channels
+  (:mod:`storage.transit`), in memory only, so that content crosses RabbitMQ sealed.
 * ``UploadSessions`` -- not an outside thing but this process's memory: uploads in progress
   (encryptor, running hash, store writer). It lives in a provider because it must outlive single
   workers, and because its lifecycle is the container's: an idle-session reaper runs while the
@@ -24,6 +26,7 @@ from storage import domain
 from storage.crypto import KeyRing
 from storage.objectstore import FileStore, S3Store
 from storage.settings import FILE, Settings
+from storage.transit import TransitChannels
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,38 @@ class Objects(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.store
+
+
+class TransitKeys(DependencyProvider):
+    """The in-memory transit key pair: made at start, gone when the process exits."""
+
+    def setup(self):
+        settings = Settings.from_config(self.container.config)
+        self.channels = TransitChannels(idle_seconds=max(3600.0, settings.upload_idle_seconds))
+        self._running = False
+        self._interval = settings.reaper_interval_seconds
+
+    def start(self):
+        self._running = True
+        self._reaper = self.container.spawn_managed_thread(self._reap_forever,
+                                                           identifier="transit-reaper")
+
+    def _reap_forever(self):
+        while self._running:
+            eventlet.sleep(self._interval)
+            self.channels.reap()
+
+    def stop(self):
+        self._running = False
+        reaper, self._reaper = getattr(self, "_reaper", None), None
+        if reaper is not None:
+            reaper.kill()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self.channels
 
 
 class UploadSessions(DependencyProvider):

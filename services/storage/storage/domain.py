@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from wbs_contracts.errors import Conflict, Invalid, NotFound
 from wbs_plumbing.outbox import add_event, utcnow
 
-from storage import crypto
+from storage import crypto, transit as sealed_transit
 from storage.models import ContentRead, DataKeyRecord, Evidence, OutboxMessage, ReportContent
 from storage.objectstore import ObjectStoreError, new_object_key
 from storage.settings import CHUNK_SIZE
@@ -88,6 +88,28 @@ def _check_bytes(value, field_name: str) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise Invalid(f"{field_name} must be bytes")
+
+
+def _unseal_text(transit, context: str, sender_key, value, field_name: str) -> str:
+    """A text field that crossed RabbitMQ sealed (see storage.transit)."""
+    raw = transit.open(context, sender_key, value)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(f"{field_name} must be UTF-8 text") from None
+
+
+def _answer(reader_key, context: str, value):
+    """Plain answer, or sealed to the reader's transit key when the reader gave one."""
+    if reader_key is None:
+        return value
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode("utf-8")
+    return sealed_transit.seal_for_reader(reader_key, context, raw)
+
+
+def _check_reader_key(reader_key):
+    if reader_key is not None:
+        sealed_transit._check_key(reader_key, "reader_key")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,14 +199,18 @@ def _delete_objects(store, keys) -> None:
 # Report content
 # ---------------------------------------------------------------------------------------------
 
-def store_report_content(transaction, keyring, store, report_id, content) -> None:
+def store_report_content(transaction, keyring, store, report_id, content, transit=None,
+                         sender_key=None) -> None:
     """Seal ``content`` (the report's sensitive JSON, as bytes) under the report's data key.
 
-    Storing again replaces the previous content (an intake retry must not fail); the old object
-    is deleted after the new row commits.
+    With ``sender_key``, ``content`` arrived sealed in transit and is opened first. Storing again
+    replaces the previous content (an intake retry must not fail); the old object is deleted
+    after the new row commits.
     """
     report_id = check_uuid(report_id, "report_id")
     content = _check_bytes(content, "content")
+    if sender_key is not None:
+        content = transit.open(report_id, sender_key, content)
     with transaction() as session:
         data_key = ensure_data_key(session, keyring, report_id)
     enc = crypto.SegmentEncryptor(data_key, report_id, CONTENT_OBJECT_ID)
@@ -213,10 +239,14 @@ def _encrypt_in_pieces(enc: crypto.SegmentEncryptor, data: bytes):
     yield enc.finalize()
 
 
-def read_report_content(transaction, keyring, store, report_id, reader) -> bytes:
-    """Decrypt the report content for ``reader``; the read is recorded first."""
+def read_report_content(transaction, keyring, store, report_id, reader, reader_key=None):
+    """Decrypt the report content for ``reader``; the read is recorded first.
+
+    Returns bytes, or ``{"sender_key", "sealed"}`` sealed to ``reader_key`` (context: report id).
+    """
     report_id = check_uuid(report_id, "report_id")
     who = check_reader(reader)
+    _check_reader_key(reader_key)
     with transaction() as session:
         row = session.get(ReportContent, report_id)
         if row is None:
@@ -227,7 +257,7 @@ def read_report_content(transaction, keyring, store, report_id, reader) -> bytes
     dec = crypto.SegmentDecryptor(data_key, report_id, CONTENT_OBJECT_ID)
     out = [dec.update(piece) for piece in store.read_stream(object_key)]
     out.append(dec.finalize())
-    return b"".join(out)
+    return _answer(reader_key, report_id, b"".join(out))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +276,7 @@ class Upload:
     encryptor: crypto.SegmentEncryptor
     store: object
     writer: object = None
+    sender_key: bytes | None = None  # chunks arrive sealed in transit from this sender
     sha256: object = field(default_factory=hashlib.sha256)
     size_bytes: int = 0
     last_activity: float = field(default_factory=time.monotonic)
@@ -295,13 +326,16 @@ class Uploads:
 
 
 def begin_upload(transaction, keyring, store, uploads: Uploads, report_id, filename,
-                 media_type) -> str:
+                 media_type, transit=None, sender_key=None) -> str:
     """Start an evidence upload for ``report_id``; returns the upload id.
 
     The file name and media type are sealed at once under the report's data key and kept only in
-    that form.
+    that form. With ``sender_key`` they (and later every chunk) arrive sealed in transit.
     """
     report_id = check_uuid(report_id, "report_id")
+    if sender_key is not None:
+        filename = _unseal_text(transit, report_id, sender_key, filename, "filename")
+        media_type = _unseal_text(transit, report_id, sender_key, media_type, "media_type")
     filename = _check_text(filename, "filename")
     media_type = _check_text(media_type, "media_type", allow_empty=True) or "application/octet-stream"
     with transaction() as session:
@@ -314,7 +348,7 @@ def begin_upload(transaction, keyring, store, uploads: Uploads, report_id, filen
         upload_id=uuid.uuid4().hex, report_id=report_id, evidence_id=evidence_id,
         object_key=object_key, sealed_meta=sealed_meta,
         encryptor=crypto.SegmentEncryptor(data_key, report_id, evidence_id),
-        store=store)
+        store=store, sender_key=bytes(sender_key) if sender_key is not None else None)
     uploads.add(upload)
     try:
         upload.writer = store.open_writer(object_key)
@@ -324,19 +358,25 @@ def begin_upload(transaction, keyring, store, uploads: Uploads, report_id, filen
     return upload.upload_id
 
 
-def append_upload(uploads: Uploads, upload_id, chunk, max_chunk: int = CHUNK_SIZE) -> int:
+def append_upload(uploads: Uploads, upload_id, chunk, max_chunk: int = CHUNK_SIZE,
+                  transit=None) -> int:
     """Encrypt and store the next chunk (<= 1 MiB) of an upload; returns the size so far.
 
-    Chunks of one upload are applied one at a time, in the order they arrive. If the store
-    fails, the upload is aborted (nothing half-written stays) and the caller must start over.
+    Chunks of one upload are applied one at a time, in the order they arrive (an upload begun
+    with a transit ``sender_key`` takes sealed chunks). If the store fails, the upload is aborted
+    (nothing half-written stays) and the caller must start over.
     """
     chunk = _check_bytes(chunk, "chunk")
-    if len(chunk) > max_chunk:
+    if len(chunk) > max_chunk + sealed_transit.SEAL_OVERHEAD:
         raise Invalid(f"chunk must be at most {max_chunk} bytes")
     upload = uploads.get(upload_id)
     with upload.lock:
         if upload.closed:
             raise NotFound("no such upload (finished or aborted)")
+        if upload.sender_key is not None:
+            chunk = transit.open(upload.report_id, upload.sender_key, chunk)
+        if len(chunk) > max_chunk:
+            raise Invalid(f"chunk must be at most {max_chunk} bytes")
         try:
             ciphertext = upload.encryptor.update(chunk)
             upload.writer.write(ciphertext)
@@ -438,17 +478,22 @@ def abort_all_uploads(uploads: Uploads) -> int:
 # Evidence reads
 # ---------------------------------------------------------------------------------------------
 
-def list_evidence(transaction, keyring, report_id, reader) -> list[dict]:
-    """The report's evidence with file names unsealed, oldest first; the listing is recorded."""
+def list_evidence(transaction, keyring, report_id, reader, reader_key=None):
+    """The report's evidence with file names unsealed, oldest first; the listing is recorded.
+
+    With ``reader_key`` the list comes back as ``{"sender_key", "sealed"}`` (sealed JSON,
+    context: report id).
+    """
     report_id = check_uuid(report_id, "report_id")
     who = check_reader(reader)
+    _check_reader_key(reader_key)
     with transaction() as session:
         rows = list(session.scalars(select(Evidence).where(Evidence.report_id == report_id)
                                     .order_by(Evidence.created_at, Evidence.evidence_id)))
         if not rows:
             if session.get(DataKeyRecord, report_id) is None:
                 raise NotFound("no such report")
-            return []
+            return _answer(reader_key, report_id, [])
         data_key = load_data_key(session, keyring, report_id)
         _record_read(session, report_id, EVIDENCE_LIST_OBJECT_ID, who)
     out = []
@@ -458,20 +503,23 @@ def list_evidence(transaction, keyring, report_id, reader) -> list[dict]:
         out.append({"evidence_id": row.evidence_id, "size_bytes": row.size_bytes,
                     "sha256": row.sha256, "filename": meta["filename"],
                     "media_type": meta["media_type"]})
-    return out
+    return _answer(reader_key, report_id, out)
 
 
 def read_evidence_chunk(transaction, keyring, store, evidence_id, index, reader,
-                        chunk_size: int = CHUNK_SIZE) -> dict:
+                        chunk_size: int = CHUNK_SIZE, reader_key=None) -> dict:
     """The ``index``-th ``chunk_size`` bytes of an evidence file's plaintext, authenticated.
 
     ``last`` is true on the final chunk; that chunk includes the object's final segment, so a
     truncated object fails there instead of looking complete. An empty file is one empty chunk.
+    Returns ``{"data", "last"}``, or with ``reader_key`` ``{"sender_key", "sealed", "last"}``
+    (context: ``"<evidence_id>:<index>"``).
     """
     evidence_id = check_uuid(evidence_id, "evidence_id")
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise Invalid("index must be a non-negative integer")
     who = check_reader(reader)
+    _check_reader_key(reader_key)
     with transaction() as session:
         row = session.get(Evidence, evidence_id)
         if row is None:
@@ -491,6 +539,9 @@ def read_evidence_chunk(transaction, keyring, store, evidence_id, index, reader,
         body = store.read_range(object_key, plan.ciphertext_offset, plan.ciphertext_length)
     data = crypto.decrypt_segments(data_key, header, report_id, evidence_id, plan.first_segment,
                                    body, plan.last)
+    if reader_key is not None:
+        return {**sealed_transit.seal_for_reader(reader_key, f"{evidence_id}:{index}", data),
+                "last": plan.last}
     return {"data": data, "last": plan.last}
 
 

@@ -11,11 +11,19 @@ upload in *this* process's memory and returns this instance's private ``route``;
 live. If the instance dies, its route disappears and the caller gets an error at once; abandoned
 uploads are reaped after ``UPLOAD_IDLE_SECONDS``.
 
+Sealed transit (opt-in, :mod:`storage.transit`): content must not cross RabbitMQ in plaintext.
+``open_transit`` gives this instance's route and in-memory transit key; calls that carry a
+``sender_key`` take sealed content and must be sent to that route (so ``store_report_content``,
+``begin_evidence`` and ``discard_report`` are reachable both ways); reads given a ``reader_key``
+answer sealed to it. Without these arguments every call works on plaintext, as the spec lists it.
+
 Errors raised to callers are the contract types (``wbs_contracts.errors``: ``Invalid``,
 ``NotFound``, ``Conflict``, ``IntegrityError``); nameko hands them over as ``RemoteError`` with
-that ``exc_type``. Messages never contain content, file names or keys. Per-chunk crypto is bounded
-(<= 1 MiB: about a millisecond of AES-GCM and SHA-256), so it runs on the hub without starving
-AMQP heartbeats; ``eventlet.tpool`` would add more thread hand-off cost than it saves.
+that ``exc_type``. Messages never contain content, file names or keys.
+
+CPU: per-chunk work is bounded (<= 1 MiB: measured ~1.5 ms AES-GCM + ~1.5 ms SHA-256 on the
+reference machine), far below anything that could starve AMQP heartbeats, so it runs on the
+hub; ``eventlet.tpool`` would add a thread hand-off per chunk without a heartbeat benefit.
 """
 from nameko.rpc import rpc
 from wbs_contracts.errors import Conflict, Invalid, IntegrityError, NotFound
@@ -23,7 +31,7 @@ from wbs_plumbing.db import Database
 from wbs_plumbing.rpc import InstanceRoute, instance_rpc
 
 from storage import domain
-from storage.dependencies import Keys, Objects, UploadSessions
+from storage.dependencies import Keys, Objects, TransitKeys, UploadSessions
 from storage.models import Base, OutboxMessage
 
 # Refusals the caller caused: logged by nameko as a warning, without a stack trace.
@@ -37,32 +45,47 @@ class StorageService:
     keyring = Keys()
     store = Objects()
     uploads = UploadSessions()
+    transit = TransitKeys()
     route = InstanceRoute()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def open_transit(self):
+        """This instance's route and transit public key, to seal content for it.
+
+        Input: none. Returns ``{"route", "transit_key"}`` (32-byte X25519 public key, valid while
+        this process lives). Events: none. Errors: none.
+        """
+        return {"route": self.route, "transit_key": self.transit.public_key}
 
     # -- evidence uploads ------------------------------------------------------------------
 
     @rpc(expected_exceptions=EXPECTED)
-    def begin_evidence(self, report_id, filename, media_type):
+    @instance_rpc(expected_exceptions=EXPECTED)
+    def begin_evidence(self, report_id, filename, media_type, sender_key=None):
         """Open an evidence upload for a report.
 
         Input: ``report_id`` (UUID), ``filename`` and ``media_type`` (sealed at once under the
-        report's data key). Returns ``{"upload_id", "route"}``: send the chunks to ``route``.
-        Events: none. Errors: ``Invalid`` (bad id or name), ``Conflict`` (too many uploads in
-        progress on this instance).
+        report's data key); with ``sender_key`` both arrive sealed in transit (send to the route
+        of ``open_transit``) and so must every chunk. Returns ``{"upload_id", "route",
+        "transit_key"}``: send the chunks to ``route``. Events: none. Errors: ``Invalid`` (bad
+        id, name or sealed value), ``Conflict`` (too many uploads in progress on this instance).
         """
         upload_id = domain.begin_upload(self.db.transaction, self.keyring, self.store,
-                                        self.uploads, report_id, filename, media_type)
-        return {"upload_id": upload_id, "route": self.route}
+                                        self.uploads, report_id, filename, media_type,
+                                        transit=self.transit, sender_key=sender_key)
+        return {"upload_id": upload_id, "route": self.route,
+                "transit_key": self.transit.public_key}
 
     @instance_rpc(expected_exceptions=EXPECTED)
     def append_evidence(self, upload_id, chunk):
         """Encrypt and store the next chunk of an upload (sticky route only).
 
-        Input: ``upload_id``, ``chunk`` (bytes, at most 1 MiB), in order. Returns None.
-        Events: none. Errors: ``Invalid`` (not bytes, too big), ``NotFound`` (unknown, finished,
+        Input: ``upload_id``, ``chunk`` (bytes, at most 1 MiB of plaintext; sealed if the upload
+        was begun with a ``sender_key``), in order. Returns None. Events: none. Errors:
+        ``Invalid`` (not bytes, too big, fails to unseal), ``NotFound`` (unknown, finished,
         aborted or expired upload); a store failure aborts the upload.
         """
-        domain.append_upload(self.uploads, upload_id, chunk)
+        domain.append_upload(self.uploads, upload_id, chunk, transit=self.transit)
 
     @instance_rpc(expected_exceptions=EXPECTED)
     def finish_evidence(self, upload_id):
@@ -86,15 +109,18 @@ class StorageService:
     # -- report content --------------------------------------------------------------------
 
     @rpc(expected_exceptions=EXPECTED)
-    def store_report_content(self, report_id, content):
+    @instance_rpc(expected_exceptions=EXPECTED)
+    def store_report_content(self, report_id, content, sender_key=None):
         """Seal a report's sensitive content (JSON as bytes: narrative, parties, identity).
 
-        Storing again replaces it. Returns None. Events: none. Errors: ``Invalid``.
+        With ``sender_key``, ``content`` is sealed in transit (send to the ``open_transit``
+        route). Storing again replaces it. Returns None. Events: none. Errors: ``Invalid``.
         """
         domain.store_report_content(self.db.transaction, self.keyring, self.store, report_id,
-                                    content)
+                                    content, transit=self.transit, sender_key=sender_key)
 
     @rpc(expected_exceptions=EXPECTED)
+    @instance_rpc(expected_exceptions=EXPECTED)
     def discard_report(self, report_id):
         """Destroy everything of a report: data key (crypto-shredding), rows, objects, uploads.
 
@@ -104,33 +130,37 @@ class StorageService:
         domain.discard_report(self.db.transaction, self.store, self.uploads, report_id)
 
     @rpc(expected_exceptions=EXPECTED)
-    def read_report_content(self, report_id, reader):
+    def read_report_content(self, report_id, reader, reader_key=None):
         """Decrypt a report's content for ``reader`` = {"staff_id", "case_id"}; the read is logged.
 
-        Returns bytes. Events: none. Errors: ``Invalid`` (bad reader), ``NotFound``,
-        ``IntegrityError`` (stored ciphertext tampered with or truncated).
+        Returns bytes, or ``{"sender_key", "sealed"}`` sealed to ``reader_key``. Events: none.
+        Errors: ``Invalid`` (bad reader), ``NotFound``, ``IntegrityError`` (stored ciphertext
+        tampered with or truncated).
         """
         return domain.read_report_content(self.db.transaction, self.keyring, self.store,
-                                          report_id, reader)
+                                          report_id, reader, reader_key=reader_key)
 
     # -- evidence reads --------------------------------------------------------------------
 
     @rpc(expected_exceptions=EXPECTED)
-    def list_evidence(self, report_id, reader):
+    def list_evidence(self, report_id, reader, reader_key=None):
         """A report's evidence: [{"evidence_id", "size_bytes", "sha256", "filename",
-        "media_type"}], oldest first; the listing is logged as a read of ``reader``.
+        "media_type"}], oldest first (sealed to ``reader_key`` as JSON when given); the listing
+        is logged as a read of ``reader``.
 
         Events: none. Errors: ``Invalid``, ``NotFound`` (unknown report).
         """
-        return domain.list_evidence(self.db.transaction, self.keyring, report_id, reader)
+        return domain.list_evidence(self.db.transaction, self.keyring, report_id, reader,
+                                    reader_key=reader_key)
 
     @rpc(expected_exceptions=EXPECTED)
-    def read_evidence_chunk(self, evidence_id, index, reader):
-        """The ``index``-th 1 MiB of an evidence file's plaintext: {"data": bytes, "last": bool}.
+    def read_evidence_chunk(self, evidence_id, index, reader, reader_key=None):
+        """The ``index``-th 1 MiB of an evidence file's plaintext: {"data": bytes, "last": bool}
+        (or {"sender_key", "sealed", "last"} sealed to ``reader_key``).
 
         Read chunks 0, 1, ... until ``last``; the last chunk verifies the end of the file. Each
         chunk read is logged. Events: none. Errors: ``Invalid`` (bad index or reader),
         ``NotFound``, ``IntegrityError``.
         """
         return domain.read_evidence_chunk(self.db.transaction, self.keyring, self.store,
-                                          evidence_id, index, reader)
+                                          evidence_id, index, reader, reader_key=reader_key)
