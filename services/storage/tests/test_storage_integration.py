@@ -117,7 +117,7 @@ def test_three_chunks_through_rpc_come_back_byte_identical(start, store):
     data = b"".join(chunks)
 
     began = proxy.storage.begin_evidence(report_id, FILENAME, "application/pdf")
-    assert set(began) == {"upload_id", "route"} and began["route"].startswith("storage-")
+    assert {"upload_id", "route"} <= set(began) and began["route"].startswith("storage-")
     at = proxy[began["route"]]
     for chunk in chunks:
         at.append_evidence(began["upload_id"], chunk)
