@@ -18,6 +18,8 @@ bad configuration fails at start, before the service takes traffic.
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 import eventlet
 from nameko.extensions import DependencyProvider
@@ -35,12 +37,76 @@ log = logging.getLogger(__name__)
 _SWEEP_MARGIN = 2.0
 
 
+class LiveKeyRing:
+    """The key ring of the key file, picked up again when the file changes (key rotation).
+
+    ``wbs keys rotate`` (``storage.admin.rotate_keys``) adds a KEK to the file and re-wraps the
+    data keys; running storage processes notice the new file within ``check_seconds`` (or at
+    once, when asked to unwrap under a KEK they do not know). Retired KEKs stay in the file, so
+    a data key wrapped by a process that had not yet noticed stays readable.
+    """
+
+    def __init__(self, path: str, production: bool, check_seconds: float = 5.0):
+        self.path = path
+        self.production = production
+        self.check_seconds = check_seconds
+        self._ring = KeyRing.load(path, production=production)
+        self._stamp = self._file_stamp()
+        self._checked = time.monotonic()
+
+    def __repr__(self):
+        return f"LiveKeyRing({self._ring!r})"
+
+    def _file_stamp(self):
+        try:
+            st = os.stat(self.path)
+            return (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            return None
+
+    def _current(self, force: bool = False) -> KeyRing:
+        now = time.monotonic()
+        if force or now - self._checked >= self.check_seconds:
+            self._checked = now
+            stamp = self._file_stamp()
+            if stamp != self._stamp:
+                try:
+                    self._ring = KeyRing.load(self.path, production=self.production)
+                    self._stamp = stamp
+                    log.info("storage: key file changed; key ring reloaded (active %s)",
+                             self._ring.active_id)
+                except Exception:  # noqa: BLE001 -- keep serving with the ring we have
+                    log.warning("storage: key file changed but cannot be loaded; keeping the "
+                                "current key ring", exc_info=True)
+        return self._ring
+
+    @property
+    def active_id(self) -> str:
+        return self._current().active_id
+
+    @property
+    def kek_ids(self) -> list[str]:
+        return self._current().kek_ids
+
+    def wrap(self, report_id, data_key):
+        return self._current().wrap(report_id, data_key)
+
+    def unwrap(self, report_id, key_id, kek_id, wrapped):
+        ring = self._current()
+        if kek_id not in ring.kek_ids:
+            ring = self._current(force=True)
+        return ring.unwrap(report_id, key_id, kek_id, wrapped)
+
+    def rewrap(self, report_id, key_id, kek_id, wrapped):
+        return self._current().rewrap(report_id, key_id, kek_id, wrapped)
+
+
 class Keys(DependencyProvider):
     """The key ring, loaded (or, in development only, generated) from ``WBS_KEY_FILE``."""
 
     def setup(self):
         settings = Settings.from_config(self.container.config)
-        self.keyring = KeyRing.load(settings.key_file, production=settings.production)
+        self.keyring = LiveKeyRing(settings.key_file, production=settings.production)
         log.info("storage: key ring loaded (%d key-encryption key(s))", len(self.keyring.kek_ids))
 
     def get_dependency(self, worker_ctx):
