@@ -56,12 +56,14 @@ def test_rendered_definitions_load_and_match_the_services(service_config, contai
         wait_until(lambda: queue in rabbitmqctl("list_bindings", "-q", "-p", vhost,
                                                 "source_name", "destination_name"), timeout=15)
         channel = connection.channel()
+        channel.confirm_delivery()  # publish returns once the broker has enqueued the message
         channel.queue_declare("wbs.dead-letters", passive=True)
         # published while no notification service has ever run: waits in the declared queue
         event = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T10:00:00Z",
                  "case_id": str(uuid.uuid4()), "inspector_id": str(uuid.uuid4()), "unit": "dit-smp"}
         channel.basic_publish("verification.events", "case_assigned", json.dumps(event).encode(),
-                              pika.BasicProperties(content_type="application/json", delivery_mode=2))
+                              pika.BasicProperties(content_type="application/json", delivery_mode=2),
+                              mandatory=True)
         assert channel.queue_declare(queue, passive=True).method.message_count == 1
         connection.close()
 
