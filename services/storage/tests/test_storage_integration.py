@@ -343,3 +343,37 @@ def test_sealed_transit_keeps_content_off_the_broker(start):
         assert any(b"PLAIN-" + canary in body for body in bodies)
     finally:
         connection.close()
+
+
+def test_first_use_race_on_postgresql_gives_one_data_key(pg_url):
+    """Content and evidence of a new report can arrive together on two workers: both must end up
+    with the same data key (the loser of the primary-key race reads the winner's)."""
+    import eventlet
+    from storage import crypto, domain
+    from wbs_plumbing.db import make_engine
+    from wbs_plumbing.migrations import migrate
+
+    from storage_fakes import transaction_factory
+
+    migrate(ALEMBIC_DIR, pg_url)
+    engine = make_engine(pg_url)
+    try:
+        tx = transaction_factory(engine)
+        ring = crypto.KeyRing.from_document(crypto.new_key_document())
+        report_id = str(uuid.uuid4())
+        first = Session(engine)
+        key1 = domain.ensure_data_key(first, ring, report_id)  # inserted, not yet committed
+
+        def second():
+            with tx() as session:
+                return domain.ensure_data_key(session, ring, report_id)
+
+        waiter = eventlet.spawn(second)
+        eventlet.sleep(0.5)  # the second insert now waits on the first transaction's row
+        assert not waiter.dead
+        first.commit()
+        first.close()
+        key2 = waiter.wait()
+        assert key2 == key1
+    finally:
+        engine.dispose()
