@@ -377,3 +377,21 @@ def test_first_use_race_on_postgresql_gives_one_data_key(pg_url):
         assert key2 == key1
     finally:
         engine.dispose()
+
+
+def test_instance_gone_mid_upload_fails_fast_and_leaves_nothing(start):
+    """The storage instance stops mid-upload: its route disappears with it, the next chunk fails
+    at once (no hang), and the partial ciphertext is removed."""
+    import time
+    from nameko.exceptions import UnknownService
+
+    config, container, _client, proxy = start("file")
+    began = proxy.storage.begin_evidence(str(uuid.uuid4()), "f.txt", "text/plain")
+    proxy[began["route"]].append_evidence(began["upload_id"], os.urandom(1000))
+    container.stop()
+    started = time.monotonic()
+    with pytest.raises(UnknownService):
+        proxy[began["route"]].append_evidence(began["upload_id"], b"more")
+    assert time.monotonic() - started < 10
+    assert list(Path(config["WBS_DATA_DIR"], "evidence", ".incoming").iterdir()) == []
+    assert rows(config, Evidence) == []
