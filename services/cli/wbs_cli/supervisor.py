@@ -29,7 +29,7 @@ def service_config(service: str) -> dict:
     from nameko.cli.main import setup_yaml_parser
     setup_yaml_parser()
     with open(ROOT / "services" / service / "config.yml") as handle:
-        return yaml.unsafe_load(handle)
+        return yaml.safe_load(handle)
 
 
 def migrate_all(services=SERVICES):

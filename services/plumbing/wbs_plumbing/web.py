@@ -74,6 +74,17 @@ def error_response(exc: Exception) -> Response:
                          500)
 
 
+class _HideClientErrors(logging.Filter):
+    """nameko logs every exception a worker raises, with a traceback, at ERROR. An ApiError is an
+    answer to the client (a wrong password, a 404), not a fault: keep it out of the error log."""
+
+    def filter(self, record):
+        return not (record.exc_info and isinstance(record.exc_info[1], ApiError))
+
+
+logging.getLogger("nameko.containers").addFilter(_HideClientErrors())
+
+
 class QuietWebServer(WebServer):
     """nameko's web server without the access log (client IPs) and without debug tracebacks."""
 

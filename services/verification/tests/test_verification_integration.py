@@ -22,6 +22,7 @@ from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
 from wbs_plumbing.migrations import schema_differences
 from wbs_plumbing.reliable import DEAD_LETTER_QUEUE
+from wbs_plumbing.transit import TransitSender
 
 from verification.models import Base
 from verification.service import VerificationService
@@ -35,6 +36,12 @@ EVIDENCE = {"ev-1": (b"A" * 10 + b"B" * 10 + b"C" * 5, "bukti kontrak.pdf", "app
 CHUNK = 10  # tiny chunks so the download really takes several RPCs
 
 
+def sealed_for(reader_key, context, data: bytes) -> dict:
+    """What storage answers: `data` sealed to the reader's transit key (wbs_plumbing.transit)."""
+    sender = TransitSender(reader_key, context)
+    return {"sender_key": sender.public_key, "sealed": sender.seal(data)}
+
+
 class FakeStorage:
     """Stand-in for the vault: same RPC names and shapes, content in memory, reads recorded."""
 
@@ -42,27 +49,28 @@ class FakeStorage:
     reads = []
 
     @rpc
-    def read_report_content(self, report_id, reader):
+    def read_report_content(self, report_id, reader, reader_key):
         FakeStorage.reads.append(("content", report_id, reader))
-        return json.dumps({
+        return sealed_for(reader_key, report_id, json.dumps({
             "title": "Benturan kepentingan pengadaan",
             "description": NARRATIVE,
             "parties": [{"name": "Budi S.", "position": "Panitia pengadaan", "unit": "dit-smp"}],
             "reporter": {"relationship": "employee", "involved": False, "identity": {"name": "RAHASIA-PELAPOR"}},
-        }).encode()
+        }).encode())
 
     @rpc
-    def list_evidence(self, report_id, reader):
+    def list_evidence(self, report_id, reader, reader_key):
         FakeStorage.reads.append(("list", report_id, reader))
-        return [{"evidence_id": eid, "size_bytes": len(data), "sha256": "00" * 32, "filename": name,
-                 "media_type": media} for eid, (data, name, media) in EVIDENCE.items()]
+        return sealed_for(reader_key, report_id, json.dumps([
+            {"evidence_id": eid, "size_bytes": len(data), "sha256": "00" * 32, "filename": name,
+             "media_type": media} for eid, (data, name, media) in EVIDENCE.items()]).encode())
 
     @rpc
-    def read_evidence_chunk(self, evidence_id, index, reader):
+    def read_evidence_chunk(self, evidence_id, index, reader, reader_key):
         FakeStorage.reads.append(("chunk", evidence_id, index, reader))
         data = EVIDENCE[evidence_id][0]
         piece = data[index * CHUNK:(index + 1) * CHUNK]
-        return {"data": piece, "last": (index + 1) * CHUNK >= len(data)}
+        return {**sealed_for(reader_key, f"{evidence_id}:{index}", piece), "last": (index + 1) * CHUNK >= len(data)}
 
 
 # --------------------------------------------------------------------------- helpers
