@@ -145,7 +145,8 @@ class TransitKeys(DependencyProvider):
 
     def setup(self):
         settings = Settings.from_config(self.container.config)
-        self.channels = TransitChannels(idle_seconds=max(3600.0, settings.upload_idle_seconds))
+        self.channels = TransitChannels(idle_seconds=max(3600.0, settings.upload_idle_seconds),
+                                        required=settings.require_sealed_transit)
         self._running = False
         self._interval = settings.reaper_interval_seconds
 

@@ -107,9 +107,16 @@ def _answer(reader_key, context: str, value):
     return sealed_transit.seal_for_reader(reader_key, context, raw)
 
 
-def _check_reader_key(reader_key):
+def _check_reader_key(reader_key, transit=None):
+    _require_sealed(transit, reader_key, "reader_key")
     if reader_key is not None:
         sealed_transit._check_key(reader_key, "reader_key")
+
+
+def _require_sealed(transit, key, field_name: str) -> None:
+    """With REQUIRE_SEALED_TRANSIT, content never crosses RabbitMQ in plaintext: refuse."""
+    if key is None and transit is not None and getattr(transit, "required", False):
+        raise Invalid(f"sealed transit is required: pass {field_name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,6 +216,7 @@ def store_report_content(transaction, keyring, store, report_id, content, transi
     """
     report_id = check_uuid(report_id, "report_id")
     content = _check_bytes(content, "content")
+    _require_sealed(transit, sender_key, "sender_key")
     if sender_key is not None:
         content = transit.open(report_id, sender_key, content)
     with transaction() as session:
@@ -239,14 +247,15 @@ def _encrypt_in_pieces(enc: crypto.SegmentEncryptor, data: bytes):
     yield enc.finalize()
 
 
-def read_report_content(transaction, keyring, store, report_id, reader, reader_key=None):
+def read_report_content(transaction, keyring, store, report_id, reader, reader_key=None,
+                        transit=None):
     """Decrypt the report content for ``reader``; the read is recorded first.
 
     Returns bytes, or ``{"sender_key", "sealed"}`` sealed to ``reader_key`` (context: report id).
     """
     report_id = check_uuid(report_id, "report_id")
     who = check_reader(reader)
-    _check_reader_key(reader_key)
+    _check_reader_key(reader_key, transit)
     with transaction() as session:
         row = session.get(ReportContent, report_id)
         if row is None:
@@ -333,6 +342,7 @@ def begin_upload(transaction, keyring, store, uploads: Uploads, report_id, filen
     that form. With ``sender_key`` they (and later every chunk) arrive sealed in transit.
     """
     report_id = check_uuid(report_id, "report_id")
+    _require_sealed(transit, sender_key, "sender_key")
     if sender_key is not None:
         filename = _unseal_text(transit, report_id, sender_key, filename, "filename")
         media_type = _unseal_text(transit, report_id, sender_key, media_type, "media_type")
@@ -478,7 +488,7 @@ def abort_all_uploads(uploads: Uploads) -> int:
 # Evidence reads
 # ---------------------------------------------------------------------------------------------
 
-def list_evidence(transaction, keyring, report_id, reader, reader_key=None):
+def list_evidence(transaction, keyring, report_id, reader, reader_key=None, transit=None):
     """The report's evidence with file names unsealed, oldest first; the listing is recorded.
 
     With ``reader_key`` the list comes back as ``{"sender_key", "sealed"}`` (sealed JSON,
@@ -486,7 +496,7 @@ def list_evidence(transaction, keyring, report_id, reader, reader_key=None):
     """
     report_id = check_uuid(report_id, "report_id")
     who = check_reader(reader)
-    _check_reader_key(reader_key)
+    _check_reader_key(reader_key, transit)
     with transaction() as session:
         rows = list(session.scalars(select(Evidence).where(Evidence.report_id == report_id)
                                     .order_by(Evidence.created_at, Evidence.evidence_id)))
@@ -507,7 +517,7 @@ def list_evidence(transaction, keyring, report_id, reader, reader_key=None):
 
 
 def read_evidence_chunk(transaction, keyring, store, evidence_id, index, reader,
-                        chunk_size: int = CHUNK_SIZE, reader_key=None) -> dict:
+                        chunk_size: int = CHUNK_SIZE, reader_key=None, transit=None) -> dict:
     """The ``index``-th ``chunk_size`` bytes of an evidence file's plaintext, authenticated.
 
     ``last`` is true on the final chunk; that chunk includes the object's final segment, so a
@@ -519,7 +529,7 @@ def read_evidence_chunk(transaction, keyring, store, evidence_id, index, reader,
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise Invalid("index must be a non-negative integer")
     who = check_reader(reader)
-    _check_reader_key(reader_key)
+    _check_reader_key(reader_key, transit)
     with transaction() as session:
         row = session.get(Evidence, evidence_id)
         if row is None:

@@ -15,7 +15,8 @@ Sealed transit (opt-in, :mod:`storage.transit`): content must not cross RabbitMQ
 ``open_transit`` gives this instance's route and in-memory transit key; calls that carry a
 ``sender_key`` take sealed content and must be sent to that route (so ``store_report_content``,
 ``begin_evidence`` and ``discard_report`` are reachable both ways); reads given a ``reader_key``
-answer sealed to it. Without these arguments every call works on plaintext, as the spec lists it.
+answer sealed to it. Without these arguments every call works on plaintext, as the spec lists it,
+unless ``REQUIRE_SEALED_TRANSIT`` is set: then plaintext content in or out is refused.
 
 Errors raised to callers are the contract types (``wbs_contracts.errors``: ``Invalid``,
 ``NotFound``, ``Conflict``, ``IntegrityError``); nameko hands them over as ``RemoteError`` with
@@ -138,7 +139,8 @@ class StorageService:
         tampered with or truncated).
         """
         return domain.read_report_content(self.db.transaction, self.keyring, self.store,
-                                          report_id, reader, reader_key=reader_key)
+                                          report_id, reader, reader_key=reader_key,
+                                          transit=self.transit)
 
     # -- evidence reads --------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class StorageService:
         Events: none. Errors: ``Invalid``, ``NotFound`` (unknown report).
         """
         return domain.list_evidence(self.db.transaction, self.keyring, report_id, reader,
-                                    reader_key=reader_key)
+                                    reader_key=reader_key, transit=self.transit)
 
     @rpc(expected_exceptions=EXPECTED)
     def read_evidence_chunk(self, evidence_id, index, reader, reader_key=None):
@@ -163,4 +165,5 @@ class StorageService:
         ``NotFound``, ``IntegrityError``.
         """
         return domain.read_evidence_chunk(self.db.transaction, self.keyring, self.store,
-                                          evidence_id, index, reader, reader_key=reader_key)
+                                          evidence_id, index, reader, reader_key=reader_key,
+                                          transit=self.transit)

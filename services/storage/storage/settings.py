@@ -59,6 +59,7 @@ class Settings:
     upload_idle_seconds: float
     reaper_interval_seconds: float
     max_uploads: int
+    require_sealed_transit: bool = False
     chunk_size: int = CHUNK_SIZE
 
     @property
@@ -104,4 +105,5 @@ class Settings:
             upload_idle_seconds=_number(config.get("UPLOAD_IDLE_SECONDS"), 600.0),
             reaper_interval_seconds=_number(config.get("UPLOAD_REAPER_INTERVAL_SECONDS"), 30.0),
             max_uploads=int(_number(config.get("MAX_CONCURRENT_UPLOADS"), 64)),
+            require_sealed_transit=flag(config.get("REQUIRE_SEALED_TRANSIT"), default=False),
         )

@@ -40,8 +40,10 @@ def _check_key(value, field_name: str) -> bytes:
 class TransitChannels:
     """This process's transit key pair and the receivers of the senders talking to it."""
 
-    def __init__(self, idle_seconds: float = 3600.0, max_channels: int = 100_000):
+    def __init__(self, idle_seconds: float = 3600.0, max_channels: int = 100_000,
+                 required: bool = False):
         self._keypair = TransitKeyPair()
+        self.required = required  # REQUIRE_SEALED_TRANSIT: refuse plaintext content
         self.public_key = self._keypair.public_key
         self.idle_seconds = idle_seconds
         self.max_channels = max_channels

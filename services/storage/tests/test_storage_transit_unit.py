@@ -137,3 +137,28 @@ def test_idle_channels_are_forgotten():
     assert transit.reap() == 0
     import time
     assert transit.reap(now=time.monotonic() + 11) == 1
+
+
+def test_required_sealed_transit_refuses_plaintext_in_and_out(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'req.db'}")
+    Base.metadata.create_all(engine)
+    tx, ring, store = (transaction_factory(engine),
+                       crypto.KeyRing.from_document(crypto.new_key_document()), InMemoryStore())
+    uploads, transit = domain.Uploads(), TransitChannels(required=True)
+    report_id = str(uuid.uuid4())
+    with pytest.raises(Invalid, match="sealed transit is required"):
+        domain.store_report_content(tx, ring, store, report_id, b"plain", transit=transit)
+    with pytest.raises(Invalid, match="sealed transit is required"):
+        domain.begin_upload(tx, ring, store, uploads, report_id, "f", "x/y", transit=transit)
+    sender = TransitSender(transit.public_key, report_id)
+    domain.store_report_content(tx, ring, store, report_id, sender.seal(b"sealed"),
+                                transit=transit, sender_key=sender.public_key)
+    with pytest.raises(Invalid, match="sealed transit is required"):
+        domain.read_report_content(tx, ring, store, report_id, READER, transit=transit)
+    with pytest.raises(Invalid, match="sealed transit is required"):
+        domain.list_evidence(tx, ring, report_id, READER, transit=transit)
+    reader = TransitKeyPair()
+    answer = domain.read_report_content(tx, ring, store, report_id, READER,
+                                        reader_key=reader.public_key, transit=transit)
+    assert reader.receiver(answer["sender_key"], report_id).open(answer["sealed"]) == b"sealed"
+    engine.dispose()
