@@ -7,6 +7,7 @@ contract; every read is recorded.
 """
 import hashlib
 import json
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -110,7 +111,8 @@ def listen(uri, exchange, routing_key):
 
 
 @pytest.mark.parametrize("store", ["file", "s3"])
-def test_three_chunks_through_rpc_come_back_byte_identical(start, store):
+def test_three_chunks_through_rpc_come_back_byte_identical(start, store, caplog):
+    caplog.set_level(logging.INFO)
     config, _container, _client, proxy = start(store)
     report_id = str(uuid.uuid4())
     chunks = [os.urandom(MiB), os.urandom(MiB), os.urandom(123_457)]
@@ -156,6 +158,10 @@ def test_three_chunks_through_rpc_come_back_byte_identical(start, store):
     assert sorted(r.object_id for r in reads) == sorted(
         [result["evidence_id"]] * 3 + ["evidence-list", "content"])
     assert all((r.staff_id, r.case_id) == ("staff-7", "case-7") for r in reads)
+    # a refusal is logged (as expected), but never with content or file names
+    with pytest.raises(RemoteError):
+        proxy.storage.begin_evidence("bad-id", FILENAME, "application/pdf")
+    assert "CANARY" not in caplog.text and FILENAME not in caplog.text
 
 
 def test_routed_proxy_client_uploads_like_intake(start):
