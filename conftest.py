@@ -5,7 +5,7 @@ different concurrency than production (blocking sockets, real threads).
 """
 import warnings
 
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 

@@ -60,6 +60,17 @@ def cmd_dlq_replay(args):
     print(f"replayed {args.id} to {queue}")
 
 
+def cmd_keys_rotate(args):
+    """Runs beside storage (it needs the key file and storage's database), not over RPC:
+    key material never crosses the broker."""
+    from storage.admin import rotate_keys
+    from wbs_cli.supervisor import service_config
+    result = rotate_keys(service_config("storage"), rewrap_only=args.rewrap_only)
+    print(f"active key: {result['active']}; data keys re-wrapped: {result['rewrapped']}")
+    for kek, count in sorted(result["remaining_by_kek"].items()):
+        print(f"  {kek}: {count} data key(s)")
+
+
 def cmd_migrate(args):
     from wbs_cli.supervisor import migrate_all
     migrate_all(args.services or SERVICES)
@@ -113,7 +124,12 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("run", help="run all four services with the embedded defaults (make run)").set_defaults(func=cmd_run)
 
-    for name, help_text in (("keys", "key-encryption keys (rotate)"), ("retention", "retention (run)"),
+    keys = commands.add_parser("keys", help="key-encryption keys").add_subparsers(dest="action", required=True)
+    rotate = keys.add_parser("rotate", help="new key-encryption key; re-wraps every data key; old key retired")
+    rotate.add_argument("--rewrap-only", action="store_true", help="only move data keys still under a retired key")
+    rotate.set_defaults(func=cmd_keys_rotate)
+
+    for name, help_text in (("retention", "retention (run)"),
                             ("audit", "audit trail (verify)")):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("action")
