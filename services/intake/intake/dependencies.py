@@ -37,6 +37,10 @@ def _call(method, timeout: float, *args):
         raise Unavailable("timeout") from None
     except UnknownService:
         raise Unavailable("unknown_service") from None
+    except RemoteError as exc:
+        # the peer failed; its reason stays in its own logs (it may name internals)
+        log.warning("RPC %s failed remotely: %s", getattr(method, "identifier", "?"), exc.exc_type)
+        raise Unavailable("remote_error") from None
 
 
 class UnitDirectory(DependencyProvider):
@@ -74,7 +78,7 @@ class Units:
         proxy = getattr(self._worker_ctx.service, p.rpc_attribute)
         try:
             units = _call(proxy.list_units, p.timeout)
-        except (Unavailable, RemoteError):
+        except Unavailable:
             if p._units is not None:
                 log.warning("verification.list_units failed; using the cached list")
                 return p._units

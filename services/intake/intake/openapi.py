@@ -47,7 +47,7 @@ def document(pow_bits: int) -> dict:
                                  "phone": {"type": "string"}}},
                              "contact_email": {"type": "string"}}},
             "language": {"type": "string", "enum": ["id", "en"], "default": "id"},
-            "good_faith": {"type": "boolean", "const": True},
+            "good_faith": {"type": "boolean", "enum": [True]},
         },
     }
     pow_param = {"name": "X-WBS-PoW", "in": "header", "required": pow_bits > 0,
