@@ -120,9 +120,7 @@ class IntakeService:
                 vault=self._vault(), transaction=self.db.transaction, settings=self.settings,
             )
         except ReportInvalid as exc:
-            return web.form_page(self.units.listing(), categories_listing(), RELATIONSHIPS,
-                                 self.settings, status=400, errors=exc.messages("id"),
-                                 values=capture.values)
+            return web.invalid_form_page(self.units, self.settings, exc, capture.values)
         except Exception as exc:
             return web.error_page(exc)
         return web.render("receipt.html", status=201, **result)

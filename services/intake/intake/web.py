@@ -140,6 +140,18 @@ def form_page(units: list, categories: list, relationships: dict, settings, *, s
                   labels=FIELD_LABELS)
 
 
+def invalid_form_page(units, settings, exc: ReportInvalid, values: dict) -> Response:
+    """The form again, filled in, with a reason (in Indonesian) beside each problem."""
+    from intake.schemas import RELATIONSHIPS, categories_listing
+
+    try:
+        listing = units.listing()
+    except Exception as unavailable:
+        return error_page(unavailable)
+    return form_page(listing, categories_listing(), RELATIONSHIPS, settings, status=400,
+                     errors=exc.messages("id"), values=values)
+
+
 def error_page(exc: Exception) -> Response:
     api = to_api_error(exc)
     if api is None:  # a bug, not the reporter's doing: log the type and trace, never the body

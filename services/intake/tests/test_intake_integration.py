@@ -488,3 +488,20 @@ def test_no_client_address_or_device_data_is_logged_or_stored(stack):
 def test_migrated_schema_equals_models(backend, pg_url, tmp_path):
     url = pg_url if backend == "postgresql" else f"sqlite:///{tmp_path / 'intake.db'}"
     assert schema_differences(ALEMBIC_DIR, url, Base.metadata) == []
+
+
+def test_reporter_form_with_proof_of_work_in_the_query(stack):
+    base, config = stack(WBS_POW_BITS=8)
+    values = {"unit": "itjen", "category": "ethics", "description": "d", "party_name": "Pak Y",
+              "relationship": "official", "involved": "yes", "good_faith": "on"}
+    data, ctype = _form(values)
+    # without JavaScript there is no proof: a clear page, nothing kept
+    resp = requests.post(f"{base}/submit", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 428 and "proof of work" in resp.text
+    # what pow.js does: solve, then post to /submit?pow=<challenge>:<nonce>
+    pow_ = requests.get(f"{base}/api/v1/pow", timeout=30).json()
+    proof = f"{pow_['challenge']}:{solve(pow_['challenge'], 8)}"
+    resp = requests.post(f"{base}/submit", params={"pow": proof}, data=data,
+                         headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    assert len(db_rows(config["DATABASE_URL"], "reports")) == 1
