@@ -12,6 +12,8 @@ import eventlet
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 
+from wbs_plumbing.transit import TransitSender
+
 from intake.errors import Unavailable
 from intake.settings import Settings
 
@@ -95,21 +97,42 @@ class Units:
 
 
 class Vault:
-    """storage's intake-facing verbs over RPC, each with a deadline.
+    """storage's intake-facing verbs over RPC, each with a deadline, with content sealed in transit.
 
-    Evidence chunks go to the storage instance that began the upload (`route`), because the
-    encryptor and running hash for that upload live in its memory (wbs_plumbing.rpc).
+    Why sealed: intake and storage talk only through RabbitMQ, whose queues are persistent and
+    may page to disk; report content, file names and evidence must not lie there in plaintext
+    (DOMAIN.md: "never ... in a queue ... in plaintext"). For each report, intake asks one storage
+    instance for its in-memory transit key (`open_transit`), makes a `TransitSender` (ephemeral
+    X25519 + HKDF + AES-GCM, context = the report id, increasing counters) and sends every
+    content-bearing call to that instance's route (wbs_plumbing.transit, storage/README.md).
+    The same instance then holds the upload's encryptor and running hash, so the chunks go there
+    too. There is no plaintext mode on this side.
     """
 
     def __init__(self, proxy, timeout: float):
         self._proxy = proxy
         self._timeout = timeout
+        self._channels: dict[str, tuple[str, TransitSender]] = {}
+        self._upload_senders: dict[str, TransitSender] = {}
+
+    def _channel(self, report_id: str) -> tuple[str, TransitSender]:
+        if report_id not in self._channels:
+            opened = _call(self._proxy.open_transit, self._timeout)
+            self._channels[report_id] = (opened["route"],
+                                         TransitSender(bytes(opened["transit_key"]), report_id))
+        return self._channels[report_id]
 
     def begin_evidence(self, report_id: str, filename: str, media_type: str) -> dict:
-        return _call(self._proxy.begin_evidence, self._timeout, report_id, filename, media_type)
+        route, sender = self._channel(report_id)
+        upload = _call(self._proxy.route(route).begin_evidence, self._timeout, report_id,
+                       sender.seal(filename.encode("utf-8")), sender.seal(media_type.encode("utf-8")),
+                       sender.public_key)
+        self._upload_senders[upload["upload_id"]] = sender
+        return upload
 
     def append_evidence(self, route: str, upload_id: str, chunk: bytes) -> None:
-        _call(self._proxy.route(route).append_evidence, self._timeout, upload_id, chunk)
+        sender = self._upload_senders[upload_id]
+        _call(self._proxy.route(route).append_evidence, self._timeout, upload_id, sender.seal(chunk))
 
     def finish_evidence(self, route: str, upload_id: str) -> dict:
         return _call(self._proxy.route(route).finish_evidence, self._timeout, upload_id)
@@ -118,7 +141,10 @@ class Vault:
         _call(self._proxy.route(route).abort_evidence, self._timeout, upload_id)
 
     def store_report_content(self, report_id: str, content: bytes) -> None:
-        _call(self._proxy.store_report_content, self._timeout, report_id, content)
+        route, sender = self._channel(report_id)
+        _call(self._proxy.route(route).store_report_content, self._timeout, report_id,
+              sender.seal(content), sender.public_key)
 
     def discard_report(self, report_id: str) -> None:
+        # plain @rpc: any instance can shred, even if the one we talked to is gone
         _call(self._proxy.discard_report, self._timeout, report_id)

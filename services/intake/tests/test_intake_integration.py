@@ -25,6 +25,7 @@ from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
 from wbs_plumbing.migrations import schema_differences
 from wbs_plumbing.rpc import InstanceRoute, instance_rpc
+from wbs_plumbing.transit import TransitKeyPair
 
 from intake.models import Base
 from intake.pow import solve
@@ -39,27 +40,52 @@ CONTENT = {}
 FAIL = {"store_report_content": False}
 
 
+TRANSIT = TransitKeyPair()
+RECEIVERS = {}
+WIRE = []  # every content-bearing argument as it crossed RabbitMQ
+
+
+def _open(report_id, sender_key, sealed):
+    WIRE.append(bytes(sealed))
+    key = (report_id, bytes(sender_key))
+    if key not in RECEIVERS:
+        RECEIVERS[key] = TRANSIT.receiver(bytes(sender_key), report_id)
+    return RECEIVERS[key].open(bytes(sealed))
+
+
 class FakeStorage:
-    """Implements the storage RPC surface intake uses; keeps plaintext in memory for checking."""
+    """Implements the storage RPC surface intake uses, sealed transit included (as storage does:
+    storage/README.md); keeps the opened plaintext in memory for checking."""
 
     name = "storage"
     route = InstanceRoute()
 
     @rpc
-    def begin_evidence(self, report_id, filename, media_type):
+    def open_transit(self):
+        CALLS.append(("open_transit",))
+        return {"route": self.route, "transit_key": TRANSIT.public_key}
+
+    @rpc
+    @instance_rpc
+    def begin_evidence(self, report_id, filename, media_type, sender_key=None):
+        assert sender_key is not None, "plaintext file name on the wire"
+        filename = _open(report_id, sender_key, filename).decode()
+        media_type = _open(report_id, sender_key, media_type).decode()
         upload_id = uuid.uuid4().hex
-        UPLOADS[upload_id] = {"report_id": report_id, "filename": filename,
+        UPLOADS[upload_id] = {"report_id": report_id, "filename": filename, "sender_key": sender_key,
                               "media_type": media_type, "data": bytearray(), "chunks": [],
                               "finished": False, "aborted": False}
         CALLS.append(("begin_evidence", report_id, filename, media_type))
-        return {"upload_id": upload_id, "route": self.route}
+        return {"upload_id": upload_id, "route": self.route, "transit_key": TRANSIT.public_key}
 
     @instance_rpc
     def append_evidence(self, upload_id, chunk):
         assert isinstance(chunk, bytes)
-        UPLOADS[upload_id]["data"] += chunk
-        UPLOADS[upload_id]["chunks"].append(len(chunk))
-        CALLS.append(("append_evidence", upload_id, len(chunk)))
+        upload = UPLOADS[upload_id]
+        plain = _open(upload["report_id"], upload["sender_key"], chunk)
+        upload["data"] += plain
+        upload["chunks"].append(len(plain))
+        CALLS.append(("append_evidence", upload_id, len(plain)))
 
     @instance_rpc
     def finish_evidence(self, upload_id):
@@ -74,13 +100,16 @@ class FakeStorage:
         CALLS.append(("abort_evidence", upload_id))
 
     @rpc
-    def store_report_content(self, report_id, content):
+    @instance_rpc
+    def store_report_content(self, report_id, content, sender_key=None):
+        assert sender_key is not None, "plaintext content on the wire"
         CALLS.append(("store_report_content", report_id))
         if FAIL["store_report_content"]:
             raise RuntimeError("vault is sealed shut")
-        CONTENT[report_id] = content
+        CONTENT[report_id] = _open(report_id, sender_key, content)
 
     @rpc
+    @instance_rpc
     def discard_report(self, report_id):
         CALLS.append(("discard_report", report_id))
         CONTENT.pop(report_id, None)
@@ -101,6 +130,8 @@ def _reset():
     CALLS.clear()
     UPLOADS.clear()
     CONTENT.clear()
+    WIRE.clear()
+    RECEIVERS.clear()
     FAIL["store_report_content"] = False
 
 
@@ -262,6 +293,9 @@ def test_multipart_with_three_files_streams_in_small_chunks_and_spools_nothing(s
     assert names.index("store_report_content") > max(i for i, n in enumerate(names) if n == "finish_evidence")
     assert "discard_report" not in names
 
+    # what crossed RabbitMQ was sealed: no plaintext evidence, name or narrative on the wire
+    assert WIRE and not any(b"CANARY" in w or b"scan.pdf" in w for w in WIRE)
+
     assert list(private_tmp.iterdir()) == []
     for root in (config["WBS_DATA_DIR"], tempfile.gettempdir()):
         for dirpath, _, filenames in os.walk(root):
@@ -292,7 +326,7 @@ def test_invalid_reports_get_field_reasons_and_touch_nothing(stack):
     resp = requests.post(f"{base}/api/v1/reports", data=data[:-20], headers={"Content-Type": ctype}, timeout=30)
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "malformed_body"
 
-    assert [c for c in CALLS if c[0] != "list_units"] == []
+    assert [c for c in CALLS if c[0] not in ("list_units", "open_transit")] == []
     assert db_rows(config["DATABASE_URL"], "reports") == []
 
 
@@ -302,7 +336,7 @@ def test_oversize_is_refused_with_413(stack):
     data, ctype = multipart(good_report(), [("a.bin", b"a" * (4 * MIB), "application/octet-stream")])
     resp = requests.post(f"{base}/api/v1/reports", data=data, headers={"Content-Type": ctype}, timeout=60)
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "too_large"
-    assert [c for c in CALLS if c[0] not in ("list_units",)] == []
+    assert [c for c in CALLS if c[0] not in ("list_units", "open_transit")] == []
 
     # one file over the per-file limit, found while streaming: the half upload is discarded
     data, ctype = multipart(good_report(), [("a.bin", b"a" * (MIB + MIB // 2), "application/octet-stream")])
