@@ -118,6 +118,7 @@ class EvidenceUploader:
         self.report_id = report_id
         self.chunk_bytes = chunk_bytes
         self.count = 0
+        self.stored: list[dict] = []
         self.touched_storage = False
         self._file: FileStart | None = None
         self._upload: dict | None = None
@@ -143,7 +144,9 @@ class EvidenceUploader:
         if self._upload is not None:
             if self._buffer:
                 self._send(bytes(self._buffer))
-            self.vault.finish_evidence(self._upload["route"], self._upload["upload_id"])
+            done = self.vault.finish_evidence(self._upload["route"], self._upload["upload_id"])
+            self.stored.append({"evidence_id": done.get("evidence_id"),
+                                "size_bytes": done.get("size_bytes")})
             self.count += 1
         self._file, self._upload, self._buffer = None, None, bytearray()
 
@@ -296,6 +299,38 @@ def report_from_form(fields: dict[str, bytes]) -> dict:
     if opt("occurred_from") or opt("occurred_to"):
         report["occurred"] = {"from": opt("occurred_from"), "to": opt("occurred_to")}
     return report
+
+
+def add_evidence(parts: Iterable, report_id: str, *, vault, transaction: Callable, settings) -> dict:
+    """More evidence from a signed-in reporter: file parts `evidence` only, streamed as above.
+
+    Emits nothing itself (storage publishes `evidence_stored` per file). Raises BadRequest (a
+    non-file field or wrong part name), UploadTooLarge, MalformedUpload, Unavailable. A failure
+    aborts the file in progress; files finished earlier in the same request stay stored
+    (storage has no per-file delete yet) and are counted.
+    """
+    uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes)
+    try:
+        for event in parts:
+            if isinstance(event, FieldPart):
+                raise BadRequest("unexpected_part", "Only file parts named 'evidence' are accepted.")
+            if isinstance(event, FileStart):
+                uploader.start(event)
+            elif isinstance(event, FileChunk):
+                uploader.write(event.data)
+            elif isinstance(event, FileEnd):
+                uploader.end()
+    except Exception:
+        uploader.abort()
+        raise
+    finally:
+        if uploader.count:
+            with transaction() as session:
+                report = session.get(Report, report_id)
+                report.evidence_count = (report.evidence_count or 0) + uploader.count
+    if not uploader.count:
+        raise BadRequest("no_evidence", "Attach at least one non-empty file part named 'evidence'.")
+    return {"evidence": uploader.stored}
 
 
 # -- the reporter coming back ----------------------------------------------------------------

@@ -102,6 +102,15 @@ def document(pow_bits: int) -> dict:
                 "responses": {"200": {"description": "{token, expires_at}"},
                               "401": _err("Not recognised (same answer for every wrong receipt)"),
                               "428": _err("Proof of work required")}}},
+            "/api/v1/reporter/evidence": {"post": {
+                "summary": "Add evidence to your report",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "properties": {
+                        "evidence": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}},
+                "responses": {"201": {"description": "{evidence: [{evidence_id, size_bytes}]}"},
+                              "400": _err("No file, or a non-file part"), "401": _err("Not signed in"),
+                              "413": _err("Too large"), "503": _err("Temporarily unavailable")}}},
             "/api/v1/reporter/report": {"get": {
                 "summary": "Status of your report",
                 "security": [{"bearer": []}],

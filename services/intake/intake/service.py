@@ -94,6 +94,19 @@ class IntakeService:
             view = domain.reporter_view(report)
         return json_response(view)
 
+    @http("POST", "/api/v1/reporter/evidence")
+    def post_reporter_evidence(self, request):
+        """Add evidence to one's report. Input: Authorization: Bearer <token>, multipart with
+        file parts `evidence`. Emits nothing (storage emits `evidence_stored` per file).
+        Errors: 401, 400, 413, 503."""
+        with self.db.transaction() as session:
+            report_id = domain.report_for_token(session, request.headers.get("Authorization")).report_id
+        answer = domain.add_evidence(
+            web.multipart_parts(request, self.settings), report_id, vault=self._vault(),
+            transaction=self.db.transaction, settings=self.settings,
+        )
+        return json_response(answer, status=201)
+
     # -- reporter web page ------------------------------------------------------------------
 
     @http("GET", "/")

@@ -539,3 +539,20 @@ def test_reporter_form_with_proof_of_work_in_the_query(stack):
                          headers={"Content-Type": ctype}, timeout=30)
     assert resp.status_code == 201, resp.text
     assert len(db_rows(config["DATABASE_URL"], "reports")) == 1
+
+
+def test_signed_in_reporter_adds_evidence(stack):
+    base, config = stack()
+    receipt = requests.post(f"{base}/api/v1/reports", json=good_report(), timeout=30).json()["receipt"]
+    token = requests.post(f"{base}/api/v1/reporter/session", json={"receipt": receipt}, timeout=30).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    body = (b'--b1\r\nContent-Disposition: form-data; name="evidence"; filename="more.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + b"P" * (MIB + 7) + b"\r\n--b1--\r\n")
+    headers = {"Content-Type": "multipart/form-data; boundary=b1"}
+    resp = requests.post(f"{base}/api/v1/reporter/evidence", data=body, headers={**headers, **auth}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    (item,) = resp.json()["evidence"]
+    assert item["size_bytes"] == MIB + 7
+    assert db_rows(config["DATABASE_URL"], "reports")[0]["evidence_count"] == 1
+    resp = requests.post(f"{base}/api/v1/reporter/evidence", data=body, headers=headers, timeout=30)
+    assert resp.status_code == 401
