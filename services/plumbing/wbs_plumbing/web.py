@@ -85,13 +85,22 @@ class _HideClientErrors(logging.Filter):
 logging.getLogger("nameko.containers").addFilter(_HideClientErrors())
 
 
+def _silent_logger() -> logging.Logger:
+    """eventlet's server also names the client address in some error and debug messages: give
+    it a logger that writes nowhere and passes nothing up, whatever the logging config says."""
+    silent = logging.getLogger("wbs.http.server")
+    silent.addHandler(logging.NullHandler())
+    silent.propagate = False
+    silent.setLevel(logging.CRITICAL + 1)
+    return silent
+
+
 class QuietWebServer(WebServer):
     """nameko's web server without the access log (client IPs) and without debug tracebacks."""
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=HttpOnlyProtocol, debug=False):
         return wsgi.Server(sock, sock.getsockname(), wsgi_app, protocol=protocol, debug=False,
-                           log=logging.getLogger("wbs.http"), log_output=False,
-                           log_x_forwarded_for=False)
+                           log=_silent_logger(), log_output=False, log_x_forwarded_for=False)
 
 
 class HttpEntrypoint(HttpRequestHandler):
