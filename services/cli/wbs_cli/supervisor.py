@@ -88,7 +88,7 @@ def banner(demo: dict) -> str:
         account = demo.get(role) or {}
         lines += [f"  Demo {role}: username {account.get('username')}  password {account.get('password')}",
                   f"    TOTP secret {account.get('totp_secret')}  ({account.get('otpauth_uri', '')})",
-                  f"    current code: python -c \"import pyotp; print(pyotp.TOTP('{account.get('totp_secret')}').now())\""]
+                  f"    current code: .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{account.get('totp_secret')}').now())\""]
     lines += ["", "Press Ctrl-C to stop.", "=" * 72, ""]
     return "\n".join(lines)
 

@@ -463,6 +463,23 @@ def test_reporter_form_without_javascript_shows_the_receipt_once(stack):
     assert "itikad baik" in resp.text and "CANARY-NARRATIVE pungli" in resp.text  # form re-filled
 
 
+def test_the_page_puts_the_evidence_after_every_other_field(stack):
+    """Browsers send form fields in page order, and intake validates the report from the fields
+    that precede the first file: a field placed after the file input would be lost."""
+    from html.parser import HTMLParser
+
+    base, _config = stack()
+    names = []
+
+    class Fields(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag in ("input", "select", "textarea") and attrs.get("name"):
+                names.append(attrs["name"])
+    Fields().feed(requests.get(f"{base}/", timeout=10).text)
+    assert "good_faith" in names and names[-1] == "evidence", names
+
+
 def test_no_client_address_or_device_data_is_logged_or_stored(stack):
     """Canaries in every header a reporter's device sends, from a distinctive source address."""
     base, config = stack(INTAKE_MAX_REQUEST_BYTES=MIB)
