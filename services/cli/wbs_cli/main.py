@@ -71,6 +71,11 @@ def cmd_keys_rotate(args):
         print(f"  {kek}: {count} data key(s)")
 
 
+def cmd_demo_seed(args):
+    import json
+    print(json.dumps(rpc_call("verification", "seed_demo", timeout=10)))
+
+
 def cmd_migrate(args):
     from wbs_cli.supervisor import migrate_all
     migrate_all(args.services or SERVICES)
@@ -121,6 +126,9 @@ def parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="migrate the services' databases to the latest schema")
     migrate.add_argument("services", nargs="*", help="default: all four")
     migrate.set_defaults(func=cmd_migrate)
+
+    demo = commands.add_parser("demo", help="demo directory").add_subparsers(dest="action", required=True)
+    demo.add_parser("seed", help="seed demo units, inspector and supervisor (idempotent); prints JSON").set_defaults(func=cmd_demo_seed)
 
     commands.add_parser("run", help="run all four services with the embedded defaults (make run)").set_defaults(func=cmd_run)
 

@@ -66,15 +66,18 @@ def _pump(name: str, stream):
 
 
 def _wait_for_verification(timeout=90):
-    from wbs_cli.main import rpc_call
+    """Seed the demo directory once verification answers. In a child process: an RPC client
+    needs eventlet's monkey-patching, which must not touch this process's real threads."""
+    import json
+    wbs = str(Path(sys.executable).parent / "wbs")
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            return rpc_call("verification", "seed_demo", timeout=10)
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+        result = subprocess.run([wbs, "demo", "seed"], capture_output=True, text=True, timeout=60)
+        if result.returncode == 0:
+            return json.loads(result.stdout)
+        if time.monotonic() > deadline:
+            raise RuntimeError(result.stderr.strip())
+        time.sleep(1)
 
 
 def banner(demo: dict) -> str:
