@@ -192,7 +192,7 @@ def service_config(rabbit_uri, pg_database, tmp_path):
             "WBS_DATA_DIR": str(tmp_path / "data"),
             "DATABASE_URL": pg_database(service),
             "DB_AUTO_MIGRATE": True,
-            "SERIALIZER": "msgpack",
+            "serializer": "msgpack",
             "ACCEPT": ["msgpack", "json"],
             "RETRY_DELAYS_MS": [50, 100],
             "OUTBOX_POLL_SECONDS": 0.2,

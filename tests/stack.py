@@ -133,7 +133,7 @@ class Stack:
 
     def rpc(self, service, method, *args, timeout=10, **kwargs):
         from nameko.standalone.rpc import ClusterRpcProxy
-        config = {"AMQP_URI": self.env["AMQP_URI"], "SERIALIZER": "msgpack", "ACCEPT": ["msgpack", "json"]}
+        config = {"AMQP_URI": self.env["AMQP_URI"], "serializer": "msgpack", "ACCEPT": ["msgpack", "json"]}
         with ClusterRpcProxy(config, timeout=timeout) as cluster:
             return getattr(getattr(cluster, service), method)(*args, **kwargs)
 

@@ -41,6 +41,7 @@ class Wiretap:
         self.channel.exchange_declare("nameko-rpc", "topic", durable=True)
         self.channel.queue_bind(self.rpc, "nameko-rpc", "#")
         self.captured = []  # (queue kind, routing key, headers, body)
+        self.content_types = set()
 
     def drain(self):
         for kind, queue in (("event", self.events), ("rpc", self.rpc)):
@@ -49,6 +50,7 @@ class Wiretap:
                 if method is None:
                     break
                 self.captured.append((kind, method.routing_key, properties.headers or {}, body))
+                self.content_types.add((kind, properties.content_type))
         return self.captured
 
     def events_of(self, event_type):
@@ -204,6 +206,8 @@ def test_report_reaches_the_inspector_and_leaks_nowhere(store, tmp_path, rabbit_
                 seen.add(key)
         assert {"report_submitted", "evidence_stored", "case_opened", "case_assigned",
                 "case_status_changed", "notification_sent"} <= seen
+        # events are JSON for everyone; RPC is msgpack, so sealed bytes travel without base64
+        assert wiretap.content_types == {("event", "application/json"), ("rpc", "application/x-msgpack")}
 
     # -- canaries -------------------------------------------------------------------------
     text_needles = [canary_text.encode(), canary_file, canary_agent.encode(), canary_ip.split(",")[0].encode(),

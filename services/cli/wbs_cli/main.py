@@ -22,7 +22,7 @@ def rpc_call(service: str, method: str, *args, timeout: float = 30, **kwargs):
     eventlet.monkey_patch()
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    config = {"AMQP_URI": amqp_uri(), "SERIALIZER": "msgpack", "ACCEPT": ["msgpack", "json"]}
+    config = {"AMQP_URI": amqp_uri(), "serializer": "msgpack", "ACCEPT": ["msgpack", "json"]}
     with ClusterRpcProxy(config, timeout=timeout) as cluster:
         return getattr(getattr(cluster, service), method)(*args, **kwargs)
 

@@ -106,7 +106,7 @@ def start(service_config, container_factory):
         settings.update(overrides)
         config = service_config("notification", **settings)
         fake = container_factory(FakeVerification, {"AMQP_URI": config["AMQP_URI"],
-                                                    "SERIALIZER": "msgpack", "ACCEPT": ["msgpack", "json"]})
+                                                    "serializer": "msgpack", "ACCEPT": ["msgpack", "json"]})
         fake.start()
         container = container_factory(NotificationService, config)
         container.start()

@@ -67,7 +67,7 @@ def _load_config_yml(env):
 
 def test_config_yml_embedded_defaults(tmp_path):
     config = _load_config_yml({"WBS_DATA_DIR": str(tmp_path)})
-    assert config["SERIALIZER"] == "msgpack" and config["ACCEPT"] == ["msgpack", "json"]
+    assert config["serializer"] == "msgpack" and config["ACCEPT"] == ["msgpack", "json"]
     assert config["LOGGING"]["handlers"]["console"]["class"] == "logging.StreamHandler"
     s = Settings.from_config(config)
     assert s.evidence_store == "file" and s.key_file == str(tmp_path / "keys.json")

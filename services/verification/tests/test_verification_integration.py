@@ -91,7 +91,7 @@ def verification(container_factory, config):
 @pytest.fixture
 def storage(container_factory, config):
     FakeStorage.reads = []
-    container = container_factory(FakeStorage, {k: config[k] for k in ("AMQP_URI", "SERIALIZER", "ACCEPT")})
+    container = container_factory(FakeStorage, {k: config[k] for k in ("AMQP_URI", "serializer", "ACCEPT")})
     container.start()
     return container
 
