@@ -129,6 +129,7 @@ def main(argv=None):
                     else:
                         failures.append(response.status_code)
 
+        cpu_before = stack.cpu_seconds()
         began = time.monotonic()
         threads = [threading.Thread(target=client) for _ in range(args.concurrency)]
         for thread in threads:
@@ -148,6 +149,7 @@ def main(argv=None):
                 break
             else:
                 time.sleep(0.05)
+        cpu_after = stack.cpu_seconds()
         emailed = [sink.arrivals[case_of[r]] - t for r, t in submitted.items() if case_of.get(r) in sink.arrivals]
         last_email = max((sink.arrivals[case_of[r]] for r in submitted if case_of.get(r) in sink.arrivals), default=began)
         connection.close()
@@ -160,6 +162,9 @@ def main(argv=None):
         print(f"  submit latency:          p50 {percentile(latencies, 50) * 1000:.0f} ms   p99 {percentile(latencies, 99) * 1000:.0f} ms")
         print(f"  submit-to-email latency: p50 {percentile(emailed, 50) * 1000:.0f} ms   p99 {percentile(emailed, 99) * 1000:.0f} ms"
               f"   ({len(emailed)}/{len(latencies)} emails)")
+        per_report = {s: (cpu_after[s] - cpu_before[s]) * 1000 / max(1, len(latencies)) for s in cpu_after}
+        print("  server CPU per report:   " + "  ".join(f"{s} {ms:.1f} ms" for s, ms in per_report.items())
+              + f"  = {sum(per_report.values()):.1f} ms")
         return 0 if not failures and len(emailed) == len(latencies) else 1
     finally:
         stack.stop()

@@ -128,6 +128,18 @@ class Stack:
     def all_logs(self) -> bytes:
         return b"".join(path.read_bytes() for path in self.log_dir.glob("*.log"))
 
+    def cpu_seconds(self) -> dict:
+        """CPU time (user + system) each service process has used so far, from /proc."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for service, process in self.processes.items():
+            try:
+                fields = open(f"/proc/{process.pid}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used[service] = (int(fields[11]) + int(fields[12])) / ticks
+        return used
+
     def env_database_urls(self) -> list[str]:
         return [value for key, value in self.env.items() if key.endswith("_DATABASE_URL")]
 

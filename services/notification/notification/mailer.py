@@ -104,7 +104,11 @@ class SmtpTransport:
     def send(self, message: EmailMessage, key: str) -> None:
         s = self.settings
         try:
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout) as client:
+            # EHLO names the sender's mail domain: left unset, smtplib resolves this host's FQDN
+            # on every connection (slow through eventlet's pure-Python resolver, and it tells the
+            # mail server an internal host name).
+            helo = s.mail_from.rsplit("@", 1)[-1].strip(">") or "localhost"
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=helo, timeout=s.smtp_timeout) as client:
                 if s.smtp_starttls:
                     client.starttls()
                 if s.smtp_username:
