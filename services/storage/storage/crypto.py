@@ -317,8 +317,8 @@ def add_kek(doc: dict) -> str:
     return entry["id"]
 
 
-def write_key_file(path: str, doc: dict) -> None:
-    """Replace the key file atomically, mode 0600 (temp file, fsync, rename)."""
+def _write_private_temp(path: str, doc: dict) -> str:
+    """Write `doc` to a fresh 0600 temp file beside `path`, fsynced; return its name."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o700, exist_ok=True)
     tmp = f"{path}.{secrets.token_hex(4)}.tmp"
@@ -328,28 +328,29 @@ def write_key_file(path: str, doc: dict) -> None:
             fh.write(json.dumps(doc, indent=2).encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_key_file(path: str, doc: dict) -> None:
+    """Replace the key file atomically, mode 0600 (temp file, fsync, rename)."""
+    tmp = _write_private_temp(path, doc)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
 
 
 def _create_key_file(path: str, doc: dict) -> None:
     """Create the key file only if absent: two processes starting at once agree on one file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = _write_private_temp(path, doc)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(json.dumps(doc, indent=2).encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # atomic create-if-absent, never a half-written file
-        except FileExistsError:
-            pass
+        os.link(tmp, path)  # atomic create-if-absent, never a half-written file
+    except FileExistsError:
+        pass
     finally:
         os.unlink(tmp)
 
