@@ -169,3 +169,38 @@ def test_failing_handler_is_dead_lettered_after_bounded_retries(demo):
     assert properties.headers["x-wbs-attempts"] == 3
     assert "RuntimeError" in properties.headers["x-wbs-reason"]
     assert Behaviour.calls == 3
+
+
+def test_outbox_keeps_events_through_a_broker_outage(rabbit_uri, pg_url):
+    """Committed while the broker is unreachable: the event waits in the outbox, then goes out."""
+    from types import SimpleNamespace
+
+    from nameko.amqp.publish import Publisher
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(pg_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    database = Database(Base, OutboxMessage)
+    database.container = SimpleNamespace(service_name="verification", config={
+        "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/", "DATABASE_URL": pg_url})
+    database.setup()
+    database.publisher.retry = False
+    with database.get_dependency(None).transaction() as session:
+        add_event(session, OutboxMessage, "case_status_changed",
+                  {"case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
+    with pytest.raises(Exception):
+        database.relay_once()
+    with Session(database.engine) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)
+                              .where(OutboxMessage.published_at.is_(None))) == 1
+
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    database.publisher = Publisher(rabbit_uri, use_confirms=True, mandatory=True)
+    assert database.relay_once() == 1
+    assert len(broker.get_all(out, 1)) == 1
+    assert database.relay_once() == 0
+    broker.close()
+    database.engine.dispose()
