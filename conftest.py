@@ -16,3 +16,14 @@ import psycogreen.eventlet  # noqa: E402
 psycogreen.eventlet.patch_psycopg()
 
 pytest_plugins = ["tests.fixtures"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI=true a skipped test is a failure: a missing server must not pass silently."""
+    import os
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("CI") == "true" and skipped and session.exitstatus == 0:
+        reporter.write_line(f"CI=true: {len(skipped)} test(s) skipped; failing the run", red=True)
+        session.exitstatus = 1
