@@ -3,7 +3,7 @@ with fake collaborators (no broker, no SMTP)."""
 import email
 import json
 import os
-from contextlib import contextmanager
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from email import policy
 
@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from wbs_contracts.events import validate_event
+from wbs_plumbing.db import session_scope
 
 from notification import domain, mailer
 from notification.mailer import (
@@ -77,18 +78,7 @@ def engine():
 
 @pytest.fixture
 def transaction(engine):
-    @contextmanager
-    def transaction():
-        session = Session(engine, expire_on_commit=False)
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-    return transaction
+    return partial(session_scope, engine)
 
 
 @pytest.fixture

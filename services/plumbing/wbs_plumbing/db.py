@@ -59,6 +59,24 @@ def alembic_dir_for(base) -> Path:
     return Path(sys.modules[base.__module__].__file__).resolve().parents[1] / "alembic"
 
 
+@contextmanager
+def session_scope(engine):
+    """Yield a Session; commit if the block succeeds, roll back if it raises.
+
+    Domain functions never commit: this is the one place that does (tests that drive domain
+    functions without a container use it too, so they commit exactly as production does).
+    """
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 class DatabaseSession:
     """What a worker gets: transactions, and the idempotency guard for event handlers."""
 
@@ -68,20 +86,10 @@ class DatabaseSession:
 
     @contextmanager
     def transaction(self):
-        """Yield a Session; commit if the block succeeds, roll back if it raises.
-
-        Domain functions never commit: this is the one place that does.
-        """
-        session = Session(self.engine, expire_on_commit=False)
-        try:
+        """Yield a Session (see `session_scope`); after a commit that staged events, wake the relay."""
+        with session_scope(self.engine) as session:
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
             staged_events = session.info.pop(OUTBOX_FLAG, False)
-            session.close()
         if staged_events:
             self._provider.wake_relay()
 

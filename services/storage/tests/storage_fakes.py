@@ -1,7 +1,7 @@
 """Fakes that implement the real ports (cosmicpython style), for unit tests of the domain."""
-from contextlib import contextmanager
+from functools import partial
 
-from sqlalchemy.orm import Session
+from wbs_plumbing.db import session_scope
 
 from storage.objectstore import ObjectNotFound, ObjectStoreError, _check_key
 
@@ -64,17 +64,4 @@ class _Writer:
 
 def transaction_factory(engine):
     """What Database.transaction does: a session that commits on success, rolls back on error."""
-
-    @contextmanager
-    def transaction():
-        session = Session(engine, expire_on_commit=False)
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-
-    return transaction
+    return partial(session_scope, engine)
