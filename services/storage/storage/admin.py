@@ -1,53 +1,34 @@
 """Operator tasks on the vault, run outside the service (the ``wbs`` command calls these).
 
 ``rotate_keys(config)`` is ``wbs keys rotate``: a new key-encryption key becomes active in the key
-file, every data key is re-wrapped under it (32 bytes each: no object is re-encrypted), and the old
-KEK is marked retired. The retired KEK stays in the file: a storage process that has not yet
-noticed the new file may still wrap a data key under it for a few seconds; running ``rotate_keys``
-again later (or ``rewrap_only``) moves those too. Delete a retired KEK from the file only when a
-rewrap pass reports nothing left under it.
+file, every data key is re-wrapped under it (32 bytes each: no object is re-encrypted), and every
+retired KEK that no data key uses any more is destroyed (see :mod:`storage.keyfile`, which also
+explains the grace period and why destroying retired KEKs is what makes shredding reach backups).
+A rotation interrupted half-way leaves both KEKs in the file (every read still works); running it
+again, or ``--rewrap-only``, finishes the job.
 """
 from __future__ import annotations
 
-import json
+from functools import partial
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from wbs_plumbing.config import database_url
-from wbs_plumbing.db import make_engine
+from wbs_plumbing.db import make_engine, session_scope
 
-from storage import crypto, domain
-from storage.models import DataKeyRecord
+from storage import keyfile
 from storage.settings import Settings
 
-BATCH = 500
 
+def rotate_keys(config: dict, rewrap_only: bool = False, after_batch=None) -> dict:
+    """Add and activate a new KEK (unless ``rewrap_only``), re-wrap every data key, destroy
+    retired KEKs nobody uses.
 
-def rotate_keys(config: dict, rewrap_only: bool = False) -> dict:
-    """Add and activate a new KEK (unless ``rewrap_only``), then re-wrap every data key.
-
-    Returns ``{"active", "rewrapped", "remaining_by_kek"}`` -- ids and counts only.
+    Returns ``{"active", "rewrapped", "destroyed", "remaining_by_kek"}`` -- ids and counts only.
     """
     settings = Settings.from_config(config)
-    crypto.KeyRing.load(settings.key_file, production=settings.production)  # refuse bad files
-    if not rewrap_only:
-        with open(settings.key_file, "rb") as fh:
-            doc = json.loads(fh.read())
-        crypto.add_kek(doc)
-        crypto.write_key_file(settings.key_file, doc)
-    ring = crypto.KeyRing.load(settings.key_file, production=settings.production)
     engine = make_engine(database_url(dict(config), "storage"))
-    rewrapped = 0
     try:
-        while True:  # short transactions, so the service keeps working during a rotation
-            with Session(engine) as session, session.begin():
-                moved = domain.rewrap_data_keys(session, ring, limit=BATCH)
-            rewrapped += moved
-            if moved < BATCH:
-                break
-        with Session(engine) as session:
-            remaining = dict(session.execute(
-                select(DataKeyRecord.kek_id, func.count()).group_by(DataKeyRecord.kek_id)).all())
+        return keyfile.rotate(settings.key_file, settings.production, partial(session_scope, engine),
+                              add_new=not rewrap_only, grace_seconds=settings.key_rotation_grace_seconds,
+                              after_batch=after_batch)
     finally:
         engine.dispose()
-    return {"active": ring.active_id, "rewrapped": rewrapped, "remaining_by_kek": remaining}

@@ -42,6 +42,9 @@ by Tink's streaming AEAD and age)::
                                        share one data key never share a nonce
         segment size    u32 BE      -- plaintext bytes per segment (64 KiB); recorded so a reader
                                        can compute segment offsets for random access
+    The header of every object is also recorded in its database row when it is written and
+    compared on every read, so an older version of the same object put back (replay) fails.
+
     segment 0 .. n-1:
         AES-256-GCM(data key, nonce_i, plaintext_i, associated data) = ciphertext_i | tag (16 bytes)
 
@@ -381,6 +384,18 @@ class Header:
         return cls(key_id, prefix, segment_size, raw)
 
 
+def _check_recorded(header: Header, expected: bytes | None) -> None:
+    """The header recorded in the database when the object was written must be the one read.
+
+    Report id and object id in the associated data stop swaps between objects; they cannot stop
+    a *replay*: an older version of the same object (same data key, same ids, e.g. the report
+    content before it was replaced, kept by a versioned bucket or a backup) put back in place.
+    Its random nonce prefix differs from the recorded header's, so it is refused here.
+    """
+    if expected is not None and bytes(expected) != header.raw:
+        raise IntegrityError("object is not the version recorded for it (replayed or swapped)")
+
+
 def _associated_data(header: bytes, report_id: str, object_id: str) -> bytes:
     return header + _lp(report_id) + _lp(object_id)
 
@@ -480,8 +495,10 @@ class SegmentDecryptor:
     reordering, a missing final segment, trailing data, a swapped object or a wrong key.
     """
 
-    def __init__(self, data_key: DataKey, report_id: str, object_id: str):
+    def __init__(self, data_key: DataKey, report_id: str, object_id: str,
+                 expected_header: bytes | None = None):
         self._key = data_key
+        self._expected_header = expected_header
         self._aead = AESGCM(data_key.key)
         self._report_id = report_id
         self._object_id = object_id
@@ -512,6 +529,7 @@ class SegmentDecryptor:
             self._header = Header.parse(self._buffer)
             if self._header.key_id != self._key.key_id:
                 raise IntegrityError("object was sealed under a different data key")
+            _check_recorded(self._header, self._expected_header)
             self._ad = _associated_data(self._header.raw, self._report_id, self._object_id)
             del self._buffer[:HEADER_SIZE]
         full = self._header.segment_size + TAG_SIZE
@@ -591,7 +609,8 @@ def plan_chunk(plain_size: int, index: int, chunk_size: int,
 
 
 def decrypt_segments(data_key: DataKey, header: bytes, report_id: str, object_id: str,
-                     first_segment: int, ciphertext: bytes, includes_final: bool) -> bytes:
+                     first_segment: int, ciphertext: bytes, includes_final: bool,
+                     expected_header: bytes | None = None) -> bytes:
     """Decrypt a contiguous run of whole segments read from the middle of an object.
 
     ``header`` is the object's first ``HEADER_SIZE`` bytes; ``includes_final`` says whether the
@@ -601,6 +620,7 @@ def decrypt_segments(data_key: DataKey, header: bytes, report_id: str, object_id
     hdr = Header.parse(header)
     if hdr.key_id != data_key.key_id:
         raise IntegrityError("object was sealed under a different data key")
+    _check_recorded(hdr, expected_header)
     aead = AESGCM(data_key.key)
     ad = _associated_data(hdr.raw, report_id, object_id)
     full = hdr.segment_size + TAG_SIZE

@@ -21,10 +21,13 @@ import logging
 import os
 import time
 
+from datetime import datetime
+
 import eventlet
 from nameko.extensions import DependencyProvider
+from wbs_plumbing.grants import GrantVerifier
 
-from storage import domain
+from storage import domain, keyfile
 from storage.crypto import KeyRing
 from storage.objectstore import FileStore, S3Store
 from storage.settings import FILE, Settings
@@ -89,7 +92,23 @@ class LiveKeyRing:
         return self._current().kek_ids
 
     def wrap(self, report_id, data_key):
-        return self._current().wrap(report_id, data_key)
+        # A stat per new data key: a rotation's new KEK is used at once, so after its grace
+        # period no process still wraps under the KEK about to be destroyed (storage.keyfile).
+        return self._current(force=True).wrap(report_id, data_key)
+
+    def rotate_after(self, moment, transaction, grace_seconds: float, sleep=time.sleep):
+        """Rotate unless the active KEK is newer than ``moment`` (the last shredding); destroy
+        retired KEKs nobody uses either way. Returns the rotation summary or None."""
+        doc = keyfile.read_document(self.path)
+        active = next(k for k in doc["keys"] if k["id"] == doc["active"])
+        created = active.get("created_at")
+        fresh = created is not None and datetime.fromisoformat(created) > moment
+        if fresh and len(doc["keys"]) == 1:
+            return None
+        result = keyfile.rotate(self.path, self.production, transaction, add_new=not fresh,
+                                grace_seconds=grace_seconds, sleep=sleep)
+        self._current(force=True)
+        return result
 
     def unwrap(self, report_id, key_id, kek_id, wrapped):
         ring = self._current()
@@ -113,13 +132,33 @@ class Keys(DependencyProvider):
         return self.keyring
 
 
+class Grants(DependencyProvider):
+    """verification's read grants, checked with its public key (``WBS_GRANT_PUBLIC_KEY``)."""
+
+    def setup(self):
+        self.verifier = GrantVerifier.from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.verifier
+
+
+class StorageSettings(DependencyProvider):
+    """The typed settings, for entrypoints that need a setting (retention periods, grace)."""
+
+    def setup(self):
+        self.settings = Settings.from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
 def build_store(settings: Settings):
     if settings.evidence_store == FILE:
         return FileStore(settings.evidence_root)
     s3 = settings.s3
     store = S3Store(s3.endpoint, s3.access_key, s3.secret_key, s3.bucket, secure=s3.secure,
                     region=s3.region, part_size=s3.part_size,
-                    parallel_uploads=s3.parallel_uploads)
+                    parallel_uploads=s3.parallel_uploads, object_lock_days=s3.object_lock_days)
     store.ensure_bucket()
     return store
 

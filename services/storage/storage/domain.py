@@ -27,16 +27,19 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
-from wbs_contracts.errors import Conflict, Invalid, NotFound
+from wbs_contracts.errors import Conflict, Forbidden, Invalid, NotFound
+from wbs_plumbing.grants import GrantError
 from wbs_plumbing.outbox import add_event, utcnow
 
 from storage import crypto, transit as sealed_transit
-from storage.models import ContentRead, DataKeyRecord, Evidence, OutboxMessage, ReportContent
-from storage.objectstore import ObjectStoreError, new_object_key
+from storage.models import (ContentRead, DataKeyRecord, Evidence, Message, OutboxMessage,
+                            ReportContent)
+from storage.objectstore import ObjectNotFound, ObjectStoreError, new_object_key
 from storage.settings import CHUNK_SIZE
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ CONTENT_OBJECT_ID = "content"
 EVIDENCE_LIST_OBJECT_ID = "evidence-list"
 MAX_NAME_LENGTH = 1024
 MAX_READER_ID_LENGTH = 100
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGES_PER_READ = 1000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,19 +66,33 @@ def check_uuid(value, field_name: str) -> str:
     raise Invalid(f"{field_name} must be a lowercase UUID")
 
 
-def check_reader(reader) -> tuple[str, str]:
-    """``reader = {"staff_id", "case_id"}``: who reads, for which case (authorised by the caller)."""
-    if not isinstance(reader, dict):
-        raise Invalid("reader must be an object with staff_id and case_id")
-    ids = []
-    for key in ("staff_id", "case_id"):
-        value = reader.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip() or len(value) > MAX_READER_ID_LENGTH:
-            raise Invalid(f"reader.{key} must be a non-empty string")
-        ids.append(value)
-    return ids[0], ids[1]
+@dataclass(frozen=True)
+class Reader:
+    """Who reads, from a verified grant: the grant's subject, case and id (for the read log)."""
+
+    sub: str
+    case_id: str
+    grant_id: str
+
+
+def authorise(grants, grant, report_id: str, scope: str, message_id: str | None = None) -> Reader:
+    """Check verification's signed read grant for a ``scope`` read of ``report_id``.
+
+    storage does not decide who may read a case (verification does: assignment, supervision,
+    conflicts); it checks that verification decided so, recently, for this report and this kind
+    of read. Anything else is ``Forbidden`` before a key is unwrapped or a byte is read. The
+    warning names the rule that failed, never the token.
+    """
+    try:
+        claims = grants.check(grant, report_id=report_id, scope=scope, message_id=message_id)
+    except GrantError as exc:
+        log.warning("refused a %s read: %s", scope, exc)
+        raise Forbidden(f"read refused: {exc}") from None
+    sub, case_id = str(claims.get("sub") or ""), str(claims.get("case_id") or "")
+    if not sub or len(sub) > MAX_READER_ID_LENGTH or len(case_id) > MAX_READER_ID_LENGTH:
+        log.warning("refused a %s read: grant names no valid reader", scope)
+        raise Forbidden("read refused: grant names no valid reader")
+    return Reader(sub=sub, case_id=case_id, grant_id=str(claims.get("jti") or "")[:64])
 
 
 def _check_text(value, field_name: str, allow_empty: bool = False) -> str:
@@ -149,7 +168,8 @@ def load_data_key(session, keyring: crypto.KeyRing, report_id: str) -> crypto.Da
     record = session.get(DataKeyRecord, report_id)
     if record is None:
         raise NotFound("no such report")
-    return keyring.unwrap(report_id, record.key_id, record.kek_id, record.wrapped)
+    with integrity_logged(report_id, "data-key"):
+        return keyring.unwrap(report_id, record.key_id, record.kek_id, record.wrapped)
 
 
 def rewrap_data_keys(session, keyring: crypto.KeyRing, limit: int | None = None) -> int:
@@ -169,10 +189,33 @@ def rewrap_data_keys(session, keyring: crypto.KeyRing, limit: int | None = None)
     return count
 
 
-def _record_read(session, report_id: str, object_id: str, reader: tuple[str, str],
+def _record_read(session, report_id: str, object_id: str, reader: Reader,
                  chunk_index: int | None = None) -> None:
     session.add(ContentRead(report_id=report_id, object_id=object_id, chunk_index=chunk_index,
-                            staff_id=reader[0], case_id=reader[1]))
+                            staff_id=reader.sub, case_id=reader.case_id,
+                            grant_id=reader.grant_id or None))
+
+
+@contextmanager
+def integrity_logged(report_id: str, object_id: str):
+    """Log a failed integrity check loudly (ids and the rule only, never content), re-raise.
+
+    A tampered, truncated, swapped or replayed object is a security event an operator must see;
+    the caller gets ``IntegrityError`` and no plaintext.
+    """
+    try:
+        yield
+    except crypto.IntegrityError as exc:
+        log.error("INTEGRITY FAILURE reading object %s of report %s: %s", object_id, report_id,
+                  exc)
+        raise
+
+
+def _read_stream(store, object_key: str):
+    try:
+        yield from store.read_stream(object_key)
+    except ObjectNotFound:
+        raise crypto.IntegrityError("object is missing from the store") from None
 
 
 def _write_object(store, data: bytes | None, chunks=None) -> str:
@@ -223,16 +266,18 @@ def store_report_content(transaction, keyring, store, report_id, content, transi
         data_key = ensure_data_key(session, keyring, report_id)
     enc = crypto.SegmentEncryptor(data_key, report_id, CONTENT_OBJECT_ID)
     key = _write_object(store, None, _encrypt_in_pieces(enc, content))
+    digest = hashlib.sha256(content).hexdigest()
     old_key = None
     try:
         with transaction() as session:
             row = session.get(ReportContent, report_id)
             if row is None:
                 session.add(ReportContent(report_id=report_id, object_key=key,
-                                          size_bytes=len(content)))
+                                          size_bytes=len(content), sha256=digest,
+                                          header=enc.header))
             else:
                 old_key, row.object_key, row.size_bytes = row.object_key, key, len(content)
-                row.created_at = utcnow()
+                row.sha256, row.header, row.created_at = digest, enc.header, utcnow()
     except BaseException:
         _delete_objects(store, [key])
         raise
@@ -247,26 +292,109 @@ def _encrypt_in_pieces(enc: crypto.SegmentEncryptor, data: bytes):
     yield enc.finalize()
 
 
-def read_report_content(transaction, keyring, store, report_id, reader, reader_key=None,
+def read_report_content(transaction, keyring, store, grants, report_id, grant, reader_key=None,
                         transit=None):
-    """Decrypt the report content for ``reader``; the read is recorded first.
+    """Decrypt the report content for the holder of ``grant`` (scope ``content``); the read is
+    recorded first.
 
     Returns bytes, or ``{"sender_key", "sealed"}`` sealed to ``reader_key`` (context: report id).
     """
     report_id = check_uuid(report_id, "report_id")
-    who = check_reader(reader)
     _check_reader_key(reader_key, transit)
+    who = authorise(grants, grant, report_id, "content")
     with transaction() as session:
         row = session.get(ReportContent, report_id)
         if row is None:
             raise NotFound("no content stored for this report")
         data_key = load_data_key(session, keyring, report_id)
-        object_key = row.object_key
+        object_key, header, digest = row.object_key, row.header, row.sha256
         _record_read(session, report_id, CONTENT_OBJECT_ID, who)
-    dec = crypto.SegmentDecryptor(data_key, report_id, CONTENT_OBJECT_ID)
-    out = [dec.update(piece) for piece in store.read_stream(object_key)]
-    out.append(dec.finalize())
-    return _answer(reader_key, report_id, b"".join(out))
+    with integrity_logged(report_id, CONTENT_OBJECT_ID):
+        dec = crypto.SegmentDecryptor(data_key, report_id, CONTENT_OBJECT_ID,
+                                      expected_header=header)
+        out = [dec.update(piece) for piece in _read_stream(store, object_key)]
+        out.append(dec.finalize())
+        content = b"".join(out)
+        if digest is not None and hashlib.sha256(content).hexdigest() != digest:
+            raise crypto.IntegrityError("content does not match its recorded SHA-256")
+    return _answer(reader_key, report_id, content)
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages (reporter <-> inspectors), sealed under the report's data key
+# ---------------------------------------------------------------------------------------------
+
+def _message_object_id(message_id: str) -> str:
+    return f"message:{message_id}"
+
+
+def store_message(transaction, keyring, report_id, message_id, text, transit=None,
+                  sender_key=None) -> None:
+    """Seal one message (UTF-8 bytes, at most ``MAX_MESSAGE_BYTES``) under the report's data key.
+
+    Messages live in the database, not the object store: they are small, and sealing them under
+    the data key means shredding the report shreds its conversation with it. Idempotent per
+    ``message_id`` (a retried call stores nothing twice); the same id for another report is a
+    ``Conflict``.
+    """
+    report_id = check_uuid(report_id, "report_id")
+    message_id = check_uuid(message_id, "message_id")
+    text = _check_bytes(text, "text")
+    _require_sealed(transit, sender_key, "sender_key")
+    if sender_key is not None:
+        text = transit.open(report_id, sender_key, text)
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise Invalid(f"text must be at most {MAX_MESSAGE_BYTES} bytes")
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid("text must be UTF-8") from None
+    with transaction() as session:
+        existing = session.get(Message, message_id)
+        if existing is not None:
+            if existing.report_id != report_id:
+                raise Conflict("message_id is already used by another report")
+            return
+        data_key = ensure_data_key(session, keyring, report_id)
+        session.add(Message(message_id=message_id, report_id=report_id,
+                            sealed=crypto.seal(data_key, report_id,
+                                               _message_object_id(message_id), text)))
+
+
+def read_messages(transaction, keyring, grants, report_id, message_ids, grant, reader_key=None,
+                  transit=None):
+    """The asked messages of a report, in the order asked: ``[{"message_id", "text"}]``.
+
+    The grant must cover ``messages`` reads of the report and, when it lists message ids (a
+    reporter's grant never lists internal notes), every id asked. Each message read is recorded
+    before any plaintext leaves. With ``reader_key`` the list comes back sealed as JSON
+    (``{"sender_key", "sealed"}``, context: report id).
+    """
+    report_id = check_uuid(report_id, "report_id")
+    if not isinstance(message_ids, (list, tuple)) or len(message_ids) > MAX_MESSAGES_PER_READ:
+        raise Invalid(f"message_ids must be a list of at most {MAX_MESSAGES_PER_READ} ids")
+    message_ids = [check_uuid(m, "message_ids[]") for m in message_ids]
+    _check_reader_key(reader_key, transit)
+    who = authorise(grants, grant, report_id, "messages")
+    for message_id in message_ids:
+        authorise(grants, grant, report_id, "messages", message_id=message_id)
+    if not message_ids:
+        return _answer(reader_key, report_id, [])
+    with transaction() as session:
+        rows = {row.message_id: row for row in session.scalars(
+            select(Message).where(Message.message_id.in_(message_ids)))}
+        if any(m not in rows or rows[m].report_id != report_id for m in message_ids):
+            raise NotFound("no such message for this report")
+        data_key = load_data_key(session, keyring, report_id)
+        for message_id in dict.fromkeys(message_ids):
+            _record_read(session, report_id, _message_object_id(message_id), who)
+        sealed = {m: rows[m].sealed for m in message_ids}
+    out = []
+    for m in message_ids:
+        with integrity_logged(report_id, _message_object_id(m)):
+            text = crypto.open_sealed(data_key, report_id, _message_object_id(m), sealed[m])
+        out.append({"message_id": m, "text": text.decode("utf-8")})
+    return _answer(reader_key, report_id, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,7 +553,8 @@ def finish_upload(transaction, uploads: Uploads, upload_id) -> dict:
                 raise NotFound("report was discarded during the upload")
             session.add(Evidence(evidence_id=upload.evidence_id, report_id=upload.report_id,
                                  object_key=upload.object_key, size_bytes=upload.size_bytes,
-                                 sha256=result["sha256"], sealed_meta=upload.sealed_meta))
+                                 sha256=result["sha256"], sealed_meta=upload.sealed_meta,
+                                 header=upload.encryptor.header))
             add_event(session, OutboxMessage, "evidence_stored",
                       {"report_id": upload.report_id, **result})
     except BaseException:
@@ -488,15 +617,15 @@ def abort_all_uploads(uploads: Uploads) -> int:
 # Evidence reads
 # ---------------------------------------------------------------------------------------------
 
-def list_evidence(transaction, keyring, report_id, reader, reader_key=None, transit=None):
+def list_evidence(transaction, keyring, grants, report_id, grant, reader_key=None, transit=None):
     """The report's evidence with file names unsealed, oldest first; the listing is recorded.
 
     With ``reader_key`` the list comes back as ``{"sender_key", "sealed"}`` (sealed JSON,
     context: report id).
     """
     report_id = check_uuid(report_id, "report_id")
-    who = check_reader(reader)
     _check_reader_key(reader_key, transit)
+    who = authorise(grants, grant, report_id, "evidence")
     with transaction() as session:
         rows = list(session.scalars(select(Evidence).where(Evidence.report_id == report_id)
                                     .order_by(Evidence.created_at, Evidence.evidence_id)))
@@ -508,15 +637,16 @@ def list_evidence(transaction, keyring, report_id, reader, reader_key=None, tran
         _record_read(session, report_id, EVIDENCE_LIST_OBJECT_ID, who)
     out = []
     for row in rows:
-        meta = json.loads(crypto.open_sealed(data_key, report_id, f"meta:{row.evidence_id}",
-                                             row.sealed_meta))
+        with integrity_logged(report_id, f"meta:{row.evidence_id}"):
+            meta = json.loads(crypto.open_sealed(data_key, report_id,
+                                                 f"meta:{row.evidence_id}", row.sealed_meta))
         out.append({"evidence_id": row.evidence_id, "size_bytes": row.size_bytes,
                     "sha256": row.sha256, "filename": meta["filename"],
                     "media_type": meta["media_type"]})
     return _answer(reader_key, report_id, out)
 
 
-def read_evidence_chunk(transaction, keyring, store, evidence_id, index, reader,
+def read_evidence_chunk(transaction, keyring, store, grants, evidence_id, index, grant,
                         chunk_size: int = CHUNK_SIZE, reader_key=None, transit=None) -> dict:
     """The ``index``-th ``chunk_size`` bytes of an evidence file's plaintext, authenticated.
 
@@ -528,27 +658,37 @@ def read_evidence_chunk(transaction, keyring, store, evidence_id, index, reader,
     evidence_id = check_uuid(evidence_id, "evidence_id")
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise Invalid("index must be a non-negative integer")
-    who = check_reader(reader)
     _check_reader_key(reader_key, transit)
     with transaction() as session:
         row = session.get(Evidence, evidence_id)
         if row is None:
             raise NotFound("no such evidence")
+        who = authorise(grants, grant, row.report_id, "evidence")
         try:
             plan = crypto.plan_chunk(row.size_bytes, index, chunk_size)
         except IndexError:
             raise Invalid("index is past the end of the file") from None
-        report_id, object_key = row.report_id, row.object_key
+        report_id, object_key, recorded = row.report_id, row.object_key, row.header
+        size_bytes = row.size_bytes
         data_key = load_data_key(session, keyring, report_id)
         _record_read(session, report_id, evidence_id, who, chunk_index=index)
-    if plan.first_segment == 0:  # header and chunk are adjacent: one ranged read
-        blob = store.read_range(object_key, 0, crypto.HEADER_SIZE + plan.ciphertext_length)
-        header, body = blob[:crypto.HEADER_SIZE], blob[crypto.HEADER_SIZE:]
-    else:
-        header = store.read_range(object_key, 0, crypto.HEADER_SIZE)
-        body = store.read_range(object_key, plan.ciphertext_offset, plan.ciphertext_length)
-    data = crypto.decrypt_segments(data_key, header, report_id, evidence_id, plan.first_segment,
-                                   body, plan.last)
+    with integrity_logged(report_id, evidence_id):
+        try:
+            if plan.first_segment == 0:  # header and chunk are adjacent: one ranged read
+                blob = store.read_range(object_key, 0,
+                                        crypto.HEADER_SIZE + plan.ciphertext_length)
+                header, body = blob[:crypto.HEADER_SIZE], blob[crypto.HEADER_SIZE:]
+            else:
+                header = store.read_range(object_key, 0, crypto.HEADER_SIZE)
+                body = store.read_range(object_key, plan.ciphertext_offset,
+                                        plan.ciphertext_length)
+        except ObjectNotFound:
+            raise crypto.IntegrityError("object is missing from the store") from None
+        data = crypto.decrypt_segments(data_key, header, report_id, evidence_id,
+                                       plan.first_segment, body, plan.last,
+                                       expected_header=recorded)
+        if plan.last and store.size(object_key) != crypto.ciphertext_size(size_bytes):
+            raise crypto.IntegrityError("object has data after its final segment")
     if reader_key is not None:
         return {**sealed_transit.seal_for_reader(reader_key, f"{evidence_id}:{index}", data),
                 "last": plan.last}
@@ -575,8 +715,19 @@ def discard_report(transaction, store, uploads: Uploads, report_id) -> int:
         content = session.get(ReportContent, report_id)
         if content is not None:
             keys.append(content.object_key)
-        session.execute(delete(Evidence).where(Evidence.report_id == report_id))
-        session.execute(delete(ReportContent).where(ReportContent.report_id == report_id))
-        session.execute(delete(DataKeyRecord).where(DataKeyRecord.report_id == report_id))
+        delete_report_rows(session, report_id)
     _delete_objects(store, keys)
     return len(keys)
+
+
+def delete_report_rows(session, report_id: str) -> None:
+    """Delete the report's data key and every row sealed under it, in the caller's transaction."""
+    session.execute(delete(Evidence).where(Evidence.report_id == report_id))
+    session.execute(delete(Message).where(Message.report_id == report_id))
+    session.execute(delete(ReportContent).where(ReportContent.report_id == report_id))
+    session.execute(delete(DataKeyRecord).where(DataKeyRecord.report_id == report_id))
+
+
+def delete_objects(store, keys) -> None:
+    """Delete objects (every version) after their rows are gone; failures only log."""
+    _delete_objects(store, keys)

@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import threading
+from datetime import datetime, timedelta, timezone
 from typing import Iterator, Protocol
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,8 @@ class _S3Writer:
             self._store.client.put_object(
                 self._store.bucket, self._key, self._pipe, length=-1,
                 part_size=self._store.part_size,
-                num_parallel_uploads=self._store.parallel_uploads)
+                num_parallel_uploads=self._store.parallel_uploads,
+                retention=self._store.retention_for_new_object())
         except BaseException as exc:  # noqa: BLE001 -- handed to the producer side
             self._error = exc
             self._pipe.fail(exc)
@@ -341,6 +343,29 @@ class _S3Writer:
             pass
 
 
+def _minio_client(endpoint, **kwargs):
+    """The minio SDK's client, able to send Content-MD5 on every request with a body.
+
+    S3 (and MinIO) refuse uploads with object-lock retention unless they carry Content-MD5 (or a
+    checksum header). The SDK adds Content-MD5 only over HTTPS; inside a private network the
+    store may be plain HTTP (compose), so with object lock the store asks for it always.
+    Pinned SDK (minio==7.2.x): ``_build_headers`` is where every request's headers are made.
+    """
+    from minio import Minio
+    from minio.helpers import md5sum_hash
+
+    class _Client(Minio):
+        always_md5 = False
+
+        def _build_headers(self, host, headers=None, body=None, creds=None):
+            headers = headers or {}
+            if self.always_md5 and body and "Content-MD5" not in headers:
+                headers["Content-MD5"] = md5sum_hash(body)
+            return super()._build_headers(host, headers, body, creds)
+
+    return _Client(endpoint, **kwargs)
+
+
 class S3Store:
     """Objects in one bucket of an S3-compatible store, through the ``minio`` SDK.
 
@@ -351,21 +376,30 @@ class S3Store:
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str,
                  secure: bool = True, region: str | None = None,
                  part_size: int = S3_PART_SIZE, parallel_uploads: int = 2,
-                 pipe_bytes: int = PIPE_MAX_BYTES, client=None):
-        from minio import Minio
-
+                 pipe_bytes: int = PIPE_MAX_BYTES, client=None, object_lock_days: float = 90.0):
         self.bucket = bucket
         self.part_size = part_size
         self.parallel_uploads = parallel_uploads
         self.pipe_bytes = pipe_bytes
-        self.client = client or Minio(endpoint, access_key=access_key, secret_key=secret_key,
-                                      secure=secure, region=region)
+        self.client = client or _minio_client(endpoint, access_key=access_key,
+                                              secret_key=secret_key, secure=secure,
+                                              region=region)
         self._endpoint = endpoint
+        self.object_lock_days = object_lock_days
+        self.object_lock = False  # found out by ensure_bucket()
 
     def __repr__(self):
         return f"S3Store({self._endpoint!r}, bucket={self.bucket!r})"
 
     def ensure_bucket(self) -> None:
+        """Create the bucket if missing, and find out whether it has object lock enabled.
+
+        Object lock is a property the bucket is created with (an operator's choice; with it
+        on, versioning is on too). When the bucket has it, every object is written with
+        governance-mode retention (``retention_for_new_object``), so neither a stolen
+        credential without ``s3:BypassGovernanceRetention`` nor an accident can delete
+        evidence early; shredding deletes every version with the governance bypass.
+        """
         from minio.error import S3Error
 
         try:
@@ -374,6 +408,31 @@ class S3Store:
         except S3Error as exc:
             if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise ObjectStoreError(f"s3 store: cannot use bucket ({exc.code})") from None
+        try:
+            config = self.client.get_object_lock_config(self.bucket)
+            self.object_lock = config is not None
+        except S3Error:
+            self.object_lock = False  # ObjectLockConfigurationNotFoundError: no object lock
+        except ValueError:
+            self.object_lock = True  # enabled, without a default retention rule
+        if self.object_lock:
+            self.client.always_md5 = True
+
+    def retention_for_new_object(self):
+        """Governance-mode retention for a new object when the bucket has object lock, else None.
+
+        The report's shred date is not known when evidence arrives (its case is still open), so
+        objects are locked for ``S3_OBJECT_LOCK_DAYS`` (default: the shortest retention period,
+        so the lock never outlives the earliest possible shredding by much); shredding bypasses
+        governance mode in any case.
+        """
+        if not self.object_lock or self.object_lock_days <= 0:
+            return None
+        from minio.commonconfig import GOVERNANCE
+        from minio.retention import Retention
+
+        until = datetime.now(timezone.utc) + timedelta(days=self.object_lock_days)
+        return Retention(GOVERNANCE, until.replace(microsecond=0))
 
     def open_writer(self, key: str) -> _S3Writer:
         return _S3Writer(self, _check_key(key))
@@ -403,13 +462,37 @@ class S3Store:
             raise ObjectStoreError(f"s3 store: read failed ({exc.code})") from None
 
     def delete(self, key: str) -> None:
+        """Delete every version of the object, bypassing governance-mode object lock.
+
+        A plain DELETE on a versioned bucket only adds a delete marker and keeps the data:
+        shredding must leave nothing, so each version is removed by id.
+        """
+        from minio.deleteobjects import DeleteObject
         from minio.error import S3Error
 
+        key = _check_key(key)
         try:
-            self.client.remove_object(self.bucket, _check_key(key))
+            versions = [DeleteObject(obj.object_name, obj.version_id)
+                        for obj in self.client.list_objects(self.bucket, prefix=key,
+                                                            include_version=True)
+                        if obj.object_name == key]
+            if not versions:
+                return
+            errors = list(self.client.remove_objects(self.bucket, versions,
+                                                     bypass_governance_mode=self.object_lock))
         except S3Error as exc:
-            if exc.code not in ("NoSuchKey", "NoSuchObject"):
-                raise ObjectStoreError(f"s3 store: delete failed ({exc.code})") from None
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return
+            raise ObjectStoreError(f"s3 store: delete failed ({exc.code})") from None
+        errors = [e for e in errors if e.code not in ("NoSuchKey", "NoSuchVersion")]
+        if errors:
+            raise ObjectStoreError(f"s3 store: delete failed ({errors[0].code})")
+
+    def versions(self, key: str) -> int:
+        """How many versions (delete markers included) the store keeps under ``key``."""
+        return sum(1 for obj in self.client.list_objects(self.bucket, prefix=_check_key(key),
+                                                         include_version=True)
+                   if obj.object_name == key)
 
     def size(self, key: str) -> int:
         from minio.error import S3Error

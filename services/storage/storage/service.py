@@ -1,8 +1,14 @@
 """The storage service: the vault. Thin nameko entrypoints over :mod:`storage.domain`.
 
 storage is the only service that holds keys and talks to the object store. Plaintext comes in
-over RPC, only ciphertext goes to the store, and plaintext goes out only to a caller that names a
-reader (verification authorises the reader; storage records every read).
+over RPC, only ciphertext goes to the store, and plaintext goes out only to a caller that presents
+a read grant: verification decides who may read a case and signs that decision (Ed25519,
+``wbs_plumbing.grants``); storage checks the signature, the report, the scope and the expiry, and
+records every read with the grant's subject, case and id.
+
+Retention: storage keeps each report's retention schedule from verification's
+``case_status_changed`` and ``legal_hold_changed`` events (reliable handlers, each event applied
+once) and shreds what is due from a daily timer or ``run_retention`` (``wbs retention run``).
 
 Evidence uploads are conversations: ``begin_evidence`` (any instance, plain ``@rpc``) opens an
 upload in *this* process's memory and returns this instance's private ``route``; the chunks,
@@ -19,24 +25,33 @@ answer sealed to it. Without these arguments every call works on plaintext, as t
 unless ``REQUIRE_SEALED_TRANSIT`` is set: then plaintext content in or out is refused.
 
 Errors raised to callers are the contract types (``wbs_contracts.errors``: ``Invalid``,
-``NotFound``, ``Conflict``, ``IntegrityError``); nameko hands them over as ``RemoteError`` with
+``NotFound``, ``Forbidden``, ``Conflict``, ``IntegrityError``); nameko hands them over as ``RemoteError`` with
 that ``exc_type``. Messages never contain content, file names or keys.
 
 CPU: per-chunk work is bounded (<= 1 MiB: measured ~1.5 ms AES-GCM + ~1.5 ms SHA-256 on the
 reference machine), far below anything that could starve AMQP heartbeats, so it runs on the
 hub; ``eventlet.tpool`` would add a thread hand-off per chunk without a heartbeat benefit.
 """
+import logging
+from functools import partial
+
 from nameko.rpc import rpc
-from wbs_contracts.errors import Conflict, Invalid, IntegrityError, NotFound
+from wbs_contracts.errors import Conflict, Forbidden, Invalid, IntegrityError, NotFound
 from wbs_plumbing.db import Database
+from wbs_plumbing.outbox import utcnow
+from wbs_plumbing.reliable import event_handler
 from wbs_plumbing.rpc import InstanceRoute, instance_rpc
 
-from storage import domain
-from storage.dependencies import Keys, Objects, TransitKeys, UploadSessions
-from storage.models import Base, OutboxMessage
+from storage import domain, retention
+from storage.dependencies import (Grants, Keys, Objects, StorageSettings, TransitKeys,
+                                  UploadSessions)
+from storage.models import Base, OutboxMessage, ProcessedEvent
+from wbs_plumbing.timers import configured_timer
+
+log = logging.getLogger(__name__)
 
 # Refusals the caller caused: logged by nameko as a warning, without a stack trace.
-EXPECTED = (Invalid, NotFound, Conflict, IntegrityError)
+EXPECTED = (Invalid, NotFound, Forbidden, Conflict, IntegrityError)
 
 
 class StorageService:
@@ -47,6 +62,8 @@ class StorageService:
     store = Objects()
     uploads = UploadSessions()
     transit = TransitKeys()
+    grants = Grants()
+    settings = StorageSettings()
     route = InstanceRoute()
 
     @rpc(expected_exceptions=EXPECTED)
@@ -131,39 +148,126 @@ class StorageService:
         domain.discard_report(self.db.transaction, self.store, self.uploads, report_id)
 
     @rpc(expected_exceptions=EXPECTED)
-    def read_report_content(self, report_id, reader, reader_key=None):
-        """Decrypt a report's content for ``reader`` = {"staff_id", "case_id"}; the read is logged.
+    def read_report_content(self, report_id, grant, reader_key=None):
+        """Decrypt a report's content for the holder of ``grant`` (scope ``content``); logged.
 
+        Input: ``report_id``, ``grant`` (verification's signed read grant), ``reader_key``.
         Returns bytes, or ``{"sender_key", "sealed"}`` sealed to ``reader_key``. Events: none.
-        Errors: ``Invalid`` (bad reader), ``NotFound``, ``IntegrityError`` (stored ciphertext
-        tampered with or truncated).
+        Errors: ``Forbidden`` (grant missing, forged, expired, for another report or scope),
+        ``Invalid``, ``NotFound``, ``IntegrityError`` (stored ciphertext tampered with).
         """
         return domain.read_report_content(self.db.transaction, self.keyring, self.store,
-                                          report_id, reader, reader_key=reader_key,
+                                          self.grants, report_id, grant, reader_key=reader_key,
                                           transit=self.transit)
 
     # -- evidence reads --------------------------------------------------------------------
 
     @rpc(expected_exceptions=EXPECTED)
-    def list_evidence(self, report_id, reader, reader_key=None):
+    def list_evidence(self, report_id, grant, reader_key=None):
         """A report's evidence: [{"evidence_id", "size_bytes", "sha256", "filename",
         "media_type"}], oldest first (sealed to ``reader_key`` as JSON when given); the listing
-        is logged as a read of ``reader``.
+        is logged as a read of the grant's subject.
 
-        Events: none. Errors: ``Invalid``, ``NotFound`` (unknown report).
+        Input: ``grant`` with scope ``evidence``. Events: none. Errors: ``Forbidden``,
+        ``Invalid``, ``NotFound`` (unknown report).
         """
-        return domain.list_evidence(self.db.transaction, self.keyring, report_id, reader,
-                                    reader_key=reader_key, transit=self.transit)
+        return domain.list_evidence(self.db.transaction, self.keyring, self.grants, report_id,
+                                    grant, reader_key=reader_key, transit=self.transit)
 
     @rpc(expected_exceptions=EXPECTED)
-    def read_evidence_chunk(self, evidence_id, index, reader, reader_key=None):
+    def read_evidence_chunk(self, evidence_id, index, grant, reader_key=None):
         """The ``index``-th 1 MiB of an evidence file's plaintext: {"data": bytes, "last": bool}
         (or {"sender_key", "sealed", "last"} sealed to ``reader_key``).
 
-        Read chunks 0, 1, ... until ``last``; the last chunk verifies the end of the file. Each
-        chunk read is logged. Events: none. Errors: ``Invalid`` (bad index or reader),
-        ``NotFound``, ``IntegrityError``.
+        Input: ``grant`` with scope ``evidence`` for the file's report. Read chunks 0, 1, ...
+        until ``last``; the last chunk verifies the end of the file. Each chunk read is logged.
+        Events: none. Errors: ``Forbidden``, ``Invalid`` (bad index), ``NotFound``,
+        ``IntegrityError``.
         """
         return domain.read_evidence_chunk(self.db.transaction, self.keyring, self.store,
-                                          evidence_id, index, reader, reader_key=reader_key,
-                                          transit=self.transit)
+                                          self.grants, evidence_id, index, grant,
+                                          reader_key=reader_key, transit=self.transit)
+
+    # -- messages --------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    @instance_rpc(expected_exceptions=EXPECTED)
+    def store_message(self, report_id, message_id, text, sender_key=None):
+        """Seal one message of a report's conversation under the report's data key.
+
+        Input: ``report_id``, ``message_id`` (UUIDs), ``text`` (UTF-8 bytes, at most 64 KiB;
+        sealed in transit when ``sender_key`` is given: send to the ``open_transit`` route).
+        Idempotent per ``message_id``. Returns None. Events: none. Errors: ``Invalid``,
+        ``Conflict`` (the message id belongs to another report).
+        """
+        domain.store_message(self.db.transaction, self.keyring, report_id, message_id, text,
+                             transit=self.transit, sender_key=sender_key)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def read_messages(self, report_id, message_ids, grant, reader_key=None):
+        """Messages of a report in the order asked: ``[{"message_id", "text"}]`` (or sealed JSON
+        of that list to ``reader_key``); each message read is logged.
+
+        Input: ``grant`` with scope ``messages`` (listing every id asked, if it lists ids).
+        Events: none. Errors: ``Forbidden``, ``Invalid``, ``NotFound``.
+        """
+        return domain.read_messages(self.db.transaction, self.keyring, self.grants, report_id,
+                                    message_ids, grant, reader_key=reader_key,
+                                    transit=self.transit)
+
+    # -- retention -------------------------------------------------------------------------
+
+    @event_handler("verification", "case_status_changed")
+    def handle_case_status_changed(self, event):
+        """Keep the report's retention schedule: an end state sets its shred date, a reopening
+        clears it.
+
+        Input: ``case_status_changed`` {case_id, report_id, from_state, to_state} (validated by
+        the reliable handler; applied once per event_id). Events: none. Errors: a database
+        failure is retried, then dead-lettered.
+        """
+        with self.db.handle_once(event["event_id"], ProcessedEvent,
+                                 "storage.case_status_changed") as session:
+            if session is not None:
+                retention.record_status_change(session, self.settings.retention, event)
+
+    @event_handler("verification", "legal_hold_changed")
+    def handle_legal_hold_changed(self, event):
+        """Set or lift a legal hold: a held report is never shredded.
+
+        Input: ``legal_hold_changed`` {case_id, report_id, legal_hold}. Events: none.
+        Errors: as ``handle_case_status_changed``.
+        """
+        with self.db.handle_once(event["event_id"], ProcessedEvent,
+                                 "storage.legal_hold_changed") as session:
+            if session is not None:
+                retention.record_legal_hold(session, event)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def run_retention(self, now=None):
+        """Shred every report past its retention and not on legal hold (``wbs retention run``).
+
+        Input: ``now`` (ISO 8601; default the current time; tests drive the clock with it).
+        Returns ``{"shredded": [report ids]}``. Events: ``report_shredded`` {report_id} per
+        report, through the outbox in the transaction that destroys its data key.
+        Errors: ``Invalid`` (bad ``now``).
+        """
+        try:
+            moment = retention.parse_time(now) if now is not None else utcnow()
+        except (TypeError, ValueError):
+            raise Invalid("now must be an ISO 8601 date-time") from None
+        return {"shredded": retention.run_retention(
+            self.db.transaction, self.store, self.uploads, moment,
+            rotate=partial(self.keyring.rotate_after, transaction=self.db.transaction,
+                           grace_seconds=self.settings.key_rotation_grace_seconds))}
+
+    @configured_timer(interval=86400, config_key="RETENTION_INTERVAL_SECONDS")
+    def retention_timer(self):
+        """Daily: the same as ``run_retention()`` with the current time.
+
+        Input: none (timer). Events: ``report_shredded`` per report shredded. Errors: logged;
+        the next tick tries again.
+        """
+        shredded = self.run_retention()["shredded"]
+        if shredded:
+            log.info("retention timer: shredded %d report(s)", len(shredded))

@@ -10,13 +10,20 @@ generated there on first start.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Mapping
 
 from wbs_plumbing.config import ConfigError, data_dir, environment, flag
 
 FILE, S3 = "file", "s3"
 CHUNK_SIZE = 1024 * 1024  # the unit of append_evidence and read_evidence_chunk
+END_STATES = ("not_actionable", "referred", "closed")
+# Days a report's content is kept after its case reached each end state (RETENTION_<STATE>_DAYS).
+# not_actionable: 90 days (nothing to act on; keep it only long enough for a reopening);
+# referred: 2 years (the competent authority may ask back); closed: 5 years (archive rules for
+# concluded inspection files; set it to what your records schedule (JRA) says).
+DEFAULT_RETENTION_DAYS = {"not_actionable": 90, "referred": 730, "closed": 1825}
 _DEFAULT_S3_CREDENTIALS = {("minioadmin", "minioadmin"), ("minio", "minio123")}
 
 
@@ -43,6 +50,7 @@ class S3Settings:
     region: str | None
     part_size: int
     parallel_uploads: int
+    object_lock_days: float = 90.0
 
     def __repr__(self):  # never print the secret key
         return f"S3Settings(endpoint={self.endpoint!r}, bucket={self.bucket!r}, secure={self.secure})"
@@ -61,6 +69,10 @@ class Settings:
     max_uploads: int
     require_sealed_transit: bool = False
     chunk_size: int = CHUNK_SIZE
+    retention: dict = field(default_factory=lambda: {
+        state: timedelta(days=days) for state, days in DEFAULT_RETENTION_DAYS.items()})
+    retention_interval_seconds: float = 86400.0
+    key_rotation_grace_seconds: float = 10.0
 
     @property
     def production(self) -> bool:
@@ -84,6 +96,7 @@ class Settings:
                 region=_text(config.get("S3_REGION")) or None,
                 part_size=int(_number(config.get("S3_PART_SIZE"), 8 * 1024 * 1024)),
                 parallel_uploads=int(_number(config.get("S3_PARALLEL_UPLOADS"), 2)),
+                object_lock_days=_number(config.get("S3_OBJECT_LOCK_DAYS"), 90.0),
             )
             if not s3.endpoint:
                 raise ConfigError("EVIDENCE_STORE=s3 needs S3_ENDPOINT")
@@ -95,6 +108,12 @@ class Settings:
             if s3.part_size < 5 * 1024 * 1024:
                 raise ConfigError("S3_PART_SIZE must be at least 5 MiB (S3 minimum part size)")
         key_file = _text(config.get("WBS_KEY_FILE")) or os.path.join(base, "keys.json")
+        retention = {}
+        for state, days in DEFAULT_RETENTION_DAYS.items():
+            value = _number(config.get(f"RETENTION_{state.upper()}_DAYS"), days)
+            if value < 0:
+                raise ConfigError(f"RETENTION_{state.upper()}_DAYS must not be negative")
+            retention[state] = timedelta(days=value)
         return cls(
             env=env,
             data_dir=base,
@@ -106,4 +125,7 @@ class Settings:
             reaper_interval_seconds=_number(config.get("UPLOAD_REAPER_INTERVAL_SECONDS"), 30.0),
             max_uploads=int(_number(config.get("MAX_CONCURRENT_UPLOADS"), 64)),
             require_sealed_transit=flag(config.get("REQUIRE_SEALED_TRANSIT"), default=False),
+            retention=retention,
+            retention_interval_seconds=_number(config.get("RETENTION_INTERVAL_SECONDS"), 86400.0),
+            key_rotation_grace_seconds=_number(config.get("KEY_ROTATION_GRACE_SECONDS"), 10.0),
         )

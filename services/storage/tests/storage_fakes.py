@@ -65,3 +65,41 @@ class _Writer:
 def transaction_factory(engine):
     """What Database.transaction does: a session that commits on success, rolls back on error."""
     return partial(session_scope, engine)
+
+
+class TestGrants:
+    """Real read grants for tests: verification's signer and storage's verifier on one key pair.
+
+    ``verifier`` is what the domain functions take; ``grant(report_id)`` signs a grant for it
+    (all scopes unless told), ``for_evidence(tx, evidence_id)`` one for the file's report.
+    """
+
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(self, signer=None, verifier=None):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from wbs_plumbing.grants import GrantSigner, GrantVerifier
+
+        if signer is None:
+            key = Ed25519PrivateKey.generate()
+            signer, verifier = GrantSigner(key), GrantVerifier(key.public_key())
+        self.signer, self.verifier = signer, verifier
+
+    @classmethod
+    def from_config(cls, config):
+        from wbs_plumbing.grants import GrantSigner, GrantVerifier
+
+        return cls(GrantSigner.from_config(config), GrantVerifier.from_config(config))
+
+    def grant(self, report_id, scope=("content", "evidence", "messages"), sub="staff-1",
+              case_id="case-1", **kwargs):
+        return self.signer.issue(sub=sub, case_id=case_id, report_id=report_id, scope=scope,
+                                 **kwargs)
+
+    def for_evidence(self, tx, evidence_id, **kwargs):
+        from storage.models import Evidence
+
+        with tx() as session:
+            row = session.get(Evidence, evidence_id)
+            report_id = row.report_id if row is not None else "00000000-0000-0000-0000-000000000000"
+        return self.grant(report_id, **kwargs)

@@ -7,16 +7,16 @@ import uuid
 
 import pytest
 from sqlalchemy import func, select
-from wbs_contracts.errors import Conflict, Invalid, NotFound
+from wbs_contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from wbs_contracts.events import validate_event
 from wbs_plumbing.db import make_engine
 
-from storage_fakes import InMemoryStore, transaction_factory
+from storage_fakes import InMemoryStore, TestGrants, transaction_factory
 from storage import crypto, domain
 from storage.models import Base, ContentRead, DataKeyRecord, Evidence, OutboxMessage, ReportContent
 
 MiB = 1024 * 1024
-READER = {"staff_id": "staff-1", "case_id": "case-1"}
+G = TestGrants()
 FILENAME = "laporan_budi_CANARY.pdf"
 
 
@@ -63,7 +63,7 @@ def upload_file(tx, keyring, store, uploads, report_id, data, piece=MiB):
 def read_all(tx, keyring, store, evidence_id):
     out, index = [], 0
     while True:
-        chunk = domain.read_evidence_chunk(tx, keyring, store, evidence_id, index, READER)
+        chunk = domain.read_evidence_chunk(tx, keyring, store, G.verifier, evidence_id, index, G.for_evidence(tx, evidence_id))
         out.append(chunk["data"])
         if chunk["last"]:
             return b"".join(out), index + 1
@@ -78,7 +78,7 @@ def test_content_roundtrip_is_sealed_and_read_is_recorded(tx, keyring, store):
     domain.store_report_content(tx, keyring, store, report_id, content)
     (blob,) = store.objects.values()
     assert blob[:5] == b"WBSE\x01" and b"CANARY" not in blob
-    assert domain.read_report_content(tx, keyring, store, report_id, READER) == content
+    assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == content
     with tx() as s:
         (read,) = s.scalars(select(ContentRead)).all()
         assert (read.report_id, read.object_id, read.staff_id, read.case_id) == (
@@ -92,14 +92,14 @@ def test_storing_content_again_replaces_it(tx, keyring, store):
     domain.store_report_content(tx, keyring, store, report_id, b"first")
     domain.store_report_content(tx, keyring, store, report_id, b"second")
     assert len(store.objects) == 1
-    assert domain.read_report_content(tx, keyring, store, report_id, READER) == b"second"
+    assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == b"second"
 
 
 def test_large_content_roundtrip(tx, keyring, store):
     report_id = rid()
     content = os.urandom(3 * MiB + 5)
     domain.store_report_content(tx, keyring, store, report_id, content)
-    assert domain.read_report_content(tx, keyring, store, report_id, READER) == content
+    assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == content
 
 
 def test_content_errors(tx, keyring, store):
@@ -107,13 +107,18 @@ def test_content_errors(tx, keyring, store):
         domain.store_report_content(tx, keyring, store, "not-a-uuid", b"x")
     with pytest.raises(Invalid):
         domain.store_report_content(tx, keyring, store, rid(), "a str, not bytes")
+    unknown = rid()
     with pytest.raises(NotFound):
-        domain.read_report_content(tx, keyring, store, rid(), READER)
+        domain.read_report_content(tx, keyring, store, G.verifier, unknown, G.grant(unknown))
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, b"x")
-    for bad in [None, {}, {"staff_id": "s"}, {"staff_id": "", "case_id": "c"}, "staff"]:
-        with pytest.raises(Invalid):
-            domain.read_report_content(tx, keyring, store, report_id, bad)
+    forged = TestGrants().grant(report_id)  # signed with another key
+    expired = G.grant(report_id, ttl_seconds=-10)
+    for bad in [None, {}, {"staff_id": "s", "case_id": "c"}, "staff", forged, expired,
+                G.grant(rid()), G.grant(report_id, scope=["evidence", "messages"]),
+                G.grant(report_id)[:-4] + "AAAA"]:
+        with pytest.raises(Forbidden):
+            domain.read_report_content(tx, keyring, store, G.verifier, report_id, bad)
     assert count(tx, ContentRead) == 0  # a refused read is not a read
 
 
@@ -125,7 +130,7 @@ def test_tampered_content_fails_closed(tx, keyring, store):
     blob[-1] ^= 1
     store.objects[key] = bytes(blob)
     with pytest.raises(crypto.IntegrityError):
-        domain.read_report_content(tx, keyring, store, report_id, READER)
+        domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id))
 
 
 # -- evidence uploads ----------------------------------------------------------------------
@@ -162,20 +167,23 @@ def test_list_evidence_unseals_names_and_records_listing(tx, keyring, store, upl
     report_id = rid()
     a = upload_file(tx, keyring, store, uploads, report_id, b"one")
     b = upload_file(tx, keyring, store, uploads, report_id, b"two")
-    listed = domain.list_evidence(tx, keyring, report_id, READER)
+    listed = domain.list_evidence(tx, keyring, G.verifier, report_id, G.grant(report_id))
     assert {e["evidence_id"] for e in listed} == {a["evidence_id"], b["evidence_id"]}
     assert all(e["filename"] == FILENAME and e["media_type"] == "application/pdf" for e in listed)
     with tx() as s:
         assert all(FILENAME.encode() not in e.sealed_meta for e in s.scalars(select(Evidence)))
         assert s.scalar(select(ContentRead.object_id)) == "evidence-list"
+    unknown = rid()
     with pytest.raises(NotFound):
-        domain.list_evidence(tx, keyring, rid(), READER)
+        domain.list_evidence(tx, keyring, G.verifier, unknown, G.grant(unknown))
+    with pytest.raises(Forbidden):
+        domain.list_evidence(tx, keyring, G.verifier, report_id, G.grant(report_id, scope=["content"]))
 
 
 def test_list_evidence_of_report_without_evidence(tx, keyring, store):
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, b"x")
-    assert domain.list_evidence(tx, keyring, report_id, READER) == []
+    assert domain.list_evidence(tx, keyring, G.verifier, report_id, G.grant(report_id)) == []
 
 
 def test_each_chunk_read_is_recorded(tx, keyring, store, uploads):
@@ -188,11 +196,11 @@ def test_each_chunk_read_is_recorded(tx, keyring, store, uploads):
 def test_chunk_errors(tx, keyring, store, uploads):
     result = upload_file(tx, keyring, store, uploads, rid(), b"x" * 10)
     with pytest.raises(Invalid):
-        domain.read_evidence_chunk(tx, keyring, store, result["evidence_id"], 1, READER)
+        domain.read_evidence_chunk(tx, keyring, store, G.verifier, result["evidence_id"], 1, G.for_evidence(tx, result["evidence_id"]))
     with pytest.raises(Invalid):
-        domain.read_evidence_chunk(tx, keyring, store, result["evidence_id"], -1, READER)
+        domain.read_evidence_chunk(tx, keyring, store, G.verifier, result["evidence_id"], -1, G.for_evidence(tx, result["evidence_id"]))
     with pytest.raises(NotFound):
-        domain.read_evidence_chunk(tx, keyring, store, rid(), 0, READER)
+        domain.read_evidence_chunk(tx, keyring, store, G.verifier, rid(), 0, G.for_evidence(tx, rid()))
 
 
 def test_swapped_evidence_objects_fail(tx, keyring, store, uploads):
@@ -204,7 +212,7 @@ def test_swapped_evidence_objects_fail(tx, keyring, store, uploads):
         ka, kb = ra.object_key, rb.object_key
     store.objects[ka], store.objects[kb] = store.objects[kb], store.objects[ka]
     with pytest.raises(crypto.IntegrityError):
-        domain.read_evidence_chunk(tx, keyring, store, a["evidence_id"], 0, READER)
+        domain.read_evidence_chunk(tx, keyring, store, G.verifier, a["evidence_id"], 0, G.for_evidence(tx, a["evidence_id"]))
 
 
 def test_append_limits_and_unknown_uploads(tx, keyring, store, uploads):
@@ -290,13 +298,13 @@ def test_discard_shreds_key_rows_objects_and_uploads(tx, keyring, store, uploads
         assert s.get(ReportContent, report_id) is None
         assert s.get(Evidence, ev["evidence_id"]) is None
     with pytest.raises(NotFound):
-        domain.read_report_content(tx, keyring, store, report_id, READER)
+        domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id))
     with pytest.raises(NotFound):
-        domain.read_evidence_chunk(tx, keyring, store, ev["evidence_id"], 0, READER)
+        domain.read_evidence_chunk(tx, keyring, store, G.verifier, ev["evidence_id"], 0, G.for_evidence(tx, ev["evidence_id"]))
     with pytest.raises(NotFound):
         domain.append_upload(uploads, pending, b"x")
     assert domain.discard_report(tx, store, uploads, report_id) == 0  # idempotent
-    assert domain.read_report_content(tx, keyring, store, other, READER) == b"other"
+    assert domain.read_report_content(tx, keyring, store, G.verifier, other, G.grant(other)) == b"other"
 
 
 def test_finish_after_discard_leaves_nothing(tx, keyring, store, uploads):
@@ -328,7 +336,7 @@ def test_rotation_rewraps_and_data_stays_readable(tx, store, uploads):
     # the old KEK can now go
     doc["keys"] = [k for k in doc["keys"] if k["id"] == new_id]
     ring3 = crypto.KeyRing.from_document(doc)
-    assert domain.read_report_content(tx, ring3, store, report_id, READER) == b"before rotation"
+    assert domain.read_report_content(tx, ring3, store, G.verifier, report_id, G.grant(report_id)) == b"before rotation"
     assert read_all(tx, ring3, store, ev["evidence_id"])[0] == b"evidence"
 
 
@@ -337,8 +345,8 @@ def test_nothing_sensitive_is_logged(tx, keyring, store, uploads, caplog):
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, b"NARRATIVE-CANARY")
     ev = upload_file(tx, keyring, store, uploads, report_id, b"EVIDENCE-CANARY")
-    domain.read_report_content(tx, keyring, store, report_id, READER)
-    domain.list_evidence(tx, keyring, report_id, READER)
+    domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id))
+    domain.list_evidence(tx, keyring, G.verifier, report_id, G.grant(report_id))
     read_all(tx, keyring, store, ev["evidence_id"])
     idle = domain.begin_upload(tx, keyring, store, uploads, report_id, FILENAME, "x/y")
     uploads.get(idle).last_activity -= 10_000

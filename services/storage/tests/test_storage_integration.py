@@ -23,15 +23,21 @@ from sqlalchemy.orm import Session
 
 from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
+from wbs_plumbing.grants import GrantSigner
 from wbs_plumbing.migrations import schema_differences
 from wbs_plumbing.rpc import RoutedRpcProxy
 
-from storage.models import Base, ContentRead, Evidence
+from storage.models import Base, ContentRead, Evidence, RetentionRecord
 from storage.service import StorageService
 
 ALEMBIC_DIR = Path(__file__).resolve().parents[1] / "alembic"
 MiB = 1024 * 1024
-READER = {"staff_id": "staff-7", "case_id": "case-7"}
+
+
+def grant(config, report_id, scope=("content", "evidence", "messages"), **kwargs):
+    """A read grant as verification signs it (same config, so the same development key)."""
+    return GrantSigner.from_config(config).issue(sub="staff-7", case_id="case-7",
+                                                  report_id=report_id, scope=scope, **kwargs)
 FILENAME = "bukti_CANARY_transfer.pdf"
 
 
@@ -91,10 +97,11 @@ def rows(config, model):
         engine.dispose()
 
 
-def read_back(proxy, evidence_id):
+def read_back(proxy, config, report_id, evidence_id):
+    token = grant(config, report_id, scope=["evidence"])
     out, index = [], 0
     while True:
-        chunk = proxy.storage.read_evidence_chunk(evidence_id, index, READER)
+        chunk = proxy.storage.read_evidence_chunk(evidence_id, index, token)
         out.append(chunk["data"])
         if chunk["last"]:
             return b"".join(out)
@@ -127,15 +134,15 @@ def test_three_chunks_through_rpc_come_back_byte_identical(start, store, caplog)
 
     assert result["size_bytes"] == len(data)
     assert result["sha256"] == hashlib.sha256(data).hexdigest()
-    assert read_back(proxy, result["evidence_id"]) == data
-    listed = proxy.storage.list_evidence(report_id, READER)
+    assert read_back(proxy, config, report_id, result["evidence_id"]) == data
+    listed = proxy.storage.list_evidence(report_id, grant(config, report_id))
     assert listed == [{"evidence_id": result["evidence_id"], "size_bytes": len(data),
                        "sha256": result["sha256"], "filename": FILENAME,
                        "media_type": "application/pdf"}]
 
     content = json.dumps({"description": "NARRATIVE-CANARY"}).encode()
     proxy.storage.store_report_content(report_id, content)
-    assert proxy.storage.read_report_content(report_id, READER) == content
+    assert proxy.storage.read_report_content(report_id, grant(config, report_id)) == content
 
     # Only ciphertext at rest: no plaintext, no file name in the store or the database.
     (evidence,) = rows(config, Evidence)
@@ -170,7 +177,7 @@ def test_routed_proxy_client_uploads_like_intake(start):
     chunks = [os.urandom(MiB), os.urandom(MiB), b"tail"]
     with entrypoint_hook(client, "upload") as upload:
         result = upload(report_id, chunks, "x.bin", "application/octet-stream")
-    assert read_back(proxy, result["evidence_id"]) == b"".join(chunks)
+    assert read_back(proxy, config, report_id, result["evidence_id"]) == b"".join(chunks)
 
 
 def test_evidence_stored_reaches_an_outside_consumer_and_matches_the_contract(start):
@@ -217,14 +224,50 @@ def test_refusals_reach_the_caller_as_contract_errors(start):
     with pytest.raises(RemoteError) as err:
         proxy.storage.begin_evidence("not-a-uuid", "f", "text/plain")
     assert err.value.exc_type == "Invalid"
+    unknown = str(uuid.uuid4())
     with pytest.raises(RemoteError) as err:
-        proxy.storage.read_report_content(str(uuid.uuid4()), READER)
+        proxy.storage.read_report_content(unknown, grant(config, unknown))
     assert err.value.exc_type == "NotFound"
     with pytest.raises(RemoteError) as err:
-        proxy.storage.read_evidence_chunk(str(uuid.uuid4()), 0, {"staff_id": "s"})
-    assert err.value.exc_type == "Invalid"
+        proxy.storage.read_evidence_chunk(unknown, 0, grant(config, unknown))
+    assert err.value.exc_type == "NotFound"
     assert rows(config, Evidence) == []
     assert not list(Path(config["WBS_DATA_DIR"], "evidence").rglob("*/*[0-9a-f]"))
+
+
+def test_reads_need_verifications_grant_and_are_recorded_with_it(start):
+    """Plaintext only for a grant verification signed for this report and this kind of read;
+    a refusal is Forbidden, returns nothing and is not a read."""
+    config, _container, _client, proxy = start("file")
+    report_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    proxy.storage.store_report_content(report_id, b"secret CANARY")
+    began = proxy.storage.begin_evidence(report_id, FILENAME, "application/pdf")
+    proxy[began["route"]].append_evidence(began["upload_id"], b"evidence CANARY")
+    evidence = proxy[began["route"]].finish_evidence(began["upload_id"])
+    from storage_fakes import TestGrants
+    forged = TestGrants().grant(report_id)  # a valid-looking grant from another key
+    bad_grants = [{"staff_id": "s", "case_id": "c"}, None, "x.y", forged, grant(config, other),
+                  grant(config, report_id, ttl_seconds=-5)]
+    for bad in bad_grants + [grant(config, report_id, scope=["evidence", "messages"])]:
+        with pytest.raises(RemoteError) as err:
+            proxy.storage.read_report_content(report_id, bad)
+        assert err.value.exc_type == "Forbidden" and "CANARY" not in str(err.value)
+    for bad in bad_grants + [grant(config, report_id, scope=["content"])]:
+        with pytest.raises(RemoteError) as err:
+            proxy.storage.read_evidence_chunk(evidence["evidence_id"], 0, bad)
+        assert err.value.exc_type == "Forbidden"
+        with pytest.raises(RemoteError) as err:
+            proxy.storage.list_evidence(report_id, bad)
+        assert err.value.exc_type == "Forbidden"
+    assert rows(config, ContentRead) == []
+
+    token = GrantSigner.from_config(config).issue(sub="inspector-42", case_id="case-9",
+                                                  report_id=report_id, scope=["content"])
+    assert proxy.storage.read_report_content(report_id, token) == b"secret CANARY"
+    (read,) = rows(config, ContentRead)
+    claims = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert (read.staff_id, read.case_id, read.grant_id, read.object_id) == (
+        "inspector-42", "case-9", claims["jti"], "content")
 
 
 def test_discard_report_shreds_everything(start):
@@ -236,9 +279,9 @@ def test_discard_report_shreds_everything(start):
     result = proxy[began["route"]].finish_evidence(began["upload_id"])
     assert proxy.storage.discard_report(report_id) is None
     with pytest.raises(RemoteError):
-        proxy.storage.read_report_content(report_id, READER)
+        proxy.storage.read_report_content(report_id, grant(config, report_id))
     with pytest.raises(RemoteError):
-        proxy.storage.read_evidence_chunk(result["evidence_id"], 0, READER)
+        proxy.storage.read_evidence_chunk(result["evidence_id"], 0, grant(config, report_id))
     objects = [p for p in Path(config["WBS_DATA_DIR"], "evidence").rglob("*") if p.is_file()]
     assert objects == []
     proxy.storage.discard_report(report_id)  # idempotent
@@ -262,7 +305,7 @@ def test_s3_bucket_is_created_if_missing(start, s3_server):
     config, _container, _client, proxy = start("s3", S3_BUCKET=bucket)
     report_id = str(uuid.uuid4())
     proxy.storage.store_report_content(report_id, b"hello")
-    assert proxy.storage.read_report_content(report_id, READER) == b"hello"
+    assert proxy.storage.read_report_content(report_id, grant(config, report_id)) == b"hello"
 
 
 def test_development_key_file_is_generated_with_mode_0600(start):
@@ -275,7 +318,8 @@ def test_production_refuses_a_generated_key_file(service_config, container_facto
     from storage.crypto import KeyFileError, KeyRing
     key_file = tmp_path / "keys.json"
     KeyRing.load(str(key_file), production=False)
-    config = service_config("storage", WBS_ENV="production", WBS_KEY_FILE=str(key_file))
+    config = service_config("storage", WBS_ENV="production", WBS_KEY_FILE=str(key_file),
+                            WBS_GRANT_PUBLIC_KEY="11" * 32)
     container = container_factory(StorageService, config)
     with pytest.raises(KeyFileError):
         container.start()
@@ -313,14 +357,14 @@ def test_sealed_transit_keeps_content_off_the_broker(start):
         result = at.finish_evidence(began["upload_id"])
 
         reader = TransitKeyPair()
-        answer = proxy.storage.read_report_content(report_id, READER, reader_key=reader.public_key)
+        answer = proxy.storage.read_report_content(report_id, grant(config, report_id), reader_key=reader.public_key)
         assert reader.receiver(answer["sender_key"], report_id).open(answer["sealed"]) == content
-        listing = proxy.storage.list_evidence(report_id, READER, reader_key=reader.public_key)
+        listing = proxy.storage.list_evidence(report_id, grant(config, report_id), reader_key=reader.public_key)
         (item,) = json.loads(reader.receiver(listing["sender_key"], report_id).open(listing["sealed"]))
         assert item["filename"] == (canary + b".pdf").decode()
         back, index = [], 0
         while True:
-            chunk = proxy.storage.read_evidence_chunk(result["evidence_id"], index, READER,
+            chunk = proxy.storage.read_evidence_chunk(result["evidence_id"], index, grant(config, report_id),
                                                       reader_key=reader.public_key)
             back.append(reader.receiver(chunk["sender_key"], f"{result['evidence_id']}:{index}")
                         .open(chunk["sealed"]))
@@ -401,3 +445,162 @@ def test_instance_gone_mid_upload_fails_fast_and_leaves_nothing(start):
     assert time.monotonic() - started < 10
     assert list(Path(config["WBS_DATA_DIR"], "evidence", ".incoming").iterdir()) == []
     assert rows(config, Evidence) == []
+
+
+# -- messages, retention, object lock (issue 3) -------------------------------------------------
+
+def publish(uri, exchange, routing_key, body):
+    connection = pika.BlockingConnection(pika.URLParameters(uri))
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(exchange, "topic", durable=True)
+        channel.basic_publish(exchange, routing_key, json.dumps(body).encode(),
+                              pika.BasicProperties(content_type="application/json",
+                                                   delivery_mode=2))
+    finally:
+        connection.close()
+
+
+def test_messages_over_rpc_sealed_both_ways(start):
+    from wbs_plumbing.transit import TransitKeyPair, TransitSender
+
+    config, _container, _client, proxy = start("file")
+    report_id, m1, m2 = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    opened = proxy.storage.open_transit()
+    at = proxy[opened["route"]]
+    for message_id, text in ((m1, b"Mohon lampirkan kontrak CANARY"), (m2, b"internal")):
+        sender = TransitSender(opened["transit_key"], report_id)
+        assert at.store_message(report_id, message_id, sender.seal(text),
+                                sender_key=sender.public_key) is None
+    assert proxy.storage.read_messages(report_id, [m2, m1], grant(config, report_id)) == [
+        {"message_id": m2, "text": "internal"},
+        {"message_id": m1, "text": "Mohon lampirkan kontrak CANARY"}]
+    reporter = grant(config, report_id, scope=["messages"], message_ids=[m1])
+    reader = TransitKeyPair()
+    answer = proxy.storage.read_messages(report_id, [m1], reporter, reader_key=reader.public_key)
+    assert json.loads(reader.receiver(answer["sender_key"], report_id).open(answer["sealed"])) == [
+        {"message_id": m1, "text": "Mohon lampirkan kontrak CANARY"}]
+    with pytest.raises(RemoteError) as err:
+        proxy.storage.read_messages(report_id, [m2], reporter)
+    assert err.value.exc_type == "Forbidden"
+
+
+def _retention_events(report_id, case_id, at):
+    status = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": at,
+              "case_id": case_id, "report_id": report_id, "from_state": "verification",
+              "to_state": "not_actionable"}
+    return status
+
+
+@pytest.mark.parametrize("store", ["file", "s3"])
+def test_retention_from_verification_events_to_report_shredded(start, store):
+    """verification's events schedule the shredding; legal hold blocks it; run_retention shreds,
+    removes every object version and announces report_shredded (report id only)."""
+    config, container, _client, proxy = start(store, KEY_ROTATION_GRACE_SECONDS=0)
+    uri = config["AMQP_URI"]
+    connection, channel, queue = listen(uri, "storage.events", "report_shredded")
+    try:
+        reports = {name: str(uuid.uuid4()) for name in ("due", "held")}
+        for report_id in reports.values():
+            proxy.storage.store_report_content(report_id, b"narrative CANARY")
+            proxy.storage.store_report_content(report_id, b"narrative CANARY v2")  # 2 objects
+        case_id = str(uuid.uuid4())
+        for name, report_id in reports.items():
+            event = _retention_events(report_id, case_id, "2027-01-10T08:00:00Z")
+            publish(uri, "verification.events", "case_status_changed", event)
+            publish(uri, "verification.events", "case_status_changed", event)  # redelivered
+        publish(uri, "verification.events", "legal_hold_changed", {
+            "schema_version": 1, "event_id": str(uuid.uuid4()),
+            "occurred_at": "2027-01-11T08:00:00Z", "case_id": case_id,
+            "report_id": reports["held"], "legal_hold": True})
+
+        def scheduled():
+            records = {r.report_id: r for r in rows(config, RetentionRecord)}
+            return (len(records) == 2 and records[reports["held"]].legal_hold
+                    and all(r.shred_after is not None for r in records.values()))
+        wait_until(scheduled, timeout=20)
+
+        assert proxy.storage.run_retention("2027-04-01T00:00:00Z") == {"shredded": []}
+        assert proxy.storage.run_retention("2027-04-11T00:00:00Z") == {"shredded": [reports["due"]]}
+        with pytest.raises(RemoteError) as err:
+            proxy.storage.read_report_content(reports["due"], grant(config, reports["due"]))
+        assert err.value.exc_type == "NotFound"
+        assert proxy.storage.read_report_content(
+            reports["held"], grant(config, reports["held"])) == b"narrative CANARY v2"
+
+        got = []
+
+        def fetch():
+            method, _properties, body = channel.basic_get(queue, auto_ack=True)
+            if method:
+                got.append(json.loads(body))
+            return got
+        wait_until(fetch, timeout=15)
+        validate_event("report_shredded", got[0])
+        assert got[0]["report_id"] == reports["due"]
+        assert set(got[0]) == {"schema_version", "event_id", "occurred_at", "report_id"}
+
+        (objects,) = [e.store for e in container.extensions if e.__class__.__name__ == "Objects"]
+        if store == "file":
+            remaining = [p for p in Path(config["WBS_DATA_DIR"], "evidence").rglob("*")
+                         if p.is_file()]
+        else:
+            remaining = list(objects.client.list_objects(objects.bucket, include_version=True))
+        assert len(remaining) == 1  # the held report's current content only; no old versions
+    finally:
+        connection.close()
+
+
+def test_s3_object_lock_governance_retention_and_bypassed_shredding(start, s3_server):
+    """A bucket created with object lock: the store finds it, writes with governance-mode
+    retention, and deletes every version with the governance bypass. moto accepts the retention
+    headers but cannot read retention back, so the lock date is checked on what the store sends."""
+    from minio import Minio
+    from minio.commonconfig import GOVERNANCE
+
+    bucket = f"wbs-locked-{uuid.uuid4().hex[:10]}"
+    client = Minio(s3_server["endpoint"], access_key=s3_server["access_key"],
+                   secret_key=s3_server["secret_key"], secure=False)
+    client.make_bucket(bucket, object_lock=True)
+    config, container, _client, proxy = start("s3", S3_BUCKET=bucket, S3_OBJECT_LOCK_DAYS=30)
+    (objects,) = [e.store for e in container.extensions if e.__class__.__name__ == "Objects"]
+    assert objects.object_lock is True
+    retention = objects.retention_for_new_object()
+    assert retention.mode == GOVERNANCE
+    from datetime import datetime, timedelta, timezone
+    assert abs(retention.retain_until_date - (datetime.now(timezone.utc) + timedelta(days=30))) < timedelta(minutes=5)
+
+    report_id = str(uuid.uuid4())
+    proxy.storage.store_report_content(report_id, b"locked CANARY")
+    proxy.storage.store_report_content(report_id, b"locked CANARY 2")  # replaces: old deleted
+    assert proxy.storage.read_report_content(report_id, grant(config, report_id)) == b"locked CANARY 2"
+    versions = list(client.list_objects(bucket, include_version=True))
+    assert len(versions) == 1
+    proxy.storage.discard_report(report_id)
+    assert list(client.list_objects(bucket, include_version=True)) == []
+
+
+def test_s3_bucket_without_object_lock_writes_plainly(start):
+    config, container, _client, proxy = start("s3")
+    (objects,) = [e.store for e in container.extensions if e.__class__.__name__ == "Objects"]
+    assert objects.object_lock is False and objects.retention_for_new_object() is None
+
+
+def test_wbs_retention_run_calls_storage(start):
+    import subprocess
+    import sys
+    config, _container, _client, proxy = start("file", KEY_ROTATION_GRACE_SECONDS=0)
+    report_id = str(uuid.uuid4())
+    proxy.storage.store_report_content(report_id, b"x")
+    publish(config["AMQP_URI"], "verification.events", "case_status_changed",
+            _retention_events(report_id, str(uuid.uuid4()), "2027-01-10T08:00:00Z"))
+    wait_until(lambda: rows(config, RetentionRecord), timeout=20)
+    wbs = str(Path(sys.executable).parent / "wbs")
+    env = {"AMQP_URI": config["AMQP_URI"], "PATH": "/usr/bin:/bin"}
+    early = subprocess.run([wbs, "retention", "run", "--now", "2027-02-01T00:00:00Z"],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert early.returncode == 0 and "shredded 0 report(s)" in early.stdout, early.stderr
+    done = subprocess.run([wbs, "retention", "run", "--now", "2027-06-01T00:00:00Z"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "shredded 1 report(s)" in done.stdout and report_id in done.stdout

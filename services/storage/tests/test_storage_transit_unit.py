@@ -9,12 +9,12 @@ from wbs_contracts.errors import Invalid
 from wbs_plumbing.db import make_engine
 from wbs_plumbing.transit import TransitError, TransitKeyPair, TransitSender
 
-from storage_fakes import InMemoryStore, transaction_factory
+from storage_fakes import InMemoryStore, TestGrants, transaction_factory
 from storage import crypto, domain
 from storage.models import Base, ContentRead
 from storage.transit import TransitChannels
 
-READER = {"staff_id": "staff-1", "case_id": "case-1"}
+G = TestGrants()
 MiB = 1024 * 1024
 
 
@@ -36,10 +36,10 @@ def test_sealed_content_in_and_sealed_answer_out(env):
     assert b"CANARY" not in sealed
     domain.store_report_content(tx, ring, store, report_id, sealed, transit=transit,
                                 sender_key=sender.public_key)
-    assert domain.read_report_content(tx, ring, store, report_id, READER) == content
+    assert domain.read_report_content(tx, ring, store, G.verifier, report_id, G.grant(report_id)) == content
 
     reader = TransitKeyPair()
-    answer = domain.read_report_content(tx, ring, store, report_id, READER,
+    answer = domain.read_report_content(tx, ring, store, G.verifier, report_id, G.grant(report_id),
                                         reader_key=reader.public_key)
     assert set(answer) == {"sender_key", "sealed"} and b"CANARY" not in answer["sealed"]
     assert reader.receiver(answer["sender_key"], report_id).open(answer["sealed"]) == content
@@ -63,13 +63,13 @@ def test_sealed_upload_and_sealed_chunk_reads(env):
     result = domain.finish_upload(tx, uploads, upload_id)
 
     reader = TransitKeyPair()
-    listing = domain.list_evidence(tx, ring, report_id, READER, reader_key=reader.public_key)
+    listing = domain.list_evidence(tx, ring, G.verifier, report_id, G.grant(report_id), reader_key=reader.public_key)
     assert b"CANARY" not in listing["sealed"]
     (item,) = json.loads(reader.receiver(listing["sender_key"], report_id).open(listing["sealed"]))
     assert item["filename"] == "bukti CANARY.pdf" and item["size_bytes"] == len(data)
     out, index = [], 0
     while True:
-        chunk = domain.read_evidence_chunk(tx, ring, store, result["evidence_id"], index, READER,
+        chunk = domain.read_evidence_chunk(tx, ring, store, G.verifier, result["evidence_id"], index, G.for_evidence(tx, result["evidence_id"]),
                                            reader_key=reader.public_key)
         context = f"{result['evidence_id']}:{index}"
         out.append(reader.receiver(chunk["sender_key"], context).open(chunk["sealed"]))
@@ -125,7 +125,7 @@ def test_bad_reader_key_is_refused_before_the_read_is_logged(env):
     report_id = str(uuid.uuid4())
     domain.store_report_content(tx, ring, store, report_id, b"x")
     with pytest.raises(Invalid):
-        domain.read_report_content(tx, ring, store, report_id, READER, reader_key=b"nope")
+        domain.read_report_content(tx, ring, store, G.verifier, report_id, G.grant(report_id), reader_key=b"nope")
     with tx() as s:
         assert s.scalar(select(func.count()).select_from(ContentRead)) == 0
 
@@ -154,11 +154,11 @@ def test_required_sealed_transit_refuses_plaintext_in_and_out(tmp_path):
     domain.store_report_content(tx, ring, store, report_id, sender.seal(b"sealed"),
                                 transit=transit, sender_key=sender.public_key)
     with pytest.raises(Invalid, match="sealed transit is required"):
-        domain.read_report_content(tx, ring, store, report_id, READER, transit=transit)
+        domain.read_report_content(tx, ring, store, G.verifier, report_id, G.grant(report_id), transit=transit)
     with pytest.raises(Invalid, match="sealed transit is required"):
-        domain.list_evidence(tx, ring, report_id, READER, transit=transit)
+        domain.list_evidence(tx, ring, G.verifier, report_id, G.grant(report_id), transit=transit)
     reader = TransitKeyPair()
-    answer = domain.read_report_content(tx, ring, store, report_id, READER,
+    answer = domain.read_report_content(tx, ring, store, G.verifier, report_id, G.grant(report_id),
                                         reader_key=reader.public_key, transit=transit)
     assert reader.receiver(answer["sender_key"], report_id).open(answer["sealed"]) == b"sealed"
     engine.dispose()
