@@ -62,16 +62,12 @@ def _account(session, passwords):
 def test_login_needs_all_three_factors_and_rejects_replayed_code(session, passwords):
     acct = _account(session, passwords)
     code = code_at(acct["totp_secret"], NOW)
-    with pytest.raises(AuthenticationFailed):
-        auth.login(session, passwords, "ani", "wrong", code, ttl=TTL, now=NOW)
-    with pytest.raises(AuthenticationFailed):
-        auth.login(session, passwords, "nobody", acct["password"], code, ttl=TTL, now=NOW)
-    with pytest.raises(AuthenticationFailed):
-        auth.login(session, passwords, "ani", acct["password"], "000000" if code != "000000" else "111111", ttl=TTL, now=NOW)
+    assert auth.login(session, passwords, "ani", "wrong", code, ttl=TTL, now=NOW) is None
+    assert auth.login(session, passwords, "nobody", acct["password"], code, ttl=TTL, now=NOW) is None
+    assert auth.login(session, passwords, "ani", acct["password"], "000000" if code != "000000" else "111111", ttl=TTL, now=NOW) is None
     signed = auth.login(session, passwords, "ani", acct["password"], code, ttl=TTL, now=NOW)
     assert signed.expires_at == NOW + TTL
-    with pytest.raises(AuthenticationFailed):  # same code again: replay
-        auth.login(session, passwords, "ani", acct["password"], code, ttl=TTL, now=NOW + dt.timedelta(seconds=5))
+    assert auth.login(session, passwords, "ani", acct["password"], code, ttl=TTL, now=NOW + dt.timedelta(seconds=5)) is None  # same code again: replay
 
 
 def test_session_token_is_stored_hashed_expires_and_is_revoked_by_logout(session, passwords):
@@ -97,8 +93,7 @@ def test_deactivated_staff_cannot_sign_in_or_use_a_session(session, passwords):
     with pytest.raises(AuthenticationFailed):
         auth.authenticate(session, signed.token, now=NOW)
     later = NOW + dt.timedelta(minutes=1)
-    with pytest.raises(AuthenticationFailed):
-        auth.login(session, passwords, "ani", acct["password"], code_at(acct["totp_secret"], later), ttl=TTL, now=later)
+    assert auth.login(session, passwords, "ani", acct["password"], code_at(acct["totp_secret"], later), ttl=TTL, now=later) is None
 
 
 def test_otpauth_uri_enrols_the_same_secret(session, passwords):
@@ -106,3 +101,36 @@ def test_otpauth_uri_enrols_the_same_secret(session, passwords):
     parsed = pyotp.parse_uri(acct["otpauth_uri"])
     assert acct["otpauth_uri"].startswith("otpauth://totp/")
     assert parsed.secret == acct["totp_secret"]
+
+
+def test_sign_in_is_throttled_per_account_and_audited(session, passwords):
+    acct = _account(session, passwords)
+    throttle = auth.Throttle(max_failures=3, lock_minutes=10)
+    for i in range(3):
+        at = NOW + dt.timedelta(seconds=i)
+        assert auth.login(session, passwords, "ani", "wrong", code_at(acct["totp_secret"], at),
+                          ttl=TTL, now=at, throttle=throttle) is None
+    # locked: even all three right factors are refused, with the same answer
+    at = NOW + dt.timedelta(minutes=1)
+    assert auth.login(session, passwords, "ani", acct["password"], code_at(acct["totp_secret"], at),
+                      ttl=TTL, now=at, throttle=throttle) is None
+    # the lock expires; a success resets the count
+    at = NOW + dt.timedelta(minutes=11)
+    assert auth.login(session, passwords, "ani", acct["password"], code_at(acct["totp_secret"], at),
+                      ttl=TTL, now=at, throttle=throttle) is not None
+    assert session.get(Staff, acct["staff_id"]).failed_logins == 0
+    from verification import audit
+    actions = [e.action for e in session.query(audit.AuditEntry).order_by(audit.AuditEntry.seq)]
+    assert actions == ["sign_in_failed"] * 4 + ["sign_in"]
+    assert audit.verify(session).ok
+
+
+def test_disabling_an_account_revokes_its_sessions_at_once(session, passwords):
+    acct = _account(session, passwords)
+    signed = auth.login(session, passwords, "ani", acct["password"], code_at(acct["totp_secret"], NOW), ttl=TTL, now=NOW)
+    session.flush()
+    result = domain.set_staff_active(session, "ani", False)
+    assert result["sessions_revoked"] == 1
+    domain.set_staff_active(session, "ani", True)
+    with pytest.raises(AuthenticationFailed):  # re-enabling does not bring the old session back
+        auth.authenticate(session, signed.token, now=NOW)

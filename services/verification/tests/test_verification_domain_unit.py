@@ -109,7 +109,7 @@ def test_reopen_by_supervisor_only(session, demo):
     inspector = staff(session, demo["inspector"])
     supervisor = staff(session, demo["supervisor"])
     case = domain.open_case(session, report_event())
-    domain.transition_case(session, inspector, case.case_id, "referred", "KPK")
+    domain.transition_case(session, inspector, case.case_id, "referred", "KPK", detail="kpk")
     with pytest.raises(TransitionForbidden):
         domain.transition_case(session, inspector, case.case_id, "analysis", "again")
     out = domain.transition_case(session, supervisor, case.case_id, "analysis", "new evidence")

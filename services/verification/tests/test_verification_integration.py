@@ -4,6 +4,7 @@ Storage is replaced by a tiny nameko service named "storage" implementing the th
 console uses, so these tests exercise the real RPC path (msgpack, bytes) without the vault.
 Events are published and observed from outside with pika, as another system would.
 """
+import hashlib
 import json
 import time
 
@@ -22,7 +23,10 @@ from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
 from wbs_plumbing.migrations import schema_differences
 from wbs_plumbing.reliable import DEAD_LETTER_QUEUE
-from wbs_plumbing.transit import TransitSender
+from wbs_contracts.errors import Forbidden
+from wbs_plumbing.grants import GrantError, GrantVerifier
+from wbs_plumbing.rpc import InstanceRoute, instance_rpc
+from wbs_plumbing.transit import TransitKeyPair, TransitSender
 
 from verification.models import Base
 from verification.service import VerificationService
@@ -43,34 +47,77 @@ def sealed_for(reader_key, context, data: bytes) -> dict:
 
 
 class FakeStorage:
-    """Stand-in for the vault: same RPC names and shapes, content in memory, reads recorded."""
+    """Stand-in for the vault with the agreed interface: every read must carry a grant signed by
+    verification (checked with the public half, like storage does), content comes back sealed
+    to the reader's transit key, messages arrive sealed to this instance's transit key."""
 
     name = "storage"
     reads = []
+    messages = {}
+    altered = set()  # evidence ids whose chunks come back altered (the SHA-256 check must catch it)
+    grant_verifier = None  # set by the fixture from the test's key file
+
+    route = InstanceRoute()
+    transit = None
+
+    def _check(self, grant, report_id, scope, message_id=None):
+        claims = FakeStorage.grant_verifier.check(grant, report_id=report_id, scope=scope, message_id=message_id)
+        return {"sub": claims["sub"], "case_id": claims["case_id"]}
+
+    @rpc(expected_exceptions=(Forbidden,))
+    def read_report_content(self, report_id, grant, reader_key):
+        try:
+            who = self._check(grant, report_id, "content")
+        except GrantError:
+            raise Forbidden("bad grant")
+        FakeStorage.reads.append(("content", report_id, who))
+        return sealed_for(reader_key, report_id, json.dumps(REPORTS.get(report_id, REPORT)).encode())
 
     @rpc
-    def read_report_content(self, report_id, reader, reader_key):
-        FakeStorage.reads.append(("content", report_id, reader))
-        return sealed_for(reader_key, report_id, json.dumps({
-            "title": "Benturan kepentingan pengadaan",
-            "description": NARRATIVE,
-            "parties": [{"name": "Budi S.", "position": "Panitia pengadaan", "unit": "dit-smp"}],
-            "reporter": {"relationship": "employee", "involved": False, "identity": {"name": "RAHASIA-PELAPOR"}},
-        }).encode())
-
-    @rpc
-    def list_evidence(self, report_id, reader, reader_key):
-        FakeStorage.reads.append(("list", report_id, reader))
+    def list_evidence(self, report_id, grant, reader_key):
+        who = self._check(grant, report_id, "evidence")
+        FakeStorage.reads.append(("list", report_id, who))
         return sealed_for(reader_key, report_id, json.dumps([
-            {"evidence_id": eid, "size_bytes": len(data), "sha256": "00" * 32, "filename": name,
+            {"evidence_id": eid, "size_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "filename": name,
              "media_type": media} for eid, (data, name, media) in EVIDENCE.items()]).encode())
 
     @rpc
-    def read_evidence_chunk(self, evidence_id, index, reader, reader_key):
-        FakeStorage.reads.append(("chunk", evidence_id, index, reader))
+    def read_evidence_chunk(self, evidence_id, index, grant, reader_key):
+        claims = FakeStorage.grant_verifier.check(grant, report_id=json.loads(
+            __import__("base64").urlsafe_b64decode(grant.split(".")[0] + "==="))["report_id"], scope="evidence")
+        FakeStorage.reads.append(("chunk", evidence_id, index, {"sub": claims["sub"], "case_id": claims["case_id"]}))
         data = EVIDENCE[evidence_id][0]
         piece = data[index * CHUNK:(index + 1) * CHUNK]
+        if evidence_id in FakeStorage.altered:
+            piece = piece.lower()
         return {**sealed_for(reader_key, f"{evidence_id}:{index}", piece), "last": (index + 1) * CHUNK >= len(data)}
+
+    @rpc
+    def open_transit(self):
+        return {"route": self.route, "transit_key": TRANSIT.public_key}
+
+    @instance_rpc
+    def store_message(self, report_id, message_id, text, sender_key=None):
+        assert sender_key is not None, "messages must be sealed in transit"
+        FakeStorage.messages[(report_id, message_id)] = TRANSIT.receiver(bytes(sender_key), report_id).open(bytes(text)).decode()
+
+    @rpc
+    def read_messages(self, report_id, message_ids, grant, reader_key):
+        for m in message_ids:
+            self._check(grant, report_id, "messages", m)
+        FakeStorage.reads.append(("messages", report_id, tuple(message_ids)))
+        items = [{"message_id": m, "text": FakeStorage.messages[(report_id, m)]} for m in message_ids]
+        return sealed_for(reader_key, report_id, json.dumps(items).encode())
+
+
+TRANSIT = TransitKeyPair()
+REPORT = {
+    "title": "Benturan kepentingan pengadaan",
+    "description": NARRATIVE,
+    "parties": [{"name": "Budi S.", "position": "Panitia pengadaan", "unit": "dit-smp"}],
+    "reporter": {"relationship": "employee", "involved": False, "identity": {"name": "RAHASIA-PELAPOR"}},
+}
+REPORTS = {}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -91,6 +138,9 @@ def verification(container_factory, config):
 @pytest.fixture
 def storage(container_factory, config):
     FakeStorage.reads = []
+    FakeStorage.messages = {}
+    REPORTS.clear()
+    FakeStorage.grant_verifier = GrantVerifier.from_config(config)  # same key file as verification
     container = container_factory(FakeStorage, {k: config[k] for k in ("AMQP_URI", "serializer", "ACCEPT")})
     container.start()
     return container
@@ -181,7 +231,7 @@ def test_migrated_schema_equals_the_models(pg_url):
     assert schema_differences(ALEMBIC_DIR, pg_url, Base.metadata) == []
 
 
-def test_report_submitted_twice_opens_one_case_and_announces_valid_events(verification, broker, db):
+def test_report_submitted_twice_opens_one_case_and_announces_valid_events(verification, storage, broker, db):
     demo = seed(verification)
     collect = watch(broker)
     event = report_event()
@@ -203,7 +253,7 @@ def test_report_submitted_twice_opens_one_case_and_announces_valid_events(verifi
     assert assigned["inspector_id"] == demo["inspector"]["staff_id"]
 
 
-def test_poison_report_submitted_is_dead_lettered(verification, broker, db):
+def test_poison_report_submitted_is_dead_lettered(verification, storage, broker, db):
     publish(broker, {"schema_version": 1, "event_id": str(uuid.uuid4()), "report_id": str(uuid.uuid4())})
 
     def dead_letter():
@@ -239,7 +289,9 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
     assert case["state"]["code"] == "received" and case["state"]["label"] == "Diterima"
     assert case["assignee"]["username"] == "inspektur"
     assert "RAHASIA-PELAPOR" not in detail.text
-    assert ("content", event["report_id"], {"staff_id": demo["inspector"]["staff_id"], "case_id": case_id}) in FakeStorage.reads
+    assert ("content", event["report_id"], {"sub": demo["inspector"]["staff_id"], "case_id": case_id}) in FakeStorage.reads
+    # routing read the parties with its own grant before the case opened
+    assert ("content", event["report_id"], {"sub": "verification", "case_id": case_id}) in FakeStorage.reads
 
     moved = requests.post(f"{base}/api/v1/cases/{case_id}/transitions", headers=auth, timeout=10,
                           json={"to": "verification"})
@@ -248,8 +300,8 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
                               json={"to": "follow_up"})
     assert forbidden.status_code == 409 and forbidden.json()["error"]["code"] == "transition_forbidden"
     no_reason = requests.post(f"{base}/api/v1/cases/{case_id}/transitions", headers=auth, timeout=10,
-                              json={"to": "not_actionable"})
-    assert no_reason.status_code == 400
+                              json={"to": "not_actionable", "reason": "no sub-reason"})
+    assert no_reason.status_code == 400 and "sub_reason" in no_reason.json()["error"]["message"]
     assert count(db, "SELECT state FROM cases WHERE case_id = :c", c=case_id) == "verification"
 
     download = requests.get(f"{base}/api/v1/cases/{case_id}/evidence/ev-1", headers=auth, timeout=10, stream=True)
@@ -259,6 +311,16 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
     assert [r[2] for r in FakeStorage.reads if r[0] == "chunk"] == [0, 1, 2]
     missing = requests.get(f"{base}/api/v1/cases/{case_id}/evidence/ev-404", headers=auth, timeout=10)
     assert missing.status_code == 404
+
+    FakeStorage.altered.add("ev-1")  # plaintext that does not match its recorded SHA-256
+    try:
+        altered = requests.get(f"{base}/api/v1/cases/{case_id}/evidence/ev-1", headers=auth, timeout=10)
+        # A file this small is still in the server's write buffer when the check fails, so the
+        # answer is a bare 500 and a closed connection (a large one is cut short instead).
+        assert altered.status_code == 500 and altered.content == b""
+        assert altered.headers.get("Connection") == "close"
+    finally:
+        FakeStorage.altered.clear()
 
     assert requests.post(f"{base}/api/v1/auth/logout", headers=auth, timeout=10).status_code == 204
     assert requests.get(f"{base}/api/v1/cases", headers=auth, timeout=10).status_code == 401
@@ -282,7 +344,7 @@ def test_case_outside_reach_is_404_exactly_like_a_missing_one(verification, stor
     move = requests.post(f"{base}/api/v1/cases/{case_id}/transitions", headers=auth, timeout=10,
                          json={"to": "verification"})
     assert move.status_code == 404
-    assert not [r for r in FakeStorage.reads if r[2] == {"staff_id": other["staff_id"], "case_id": case_id}]
+    assert not [r for r in FakeStorage.reads if r[-1] == {"sub": other["staff_id"], "case_id": case_id}]
     # the supervisor of itjen reaches it
     sup = login(base, demo["supervisor"])
     assert requests.get(f"{base}/api/v1/cases/{case_id}", headers=sup, timeout=10).status_code == 200
@@ -331,6 +393,7 @@ def test_console_pages_sign_in_list_case_and_transition(verification, storage, b
     assert listing.status_code == 200 and case_id in listing.text and "Diterima" in listing.text
     page = browser.get(f"{base}/cases/{case_id}", timeout=10)
     assert page.status_code == 200
+    assert "Pegawai (ASN / non-ASN)" in page.text  # the reporter's relationship, labelled
     assert NARRATIVE in page.text and "Budi S." in page.text and f"/cases/{case_id}/evidence/ev-1" in page.text
     assert "RAHASIA-PELAPOR" not in page.text
     assert "<script" not in page.text and "https://" not in page.text
@@ -379,3 +442,220 @@ def test_the_same_code_sent_in_parallel_signs_in_once(verification, config):
     statuses = list(pool.imap(lambda _: requests.post(f"{base}/api/v1/auth/login", json=body, timeout=20).status_code,
                               range(4)))
     assert sorted(statuses) == [200, 401, 401, 401]
+
+
+# --------------------------------------------------------------------------- case management
+
+
+def open_one(verification, broker, db, **extra):
+    event = report_event(**extra)
+    publish(broker, event)
+    return event, wait_until(lambda: case_for(db, event["report_id"]))
+
+
+def test_messages_reporter_answers_status_grant_and_events(verification, storage, broker, db, config):
+    demo = seed(verification)
+    base = base_url(config)
+    collect = watch(broker)
+    event, case_id = open_one(verification, broker, db)
+    auth = login(base, demo["inspector"])
+    assert requests.post(f"{base}/api/v1/cases/{case_id}/transitions", headers=auth, timeout=10,
+                         json={"to": "verification"}).status_code == 200
+
+    asked = requests.post(f"{base}/api/v1/cases/{case_id}/messages", headers=auth, timeout=10,
+                          json={"text": "Mohon kirim salinan kontrak.", "visibility": "reporter",
+                                "awaiting_reporter": True})
+    assert asked.status_code == 201, asked.text
+    assert asked.json()["state"] == "awaiting_reporter"
+    note = requests.post(f"{base}/api/v1/cases/{case_id}/messages", headers=auth, timeout=10,
+                         json={"text": "Catatan internal: cek LPSE.", "visibility": "internal"})
+    assert note.status_code == 201
+    bad = requests.post(f"{base}/api/v1/cases/{case_id}/messages", headers=auth, timeout=10,
+                        json={"text": "x", "visibility": "everyone"})
+    assert bad.status_code == 400
+    # storage got the texts (sealed in transit, opened by the fake with its transit key)
+    assert FakeStorage.messages[(event["report_id"], asked.json()["message_id"])] == "Mohon kirim salinan kontrak."
+
+    # the reporter answers through intake: reporter_message_posted
+    answer_id = str(uuid.uuid4())
+    FakeStorage.messages[(event["report_id"], answer_id)] = "Kontrak terlampir."
+    publish(broker, {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T11:00:00Z",
+                     "report_id": event["report_id"], "message_id": answer_id}, "reporter_message_posted")
+    wait_until(lambda: count(db, "SELECT count(*) FROM case_messages WHERE message_id = :m", m=answer_id) == 1)
+    assert count(db, "SELECT state FROM cases WHERE case_id = :c", c=case_id) == "verification"
+
+    case = requests.get(f"{base}/api/v1/cases/{case_id}", headers=auth, timeout=10).json()
+    assert [(m["direction"], m["text"]) for m in case["messages"]] == [
+        ("to_reporter", "Mohon kirim salinan kontrak."), ("internal", "Catatan internal: cek LPSE."),
+        ("from_reporter", "Kontrak terlampir.")]
+
+    with entrypoint_hook(verification, "get_report_status") as get_report_status:
+        status = get_report_status(event["report_id"], "id")
+    assert [m["direction"] for m in status["messages"]] == ["to_reporter", "from_reporter"]
+    claims = FakeStorage.grant_verifier.check(status["grant"], report_id=event["report_id"], scope="messages",
+                                              message_id=answer_id)
+    assert claims["sub"] == "reporter" and claims["message_ids"] == [m["message_id"] for m in status["messages"]]
+    assert note.json()["message_id"] not in claims["message_ids"]
+
+    events = collect(8)
+    posted = [b for t, b in events if t == "case_message_posted"]
+    assert sorted(b["direction"] for b in posted) == ["from_reporter", "internal", "to_reporter"]
+    for event_type, body in events:
+        validate_event(event_type, body)
+    changed = [b for t, b in events if t == "case_status_changed"]
+    assert all(b["report_id"] == event["report_id"] for b in changed)
+
+
+def test_legal_hold_shredding_and_audit_verify(verification, storage, broker, db, config):
+    demo = seed(verification)
+    base = base_url(config)
+    collect = watch(broker)
+    event, case_id = open_one(verification, broker, db)
+    inspector, supervisor = login(base, demo["inspector"]), login(base, demo["supervisor"])
+    refused = requests.post(f"{base}/api/v1/cases/{case_id}/legal-hold", headers=inspector, timeout=10,
+                            json={"legal_hold": True, "reason": "perkara"})
+    assert refused.status_code == 403
+    held = requests.post(f"{base}/api/v1/cases/{case_id}/legal-hold", headers=supervisor, timeout=10,
+                         json={"legal_hold": True, "reason": "perkara di pengadilan"})
+    assert held.status_code == 200 and held.json()["flags"]["legal_hold"] is True
+    hold_events = [b for t, b in collect(3) if t == "legal_hold_changed"]
+    assert hold_events and hold_events[0]["report_id"] == event["report_id"] and hold_events[0]["legal_hold"] is True
+
+    channel = broker
+    channel.exchange_declare("storage.events", exchange_type="topic", durable=True)
+    channel.basic_publish("storage.events", "report_shredded", json.dumps(
+        {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T11:00:00Z",
+         "report_id": event["report_id"]}).encode(),
+        pika.BasicProperties(content_type="application/json", content_encoding="utf-8", delivery_mode=2))
+    wait_until(lambda: count(db, "SELECT content_destroyed FROM cases WHERE case_id = :c", c=case_id))
+    reads_before = len(FakeStorage.reads)
+    gone = requests.get(f"{base}/api/v1/cases/{case_id}", headers=inspector, timeout=10).json()
+    assert gone["flags"]["content_destroyed"] is True and gone["narrative"] is None
+    assert len(FakeStorage.reads) == reads_before  # storage is not asked any more
+
+    with entrypoint_hook(verification, "verify_audit_chain") as verify_chain:
+        verdict = verify_chain()
+    assert verdict["ok"] and verdict["entries"] >= 4
+    actions = [r[0] for r in db.connect().execute(sqlalchemy.text("SELECT action FROM audit_log ORDER BY seq"))]
+    assert {"sign_in", "legal_hold", "content_destroyed"} <= set(actions)
+    with db.begin() as connection:
+        connection.execute(sqlalchemy.text("UPDATE audit_log SET action = 'content_read' WHERE action = 'legal_hold'"))
+    with entrypoint_hook(verification, "verify_audit_chain") as verify_chain:
+        broken = verify_chain()
+    assert not broken["ok"] and broken["first_bad_seq"] == actions.index("legal_hold") + 1
+
+
+def test_deadline_timer_publishes_each_breach_once_on_a_controllable_clock(container_factory, config, storage, broker, db):
+    import datetime as dt
+    from verification.dependencies import Clock
+    container = container_factory(VerificationService, dict(config, DEADLINE_CHECK_SECONDS=0.2))
+    clock = next(d for d in container.extensions if isinstance(d, Clock))
+    start = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
+    clock.fixed = start
+    container.start()
+    seed(container)
+    collect = watch(broker)
+    event, case_id = open_one(container, broker, db)
+    collect(2)  # opened, assigned
+    time.sleep(0.6)  # a few timer ticks with nothing due
+    assert [t for t, _ in collect(2)] == ["case_opened", "case_assigned"]
+    clock.fixed = start + dt.timedelta(days=8)
+    events = collect(3)
+    breached = [b for t, b in events if t == "sla_breached"]
+    assert [(b["case_id"], b["clock"]) for b in breached] == [(case_id, "acknowledge")]
+    validate_event("sla_breached", breached[0])
+    time.sleep(0.6)  # more ticks: still one breach
+    assert len([1 for t, _ in collect(3) if t == "sla_breached"]) == 1
+
+
+def test_throttle_disable_revokes_sessions_stats_csv_and_openapi(verification, storage, broker, db, config):
+    demo = seed(verification)
+    base = base_url(config)
+    open_one(verification, broker, db)
+    sup = login(base, demo["supervisor"])
+    stats = requests.get(f"{base}/api/v1/stats", headers=sup, timeout=10)
+    assert stats.status_code == 200 and stats.json()["total"] == "<5"
+    assert {r["key"]: r["count"] for r in stats.json()["by_unit"]} == {"dit-smp": "<5"}
+    csv_answer = requests.get(f"{base}/api/v1/stats?format=csv", headers=sup, timeout=10)
+    assert csv_answer.headers["Content-Type"].startswith("text/csv") and "unit,dit-smp,<5" in csv_answer.text
+    spec = requests.get(f"{base}/api/v1/openapi.json", timeout=10).json()
+    assert spec["openapi"].startswith("3.") and "/api/v1/cases/{case_id}/messages" in spec["paths"]
+
+    with entrypoint_hook(verification, "add_staff") as add_staff:
+        ani = add_staff("ani", "ani@example.org", "itjen", "inspector")
+    ani_auth = login(base, ani)
+    # five wrong passwords lock the account; then even the right factors are refused
+    for _ in range(5):
+        assert requests.post(f"{base}/api/v1/auth/login", timeout=10, json={
+            "username": "ani", "password": "wrong", "otp": "000000"}).status_code == 401
+    locked = requests.post(f"{base}/api/v1/auth/login", timeout=10, json={
+        "username": "ani", "password": ani["password"], "otp": pyotp.TOTP(ani["totp_secret"]).at(time.time() + 30)})
+    assert locked.status_code == 401
+    assert requests.get(f"{base}/api/v1/cases", headers=ani_auth, timeout=10).status_code == 200
+    with entrypoint_hook(verification, "set_staff_active") as set_staff_active:
+        assert set_staff_active("ani", False)["sessions_revoked"] == 1
+    assert requests.get(f"{base}/api/v1/cases", headers=ani_auth, timeout=10).status_code == 401
+
+
+def test_console_supervisor_view_statistics_language_and_message_form(verification, storage, broker, db, config):
+    demo = seed(verification)
+    base = base_url(config)
+    event, case_id = open_one(verification, broker, db)
+    browser = requests.Session()
+    account = demo["supervisor"]
+    assert browser.post(f"{base}/login", allow_redirects=False, timeout=10, data={
+        "username": account["username"], "password": account["password"],
+        "otp": pyotp.TOTP(account["totp_secret"]).now()}).status_code == 303
+    view = browser.get(f"{base}/supervision", timeout=10)
+    assert view.status_code == 200 and case_id in view.text and "Pengawasan" in view.text
+    english = browser.get(f"{base}/stats?lang=en", timeout=10)
+    assert english.status_code == 200 and "<svg" in english.text and "Statistics" in english.text
+    assert "<script" not in english.text
+    assert "By unit" in browser.get(f"{base}/stats", timeout=10).text  # the choice is remembered
+    page = browser.get(f"{base}/cases/{case_id}", timeout=10)
+    assert "Place legal hold" in page.text and "Reassign" in page.text
+    posted = browser.post(f"{base}/cases/{case_id}/messages", allow_redirects=False, timeout=10,
+                          data={"text": "Catatan pengawas", "visibility": "internal"})
+    assert posted.status_code == 303
+    assert "Catatan pengawas" in browser.get(f"{base}/cases/{case_id}", timeout=10).text
+    assert browser.get(f"{base}/stats.csv", timeout=10).text.startswith("dimension,key,value")
+    added = browser.post(f"{base}/cases/{case_id}/parties", allow_redirects=False, timeout=10,
+                         data={"name": "Siti Aminah", "position": "Bendahara"})
+    assert added.status_code == 303 and added.headers["Location"] == f"/cases/{case_id}"
+    assert "Siti Aminah · Bendahara" in browser.get(f"{base}/cases/{case_id}", timeout=10).text
+
+
+def test_console_declared_conflict_excludes_from_routing_and_sessions_can_be_revoked(verification, storage, broker, db, config):
+    demo = seed(verification)
+    base = base_url(config)
+    browser = requests.Session()
+    account = demo["inspector"]
+    assert browser.post(f"{base}/login", allow_redirects=False, timeout=10, data={
+        "username": account["username"], "password": account["password"],
+        "otp": pyotp.TOTP(account["totp_secret"]).now()}).status_code == 303
+    assert browser.post(f"{base}/conflicts", allow_redirects=False, timeout=10,
+                        data={"unit": "kpu-dki", "note": "saudara bekerja di sana"}).status_code == 303
+    assert "kpu-dki" in browser.get(f"{base}/conflicts", timeout=10).text
+    event, case_id = open_one(verification, broker, db, unit="kpu-dki")
+    assert count(db, "SELECT assignee_id FROM cases WHERE case_id = :c", c=case_id) is None
+    assert count(db, "SELECT reason FROM case_exclusions WHERE case_id = :c", c=case_id) == "declared_conflict"
+    with entrypoint_hook(verification, "revoke_sessions") as revoke_sessions:
+        assert revoke_sessions("inspektur")["sessions_revoked"] == 1
+    assert browser.get(f"{base}/", allow_redirects=False, timeout=10).headers["Location"] == "/login"
+
+
+def test_parties_added_later_go_to_storage_as_a_note_and_reroute(verification, storage, broker, db, config):
+    demo = seed(verification)
+    base = base_url(config)
+    event, case_id = open_one(verification, broker, db)
+    inspector = login(base, demo["inspector"])
+    answer = requests.post(f"{base}/api/v1/cases/{case_id}/parties", headers=inspector, timeout=10,
+                           json={"parties": [{"name": "Inspektur Demo", "position": "Ketua panitia"}]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["excluded"] == [{"staff_id": demo["inspector"]["staff_id"], "reason": "party_named"}]
+    assert answer.json()["routing_note"] == "routing_failed: no_eligible_inspector"
+    assert [t for (r, _), t in FakeStorage.messages.items() if r == event["report_id"]] == [
+        "Terlapor tambahan / additional parties:\nInspektur Demo · Ketua panitia"]
+    assert requests.get(f"{base}/api/v1/cases/{case_id}", headers=inspector, timeout=10).status_code == 404
+    assert requests.post(f"{base}/api/v1/cases/{case_id}/parties", headers=login(base, demo["supervisor"]),
+                         timeout=10, json={"parties": "Budi"}).status_code == 400

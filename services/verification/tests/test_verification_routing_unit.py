@@ -57,11 +57,16 @@ def test_only_the_responsible_inspectorates_pool_is_considered():
     assert d.assignee_id is None and d.failure == routing.FAIL_NO_CANDIDATE
 
 
-def test_report_about_an_inspectorate_escalates_to_the_one_above():
-    d = routing.choose(UNITS, "itwil", [cand("ani", "itwil", 0), cand("budi", "itjen", 7)])
-    assert d.inspectorate == "itjen" and d.assignee_id == "id-budi"
-    d = routing.choose(UNITS, "itjen", [cand("budi", "itjen", 0)])
-    assert d.assignee_id is None and d.failure == routing.FAIL_NO_INSPECTORATE
+def test_report_about_an_inspectorate_goes_to_the_escalation_pool_never_to_it():
+    esc = lambda name, unit, n=0: routing.Candidate(f"id-{name}", name, unit, n, role="supervisor", escalation_pool=True)
+    # inspectors of the inspectorate are never candidates; pool members inside it are excluded
+    d = routing.choose(UNITS, "itwil", [cand("ani", "itwil", 0), cand("budi", "itjen", 0), esc("sari", "itwil"),
+                                        esc("tono", "kpu-dki")])
+    assert d.escalated and d.assignee_id == "id-tono"
+    assert ("id-sari", routing.SAME_INSPECTORATE) in d.exclusions
+    d = routing.choose(UNITS, "itjen", [cand("budi", "itjen", 0), esc("sari", "itwil")])
+    assert d.assignee_id is None and d.failure == routing.FAIL_NO_ESCALATION
+    assert d.note == "routing_failed: no_eligible_escalation_supervisor"
 
 
 def test_no_eligible_candidate_fails_with_a_reason():
@@ -71,6 +76,34 @@ def test_no_eligible_candidate_fails_with_a_reason():
     assert d.exclusions == [("id-ani", "home_unit")]
     assert routing.choose(UNITS, "nowhere", []).failure == routing.FAIL_UNKNOWN_UNIT
     assert routing.choose(UNITS, "orphan", []).failure == routing.FAIL_NO_INSPECTORATE
+
+
+def test_parties_by_normalised_name_or_nip_and_declared_conflicts_exclude():
+    people = [cand("ani", "itjen", 0), cand("budi", "itjen", 0), cand("citra", "itjen", 0), cand("dewi", "itjen", 5)]
+    people[0] = routing.Candidate("id-ani", "ani", "itjen", 0, display_name="Dr. Ani Wulandari, S.H.")
+    people[1] = routing.Candidate("id-budi", "budi", "itjen", 0, display_name="Budi", nip="19800101 200501 1 001")
+    parties = routing.parties_from_report({"parties": [{"name": "ani  WULANDARI"},
+                                                       {"name": "Someone", "nip": "198001012005011001"}]})
+    declared = {"id-citra": [routing.Declared(unit="dit-smp")]}
+    d = routing.choose(UNITS, "dit-smp", people, parties, declared)
+    assert dict(d.exclusions) == {"id-ani": routing.PARTY_NAMED, "id-budi": routing.PARTY_NIP,
+                                  "id-citra": routing.DECLARED}
+    assert d.assignee_id == "id-dewi"
+    # recusal and a declared person
+    d = routing.choose(UNITS, "dit-smp", people[3:], parties, {}, recused={"id-dewi"})
+    assert d.exclusions == [("id-dewi", routing.RECUSED)] and d.assignee_id is None
+    d = routing.choose(UNITS, "dit-smp", people[3:], routing.parties_from_report({"parties": [{"name": "Eko P."}]}),
+                       {"id-dewi": [routing.Declared(name=routing.normalise_name("Eko Prasetyo"))]})
+    assert d.exclusions == [("id-dewi", routing.DECLARED)]
+
+
+def test_name_normalisation():
+    assert routing.normalise_name("Dr. Budi Santoso, S.H., M.M.") == "budi santoso"
+    assert routing.normalise_name("  BÜDI   santoso ") == "budi santoso"
+    assert routing.names_match("budi s", "budi santoso")
+    assert not routing.names_match("budi", "budi santoso")
+    assert not routing.names_match("b s", "budi santoso")
+    assert routing.normalise_nip("19800101 200501 1 001") == "198001012005011001"
 
 
 def test_subtree_is_a_supervisors_reach():

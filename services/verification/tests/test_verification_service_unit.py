@@ -61,3 +61,72 @@ def test_bearer_token_parsing():
     assert web.bearer_token(R("bearer  abc ")) == "abc"
     assert web.bearer_token(R("Basic abc")) is None
     assert web.bearer_token(R(None)) is None
+
+
+def test_cuti_bersama_and_throttle_settings():
+    import datetime as dt
+    s = Settings.from_config({"CUTI_BERSAMA_DATES": "2026-12-24, 2026-12-31", "LOGIN_MAX_FAILURES": "3"})
+    assert s.cuti_bersama == {dt.date(2026, 12, 24), dt.date(2026, 12, 31)}
+    assert not s.calendar.is_working_day(dt.date(2026, 12, 31)) and s.throttle.max_failures == 3
+    with pytest.raises(ConfigError):
+        Settings.from_config({"CUTI_BERSAMA_DATES": "24/12/2026"})
+
+
+def test_openapi_is_valid_and_describes_every_api_route():
+    import re
+    from openapi_spec_validator import validate
+    from nameko.web.handlers import HttpRequestHandler
+    from verification import openapi
+
+    document = openapi.document()
+    validate(document)
+    served = set()
+    for name in dir(VerificationService):
+        for ext in getattr(getattr(VerificationService, name), "nameko_entrypoints", ()):
+            if isinstance(ext, HttpRequestHandler) and ext.url.startswith("/api/"):
+                served.add((ext.method.lower(), re.sub(r"<([a-z_]+)>", r"{\1}", ext.url)))
+    described = {(method, path) for path, ops in document["paths"].items() for method in ops}
+    assert served == described
+
+
+def test_routing_reads_parties_and_never_routes_blind_while_storage_is_away():
+    from verification import casefile
+    from verification.dependencies import VaultUnavailable
+    from verification.errors import NotFound as DomainNotFound
+
+    class Vault:
+        def __init__(self, outcome):
+            self.outcome = outcome
+
+        def read_report_content(self, report_id, reader):
+            if isinstance(self.outcome, Exception):
+                raise self.outcome
+            return self.outcome
+
+    parties, note = casefile.routing_parties(Vault(b'{"parties": [{"name": "Dr. Ani"}]}'), "r1")
+    assert [p.name for p in parties] == ["ani"] and note is None
+    assert casefile.routing_parties(Vault(DomainNotFound("x")), "r1") == ([], "parties_unavailable")
+    with pytest.raises(casefile.VaultError):  # storage down: retried, never routed blind
+        casefile.routing_parties(Vault(VaultUnavailable("x")), "r1")
+    with pytest.raises(casefile.VaultError):  # a console read while storage is away is a 503
+        casefile._vault_call(Vault(VaultUnavailable("x")).read_report_content, "r1", None)
+
+
+def test_an_evidence_download_withholds_its_end_unless_the_sha256_matches(caplog):
+    import hashlib
+
+    from verification.casefile import EvidenceIntegrityError, verified_chunks
+
+    parts = [b"a" * 10, b"b" * 10, b"c" * 3]
+    chunks = [{"data": p, "last": i == len(parts) - 1} for i, p in enumerate(parts)]
+    good = hashlib.sha256(b"".join(parts)).hexdigest()
+    assert b"".join(verified_chunks(chunks[0], good, "ev-1", lambda i: chunks[i])) == b"".join(parts)
+
+    tampered = [dict(c) for c in chunks]
+    tampered[1]["data"] = b"B" * 10
+    served = []
+    with caplog.at_level("ERROR"), pytest.raises(EvidenceIntegrityError):
+        for data in verified_chunks(tampered[0], good, "ev-1", lambda i: tampered[i]):
+            served.append(data)
+    assert served == [b"a" * 10, b"B" * 10]  # the last chunk never leaves: the download is short
+    assert "ev-1 does not match" in caplog.text and "BBBB" not in caplog.text

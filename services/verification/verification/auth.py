@@ -14,6 +14,10 @@ Why each piece is as it is:
 * Session tokens are 256 random bits handed to the client once. Only their SHA-256 is stored:
   the token already has full entropy, so a fast hash is enough and a leaked table grants
   nothing. Sessions expire and logout revokes them.
+* Sign-in is throttled per account (:class:`Throttle`): after a few consecutive failures the
+  account is locked for a while, so a password cannot be guessed online even with TOTP codes
+  observed. Disabling an account revokes its sessions at once (``domain.set_staff_active``) and
+  :func:`authenticate` checks ``active`` on every request as well.
 * A failed sign-in says nothing about which factor was wrong, and an unknown username still
   costs one password verification, so timing does not reveal which usernames exist.
 """
@@ -137,6 +141,23 @@ class SignedIn:
     staff_id: str
 
 
+@dataclass(frozen=True)
+class Throttle:
+    """Sign-in throttling per account: after ``max_failures`` consecutive failures the account
+    refuses every sign-in (even a correct one) for ``lock_minutes``, doubling with each further
+    failure up to a day. Per account, not per address: staff may share a NAT, and addresses
+    are not recorded anyway."""
+
+    max_failures: int = 5
+    lock_minutes: int = 15
+
+    def lock_for(self, failures: int) -> dt.timedelta | None:
+        if failures < self.max_failures:
+            return None
+        return min(dt.timedelta(minutes=self.lock_minutes * 2 ** (failures - self.max_failures)),
+                   dt.timedelta(days=1))
+
+
 def login(
     session: Session,
     passwords: Passwords,
@@ -146,24 +167,44 @@ def login(
     *,
     ttl: dt.timedelta,
     now: dt.datetime | None = None,
-) -> SignedIn:
-    """Check all three factors and open a session. Raises :class:`AuthenticationFailed`."""
+    throttle: Throttle = Throttle(),
+) -> SignedIn | None:
+    """Check all three factors and open a session; None when refused.
+
+    Returns rather than raises on refusal so the caller commits the failure count (a raise
+    would roll it back, and throttling would never bite). A locked account is refused without
+    looking at the factors, with the same answer as a wrong password. Sign-ins and refusals of
+    known accounts go into the audit chain.
+    """
+    from . import audit  # the audit chain imports models only; kept local to avoid a cycle
+
     now = now or utcnow()
-    staff = session.scalar(select(Staff).where(Staff.username == (username or "").strip()))
+    staff = session.scalar(select(Staff).where(Staff.username == (username or "").strip().lower()))
     usable = staff is not None and staff.active
     password_ok = passwords.verify(staff.password_hash if usable else None, password or "")
-    if not (usable and password_ok):
-        raise AuthenticationFailed()
+    if staff is None:
+        return None
     # Lock the account row before checking the code: two sign-ins racing with the same code
     # would otherwise both read the old last_totp_step and both succeed.
     session.refresh(staff, with_for_update=True)
-    step = accept_totp(staff.totp_secret, otp, staff.last_totp_step, now)
+    locked = staff.locked_until is not None and as_utc(staff.locked_until) > now
+    step = accept_totp(staff.totp_secret, otp, staff.last_totp_step, now) if usable and password_ok and not locked else None
     if step is None:
-        raise AuthenticationFailed()
+        if not locked:
+            staff.failed_logins = (staff.failed_logins or 0) + 1
+            lock = throttle.lock_for(staff.failed_logins)
+            if lock is not None:
+                staff.locked_until = now + lock
+        audit.append(session, staff.id, audit.SIGN_IN_FAILED, None, now=now,
+                     reason_code="locked" if locked else "factors")
+        return None
     staff.last_totp_step = step
+    staff.failed_logins = 0
+    staff.locked_until = None
     token = secrets.token_urlsafe(32)
     expires_at = now + ttl
     session.add(StaffSession(token_hash=token_hash(token), staff_id=staff.id, created_at=now, expires_at=expires_at))
+    audit.append(session, staff.id, audit.SIGN_IN, None, now=now)
     return SignedIn(token, expires_at, staff.id)
 
 

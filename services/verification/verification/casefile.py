@@ -10,12 +10,20 @@ only ever sees reads by the case's own inspectors or supervisors.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import logging
 from typing import Iterator
+
+import uuid
 
 from wbs_contracts.errors import remote_error_type
 
-from . import auth, domain
-from .errors import DomainError, NotFound
+from . import audit, auth, domain, routing, statistics
+from .dependencies import Reader
+from .errors import AuthenticationFailed, DomainError, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
 
 
 class VaultError(DomainError):
@@ -25,11 +33,20 @@ class VaultError(DomainError):
     code = "vault_unavailable"
 
 
-def sign_in(db, passwords, settings, username: str, password: str, otp: str) -> auth.SignedIn:
-    """Check the three factors and open a session. Raises AuthenticationFailed."""
+ROUTING_READER = "verification"
+
+
+def sign_in(db, passwords, settings, username: str, password: str, otp: str,
+            now: dt.datetime | None = None) -> auth.SignedIn:
+    """Check the three factors and open a session. Raises AuthenticationFailed after committing
+    the failure (throttling counts it, the audit chain records it)."""
     with db.transaction() as session:
-        return auth.login(session, passwords, username, password, otp,
-                          ttl=dt.timedelta(minutes=settings.session_minutes))
+        result = auth.login(session, passwords, username, password, otp,
+                            ttl=dt.timedelta(minutes=settings.session_minutes), now=now,
+                            throttle=settings.throttle)
+    if result is None:
+        raise AuthenticationFailed()
+    return result
 
 
 def sign_out(db, token: str | None) -> None:
@@ -42,18 +59,44 @@ def whoami(db, token: str | None) -> dict:
         return domain.staff_view(auth.authenticate(session, token))
 
 
-def list_cases(db, token: str | None, **filters) -> tuple[dict, list[dict]]:
+def list_cases(db, token: str | None, now: dt.datetime | None = None, **filters) -> tuple[dict, list[dict]]:
     """(the signed-in staff member, the cases in their reach)."""
     with db.transaction() as session:
         staff = auth.authenticate(session, token)
-        return domain.staff_view(staff), domain.list_cases(session, staff, **filters)
+        return domain.staff_view(staff), domain.list_cases(session, staff, now=now, **filters)
 
 
-def transition(db, token: str | None, case_id: str, to_state: str, reason: str | None) -> dict:
+def transition(db, token: str | None, case_id: str, to_state: str, reason: str | None,
+               detail: str | None = None, *, calendar=None, now: dt.datetime | None = None) -> dict:
     """Move a case (see domain.transition_case); gives back the case's metadata and history."""
     with db.transaction() as session:
         staff = auth.authenticate(session, token)
-        return domain.transition_case(session, staff, case_id, to_state, reason)
+        return domain.transition_case(session, staff, case_id, to_state, reason, detail=detail,
+                                      now=now, calendar=calendar)
+
+
+def set_flags(db, token: str | None, case_id: str, **flags) -> dict:
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.set_flags(session, staff, case_id, **flags)
+
+
+def set_legal_hold(db, token: str | None, case_id: str, legal_hold: bool, reason: str | None) -> dict:
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.set_legal_hold(session, staff, case_id, legal_hold, reason)
+
+
+def declare_conflict(db, token: str | None, **declared) -> dict:
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.declare_conflict(session, staff, **declared)
+
+
+def my_conflicts(db, token: str | None) -> tuple[dict, list[dict]]:
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.staff_view(staff), domain.list_declared_conflicts(session, staff)
 
 
 def _vault_call(fn, *args):
@@ -62,51 +105,203 @@ def _vault_call(fn, *args):
     except DomainError:
         raise
     except Exception as exc:
-        if remote_error_type(exc) == "NotFound":
+        kind = remote_error_type(exc)
+        if kind == "NotFound":
             raise NotFound("No such content") from None
+        if kind == "Forbidden":
+            raise VaultError("The content store refused the read") from None
         raise VaultError("The content store did not answer; please try again") from None
 
 
-def read_case_file(db, vault, token: str | None, case_id: str) -> tuple[dict, dict]:
-    """(the signed-in staff member, the case with narrative, parties and evidence list).
+def _parties(vault, report_id: str, reader: Reader) -> list[routing.Party]:
+    return routing.parties_from_report(domain.parse_report(_vault_call(vault.read_report_content, report_id, reader)))
 
-    Raises AuthenticationFailed, NotFound (missing or out of reach) or VaultError.
-    Each call is one content read in storage's audit trail.
+
+def routing_parties(vault, report_id: str) -> tuple[list[routing.Party], str | None]:
+    """The people a report names, read for routing before its case opens (grant subject
+    ``verification``, the case id the report will get). A report storage does not know opens
+    without parties, noted on the case; storage being away (down, or not started yet) raises
+    VaultError and the event is retried: routing without the parties could hand the case to a
+    named person."""
+    reader = Reader(ROUTING_READER, domain.case_id_for(report_id))
+    try:
+        content = _vault_call(vault.read_report_content, report_id, reader)
+        return routing.parties_from_report(domain.parse_report(content)), None
+    except NotFound:
+        return [], "parties_unavailable"
+
+
+def read_case_file(db, vault, token: str | None, case_id: str) -> tuple[dict, dict]:
+    """(the signed-in staff member, the case with narrative, parties, evidence and messages).
+
+    The read is written into the audit chain (committed) before storage is asked, so no
+    content leaves the vault unrecorded. Raises AuthenticationFailed, NotFound (missing or out
+    of reach) or VaultError.
     """
     with db.transaction() as session:
         staff = auth.authenticate(session, token)
         case = domain.get_case(session, staff, case_id)
         viewer = domain.staff_view(staff)
-        reader = domain.reader(staff, case["case_id"])
+        if not case["flags"]["content_destroyed"]:
+            domain.audit_read(session, staff, case["case_id"], audit.CONTENT_READ)
+    if case["flags"]["content_destroyed"]:
+        return viewer, domain.attach_content(case, None, [])
+    reader = Reader(staff_id(viewer), case["case_id"])
     content = _vault_call(vault.read_report_content, case["report_id"], reader)
     evidence = _vault_call(vault.list_evidence, case["report_id"], reader)
-    return viewer, domain.attach_content(case, content, evidence)
+    message_ids = [m["message_id"] for m in case.get("messages", [])]
+    texts = _vault_call(vault.read_messages, case["report_id"], message_ids, reader) if message_ids else {}
+    return viewer, domain.attach_content(case, content, evidence, texts)
+
+
+def staff_id(viewer: dict) -> str:
+    return viewer["staff_id"]
 
 
 def open_evidence(db, vault, token: str | None, case_id: str, evidence_id: str) -> tuple[dict, Iterator[bytes]]:
     """(the evidence item's metadata, an iterator of its plaintext in <= 1 MiB chunks).
 
-    The first chunk is fetched before returning, so a refusal becomes a proper error status
-    instead of a broken download; the rest is fetched one chunk at a time as the client reads,
-    so the whole file is never in this process's memory.
+    The download is audited first. The first chunk is fetched before returning, so a refusal
+    becomes a proper error status instead of a broken download; the rest is fetched one chunk
+    at a time as the client reads, so the whole file is never in this process's memory.
     """
     with db.transaction() as session:
         staff = auth.authenticate(session, token)
         case = domain.get_case(session, staff, case_id)
-        reader = domain.reader(staff, case["case_id"])
-    items = _vault_call(vault.list_evidence, case["report_id"], reader) or []
+        if case["flags"]["content_destroyed"]:
+            raise NotFound("No such evidence")
+        domain.audit_read(session, staff, case["case_id"], audit.EVIDENCE_DOWNLOAD, evidence_id=str(evidence_id)[:64])
+        reader = Reader(staff.id, case["case_id"])
+    report_id = case["report_id"]
+    items = _vault_call(vault.list_evidence, report_id, reader) or []
     item = next((e for e in items if e.get("evidence_id") == evidence_id), None)
     if item is None:
         raise NotFound("No such evidence")
-    first = _vault_call(vault.read_evidence_chunk, evidence_id, 0, reader)
+    first = _vault_call(vault.read_evidence_chunk, report_id, evidence_id, 0, reader)
+    return item, verified_chunks(first, item.get("sha256"), evidence_id,
+                                 lambda index: _vault_call(vault.read_evidence_chunk, report_id,
+                                                           evidence_id, index, reader))
 
-    def chunks() -> Iterator[bytes]:
-        chunk, index = first, 0
-        while True:
-            yield bytes(chunk["data"])
-            if chunk.get("last"):
-                return
-            index += 1
-            chunk = _vault_call(vault.read_evidence_chunk, evidence_id, index, reader)
 
-    return item, chunks()
+class EvidenceIntegrityError(Exception):
+    """A downloaded evidence file's plaintext does not match the SHA-256 recorded at upload."""
+
+
+def verified_chunks(first: dict, sha256: str | None, evidence_id: str, fetch) -> Iterator[bytes]:
+    """Yield an evidence file's chunks, checking the SHA-256 storage recorded at upload.
+
+    storage authenticates every segment and the file's exact end, but chunk reads are separate
+    calls, so only the reader sees the whole file: the last chunk is held back until the digest
+    matches. On a mismatch the error is logged with ids only and :class:`EvidenceIntegrityError`
+    ends the response: the web server drops the connection short of its Content-Length, so the
+    browser reports a failed download, never a complete-looking wrong file.
+    """
+    digest = hashlib.sha256()
+    chunk, index = first, 0
+    while True:
+        data = bytes(chunk["data"])
+        digest.update(data)
+        if chunk.get("last"):
+            if not sha256 or not hmac.compare_digest(digest.hexdigest(), str(sha256)):
+                log.error("integrity: evidence %s does not match its recorded SHA-256; download stopped",
+                          evidence_id)
+                raise EvidenceIntegrityError(evidence_id)
+            yield data
+            return
+        yield data
+        index += 1
+        chunk = fetch(index)
+
+
+MAX_MESSAGE_CHARS = 20_000
+
+
+def post_message(db, vault, token: str | None, case_id: str, text: str | None, visibility: str | None,
+                 awaiting_reporter: bool = False, *, calendar=None) -> dict:
+    """Post a message to the reporter or an internal note.
+
+    Order: check reach, hand the text to storage (sealed in transit, stored encrypted), then
+    record the row, the event and the audit entry in one transaction. If storage fails nothing
+    is recorded (503); if the last step fails the stored text is an orphan nobody can list.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput("'text' is required")
+    if len(text) > MAX_MESSAGE_CHARS or len(text.encode("utf-8")) > 64 * 1024:
+        raise InvalidInput("Message too long")
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        case = domain.case_for_message(session, staff, case_id, visibility or "")
+        report_id, real_case_id = case.report_id, case.case_id
+    message_id = str(uuid.uuid4())
+    _vault_call(vault.store_message, report_id, message_id, text)
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.post_message(session, staff, real_case_id, message_id, visibility,
+                                   awaiting_reporter=awaiting_reporter, calendar=calendar)
+
+
+def _case_and_reader(db, token, case_id):
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        case = domain.get_case(session, staff, case_id)
+        if not case["flags"]["content_destroyed"]:
+            domain.audit_read(session, staff, case["case_id"], audit.CONTENT_READ)
+        return case, Reader(staff.id, case["case_id"])
+
+
+def recuse(db, vault, token: str | None, case_id: str, reason: str | None) -> dict:
+    """The assignee steps aside; the case is routed again against the report's parties."""
+    case, reader = _case_and_reader(db, token, case_id)
+    parties = [] if case["flags"]["content_destroyed"] else _parties(vault, case["report_id"], reader)
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.recuse(session, staff, case_id, reason, parties)
+
+
+def reassign(db, vault, token: str | None, case_id: str, assignee: str | None) -> dict:
+    """A supervisor reassigns; the same conflict checks as routing, against the report's parties."""
+    if not assignee:
+        raise InvalidInput("'assignee' is required")
+    case, reader = _case_and_reader(db, token, case_id)
+    parties = [] if case["flags"]["content_destroyed"] else _parties(vault, case["report_id"], reader)
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.reassign(session, staff, case_id, assignee, parties)
+
+
+def add_parties(db, vault, token: str | None, case_id: str, parties: list) -> dict:
+    """Record people found later: their names go to storage as an internal note (content stays
+    in the vault), then everyone is checked against them (domain.add_parties)."""
+    cleaned = []
+    for p in parties or []:
+        if not isinstance(p, dict) or not (p.get("name") or p.get("nip")):
+            raise InvalidInput("Each party needs a name or a NIP")
+        cleaned.append({k: str(p[k])[:200] for k in ("name", "nip", "position", "unit") if p.get(k)})
+    if not cleaned or len(cleaned) > 50:
+        raise InvalidInput("Give between 1 and 50 parties")
+    note = "Terlapor tambahan / additional parties:\n" + "\n".join(
+        " · ".join(p[k] for k in ("name", "nip", "position", "unit") if p.get(k)) for p in cleaned)
+    post_message(db, vault, token, case_id, note, "internal")
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.add_parties(session, staff, case_id, routing.parties_from_report({"parties": cleaned}))
+
+
+def report_status(db, signer, report_id: str, language: str = "id") -> dict | None:
+    """The reporter's view (intake asks): state, history, message ids, and a grant that lets the
+    reporter's session read exactly those messages (never an internal note)."""
+    with db.transaction() as session:
+        status = domain.report_status(session, report_id, language)
+    if status is None:
+        return None
+    ids = [m["message_id"] for m in status["messages"]]
+    status["grant"] = signer.issue(sub="reporter", case_id=status.pop("case_id"), report_id=str(report_id),
+                                   scope=["messages"], message_ids=ids) if ids else None
+    return status
+
+
+def stats(db, token: str | None, now: dt.datetime | None = None) -> tuple[dict, dict]:
+    with db.transaction() as session:
+        staff = auth.authenticate(session, token)
+        return domain.staff_view(staff), statistics.compute(session, staff, now=now)

@@ -53,3 +53,23 @@ class AuthenticationFailed(DomainError):
     status = 401
     code = "authentication_failed"
     default_message = "Wrong username, password or one-time code"
+
+
+class Forbidden(DomainError):
+    """The caller reaches the case but their role may not do this (e.g. an inspector placing a
+    legal hold)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotEligible(DomainError):
+    """The chosen staff member may not handle the case (conflict of interest or wrong pool)."""
+
+    status = 409
+    code = "not_eligible"
+
+
+class CaseNotYetOpen(Exception):
+    """An event refers to a report whose case is not open yet: transient, retried by the
+    reliable handler (the ``report_submitted`` event may still be on its way)."""

@@ -107,16 +107,80 @@ def allowed_moves(state: str, role: str) -> list[str]:
     return [s for s in STATES if s in moves]
 
 
-def check_transition(from_state: str, to_state: str, *, role: str, reason: str | None) -> str | None:
-    """Refuse a move the lifecycle forbids; give back the cleaned-up reason.
+# Coded reasons of the end states (DOMAIN.md): (label id, label en).
+NOT_ACTIONABLE_REASONS: dict[str, tuple[str, str]] = {
+    "incomplete": ("Tidak lengkap setelah pengingat", "Incomplete after reminders"),
+    "not_a_violation": ("Bukan pelanggaran", "Not a violation"),
+    "duplicate": ("Duplikat", "Duplicate"),
+    "spam": ("Spam / tidak bermakna", "Spam"),
+    "bad_faith": ("Itikad tidak baik", "Bad faith"),
+    "no_answer": ("Pelapor tidak menjawab", "No answer from the reporter"),
+}
+# From ``received`` only an obvious duplicate or spam may be dismissed (nobody has verified yet).
+NOT_ACTIONABLE_FROM_RECEIVED = frozenset({"duplicate", "spam"})
+AUTHORITIES: dict[str, tuple[str, str]] = {
+    "kpk": ("Komisi Pemberantasan Korupsi (KPK)", "Corruption Eradication Commission (KPK)"),
+    "police": ("Kepolisian (Polri)", "Police"),
+    "prosecutor": ("Kejaksaan", "Public prosecutor"),
+    "ombudsman": ("Ombudsman RI", "Ombudsman"),
+    "bpk": ("Badan Pemeriksa Keuangan (BPK)", "Audit Board (BPK)"),
+    "other_ministry": ("Kementerian/lembaga lain", "Another ministry or agency"),
+    "other": ("Instansi lain", "Other authority"),
+}
+OUTCOMES: dict[str, tuple[str, str]] = {
+    "proven": ("Terbukti", "Proven"),
+    "partly_proven": ("Terbukti sebagian", "Partly proven"),
+    "not_proven": ("Tidak terbukti", "Not proven"),
+}
+# Closing straight from analysis means nothing was investigated: only "not proven" fits.
+OUTCOMES_FROM_ANALYSIS = frozenset({"not_proven"})
+DETAILS: dict[str, dict[str, tuple[str, str]]] = {
+    NOT_ACTIONABLE: NOT_ACTIONABLE_REASONS,
+    REFERRED: AUTHORITIES,
+    CLOSED: OUTCOMES,
+}
+DETAIL_FIELD = {NOT_ACTIONABLE: "sub_reason", REFERRED: "authority", CLOSED: "outcome"}
 
-    Raises :class:`InvalidInput` (400) for an unknown state code or a missing reason where one is
-    required (``not_actionable`` always, reopening always), and :class:`TransitionForbidden` (409)
-    for a move that is not in the table, or a reopen by someone who is not a supervisor.
+FLAGS: dict[str, tuple[str, str]] = {
+    "on_hold": ("Ditunda", "On hold"),
+    "legal_hold": ("Penahanan hukum (legal hold)", "Legal hold"),
+    "conflict_flagged": ("Benturan kepentingan ditandai", "Conflict of interest flagged"),
+}
+
+
+def detail_labels(state: str, code: str | None) -> dict | None:
+    """A coded end reason with its labels, or None."""
+    if code is None:
+        return None
+    label_id, label_en = DETAILS.get(state, {}).get(code, (code, code))
+    return {"code": code, "label": label_id, "labels": {"id": label_id, "en": label_en}}
+
+
+def detail_choices(from_state: str, to_state: str) -> list[str]:
+    """The end-reason codes allowed for this move (empty when the target needs none)."""
+    codes = list(DETAILS.get(to_state, {}))
+    if to_state == NOT_ACTIONABLE and from_state == RECEIVED:
+        codes = [c for c in codes if c in NOT_ACTIONABLE_FROM_RECEIVED]
+    if to_state == CLOSED and from_state == ANALYSIS:
+        codes = [c for c in codes if c in OUTCOMES_FROM_ANALYSIS]
+    return codes
+
+
+def check_transition(from_state: str, to_state: str, *, role: str, reason: str | None,
+                     detail: str | None = None) -> tuple[str | None, str | None]:
+    """Refuse a move the lifecycle forbids; give back the cleaned-up (reason, detail).
+
+    Raises :class:`InvalidInput` (400) for an unknown state code, a missing or unknown coded
+    reason (``not_actionable`` needs a sub-reason, ``referred`` the authority, ``closed`` the
+    outcome), or a reopen without a reason; :class:`TransitionForbidden` (409) for a move that
+    is not in the table, a reopen by someone who is not a supervisor, or a coded reason the
+    move does not allow (dismissing an unverified report for anything but duplicate/spam,
+    closing from analysis as anything but not proven).
     """
     if to_state not in LABELS:
         raise InvalidInput(f"Unknown state {to_state!r}")
     reason = (reason or "").strip() or None
+    detail = (detail or "").strip() or None
     if from_state in TERMINAL:
         if to_state != REOPEN_TO:
             raise TransitionForbidden(f"A case in {from_state!r} can only be reopened to {REOPEN_TO!r}")
@@ -124,9 +188,17 @@ def check_transition(from_state: str, to_state: str, *, role: str, reason: str |
             raise TransitionForbidden("Only a supervisor can reopen a case")
         if reason is None:
             raise InvalidInput("Reopening a case requires a reason")
-        return reason
+        return reason, None
     if to_state not in ALLOWED[from_state]:
         raise TransitionForbidden(f"A case cannot move from {from_state!r} to {to_state!r}")
-    if to_state == NOT_ACTIONABLE and reason is None:
-        raise InvalidInput("Marking a case not actionable requires a reason")
-    return reason
+    if to_state in DETAILS:
+        field = DETAIL_FIELD[to_state]
+        if detail is None:
+            raise InvalidInput(f"Moving a case to {to_state!r} requires '{field}'")
+        if detail not in DETAILS[to_state]:
+            raise InvalidInput(f"Unknown {field} {detail!r}")
+        if detail not in detail_choices(from_state, to_state):
+            raise TransitionForbidden(f"A case in {from_state!r} cannot end as {to_state!r} with {detail!r}")
+    else:
+        detail = None
+    return reason, detail

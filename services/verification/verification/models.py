@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
+from sqlalchemy import text as _sql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin
@@ -75,6 +76,13 @@ class Unit(Base):
         String(64), ForeignKey("units.code"), nullable=True, index=True
     )
     inspectorate: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Deadline clocks of this unit (DOMAIN.md "Deadlines"); working days skip Indonesian
+    # holidays and the configured cuti bersama dates.
+    ack_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    ack_working_days: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))
+    verification_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    verification_working_days: Mapped[bool] = mapped_column(Boolean, default=True, server_default=_sql("true"))
+    feedback_months: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
 
 
 class Staff(Base):
@@ -96,6 +104,37 @@ class Staff(Base):
     last_totp_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Civil-servant number (NIP), matched against the reported parties when routing.
+    nip: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # A supervisor in the escalation pool handles reports about an inspectorate (not their own).
+    escalation_pool: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))
+    # Sign-in throttling per account: consecutive failures and the lock they caused.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Supervision(Base):
+    """A supervisor oversees a unit: they reach the cases about it and every unit below it."""
+
+    __tablename__ = "supervisions"
+
+    staff_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), ForeignKey("staff.id"), primary_key=True)
+    unit_code: Mapped[str] = mapped_column(String(64), ForeignKey("units.code"), primary_key=True)
+
+
+class DeclaredConflict(Base):
+    """A conflict of interest a staff member declared: a unit (e.g. a spouse works there) and/or
+    a person (name, NIP). Routing excludes them from any case it touches."""
+
+    __tablename__ = "declared_conflicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    staff_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), ForeignKey("staff.id"), index=True)
+    unit_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    party_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    party_nip: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StaffSession(Base):
@@ -127,6 +166,17 @@ class Case(Base):
     )
     routing_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
     evidence_count: Mapped[int] = mapped_column(Integer, default=0)
+    # A report about an inspectorate: handled by the escalation pool, never by the inspectorate.
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))
+    on_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))
+    conflict_flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))
+    # storage shredded the report (retention): nothing left to read.
+    content_destroyed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))
+    # The coded reason of the end state: not_actionable sub-reason, referred authority, closed outcome.
+    end_detail: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -144,6 +194,7 @@ class CaseHistory(Base):
     from_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
     to_state: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(32), nullable=True)
     actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -159,6 +210,68 @@ class CaseExclusion(Base):
     candidate_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), ForeignKey("staff.id"))
     reason: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseMessage(Base):
+    """A message on a case: to the reporter, from the reporter, or an internal note. The text is
+    in storage's vault (sealed under the report's data key); this row is metadata only."""
+
+    __tablename__ = "case_messages"
+
+    message_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    case_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), ForeignKey("cases.case_id"), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseClock(Base):
+    """One deadline clock of a case (acknowledge, verification, feedback).
+
+    ``due_at`` already includes the time spent paused (awaiting the reporter); ``breached_at``
+    is set once, when ``sla_breached`` is published, so a breach is announced exactly once.
+    """
+
+    __tablename__ = "case_clocks"
+
+    case_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), ForeignKey("cases.case_id"), primary_key=True)
+    clock: Mapped[str] = mapped_column(String(16), primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    paused_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    breached_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """One link of the hash chain: what a staff member did, never what the case says.
+
+    ``entry_hash`` = SHA-256 over ``prev_hash`` and the canonical JSON of the other fields, so
+    altering, removing or inserting a row breaks the chain at that row.
+    """
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    case_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's tip (one row). Appending locks it, so entries get consecutive numbers, and
+    verification compares against it, so cutting entries off the end is noticed too."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    entry_hash: Mapped[str] = mapped_column(String(64))
 
 
 Index("ix_cases_assignee_state", Case.assignee_id, Case.state)

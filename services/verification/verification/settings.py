@@ -27,6 +27,15 @@ def _int(value: Any, default: int) -> int:
     return int(value)
 
 
+def _dates(value: Any) -> frozenset:
+    from .deadlines import parse_dates
+
+    try:
+        return parse_dates(value)
+    except ValueError:
+        raise ConfigError("CUTI_BERSAMA_DATES must be ISO dates (YYYY-MM-DD), comma separated") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -35,6 +44,21 @@ class Settings:
     password_cost: HashingCost = HashingCost()
     storage_timeout_seconds: float = 30.0
     secure_cookies: bool = False
+    cuti_bersama: frozenset = frozenset()
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
+
+    @property
+    def calendar(self):
+        from .deadlines import Calendar
+
+        return Calendar(self.cuti_bersama)
+
+    @property
+    def throttle(self):
+        from .auth import Throttle
+
+        return Throttle(self.login_max_failures, self.login_lock_minutes)
 
     @property
     def development(self) -> bool:
@@ -56,6 +80,9 @@ class Settings:
             password_cost=cost,
             storage_timeout_seconds=float(config.get("STORAGE_RPC_TIMEOUT_SECONDS") or 30.0),
             secure_cookies=flag(config.get("SECURE_COOKIES"), default=env == "production"),
+            cuti_bersama=_dates(config.get("CUTI_BERSAMA_DATES")),
+            login_max_failures=_int(config.get("LOGIN_MAX_FAILURES"), 5),
+            login_lock_minutes=_int(config.get("LOGIN_LOCK_MINUTES"), 15),
         )
         if settings.session_minutes <= 0:
             raise ConfigError("SESSION_MINUTES must be positive")

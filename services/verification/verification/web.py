@@ -32,6 +32,7 @@ COOKIE_NAME = "wbs_console"
 MAX_JSON_BYTES = 64 * 1024
 CONSOLE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                "frame-ancestors 'none'; base-uri 'none'")
+API_HEADERS = {"Cache-Control": "no-store"}
 STATIC_DIR = Path(__file__).parent / "static"
 
 _templates = Environment(
@@ -92,6 +93,62 @@ def form(request) -> dict:
 
 def case_filters(request) -> dict:
     return {k: request.args.get(k) or None for k in ("state", "unit", "category")}
+
+
+def bool_field(data: dict, name: str, *, required: bool = False, default=False):
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidInput(f"'{name}' is required")
+        return default
+    if not isinstance(value, bool):
+        raise InvalidInput(f"'{name}' must be true or false")
+    return value
+
+
+def transition_detail(data: dict) -> str | None:
+    """The coded reason of an end state, under its own name (sub_reason, authority, outcome)
+    or the generic ``detail``."""
+    for name in ("sub_reason", "authority", "outcome", "detail"):
+        value = text_field(data, name)
+        if value:
+            return value
+    return None
+
+
+def form_flag(data: dict, name: str) -> bool:
+    return data.get(name) in ("1", "true", "on", "yes")
+
+
+# --------------------------------------------------------------------------- language
+
+LANG_COOKIE = "wbs_lang"
+LANGUAGES = ("id", "en")
+
+
+def language(request, me: dict | None = None) -> str:
+    """Bahasa Indonesia unless the staff member chose English (``?lang=en`` sets a cookie)."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    cookie = request.cookies.get(LANG_COOKIE)
+    if cookie in LANGUAGES:
+        return cookie
+    return "id"
+
+
+def remember_language(request, response: Response, secure: bool) -> Response:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, asked, max_age=365 * 86400, path="/", httponly=True,
+                            samesite="Strict", secure=secure)
+    return response
+
+
+def csv_response(text: str, filename: str) -> Response:
+    return Response(text.encode("utf-8"), status=200, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
 
 def same_origin(request) -> None:
@@ -157,11 +214,15 @@ def attachment(item: dict, chunks) -> Response:
 # --------------------------------------------------------------------------- console pages
 
 
-def page(template: str, status: int = 200, **context) -> Response:
+def page(template: str, status: int = 200, lang: str = "id", **context) -> Response:
+    from .i18n import translator
+
     context.setdefault("states", lifecycle.LABELS)
-    html = _templates.get_template(template).render(**context)
+    context.setdefault("lifecycle", lifecycle)
+    html = _templates.get_template(template).render(lang=lang, t=translator(lang), **context)
     return Response(html, status=status, mimetype="text/html",
-                    headers={"Content-Security-Policy": CONSOLE_CSP})
+                    headers={"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store",
+                             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
 
 def redirect(location: str) -> Response:
@@ -189,17 +250,36 @@ def console(handler):
         except AuthenticationFailed:
             return redirect("/login")
         except DomainError as exc:
-            return page("error.html", status=exc.status, message=_error_text(exc))
+            request = args[1] if len(args) > 1 else None
+            lang = language(request) if request is not None else "id"
+            return page("error.html", status=exc.status, lang=lang, message=_error_text(exc, lang),
+                        detail=exc.message if exc.status in (400, 403, 409) else None)
 
     return wrapper
 
 
-def _error_text(exc: DomainError) -> str:
-    return {
-        404: "Kasus tidak ditemukan.",
-        409: "Perubahan status ini tidak diizinkan.",
-        503: "Penyimpanan tidak menjawab; silakan coba lagi.",
-    }.get(exc.status, "Permintaan tidak valid.")
+def console_form(handler):
+    """Console form posts: same-origin check, then ``handler(self, request, data, token, *args)``
+    with the parsed form and the session cookie; it returns the path to redirect to (303)."""
+
+    @console
+    @functools.wraps(handler)
+    def wrapper(service, request, *args, **kwargs):
+        same_origin(request)
+        location = handler(service, request, form(request), cookie_token(request), *args, **kwargs)
+        return redirect(location)
+
+    return wrapper
+
+
+def _error_text(exc: DomainError, lang: str = "id") -> str:
+    texts = {
+        "id": {404: "Kasus tidak ditemukan.", 403: "Peran Anda tidak mengizinkan tindakan ini.",
+               409: "Perubahan ini tidak diizinkan.", 503: "Penyimpanan tidak menjawab; silakan coba lagi."},
+        "en": {404: "Case not found.", 403: "Your role does not allow this.",
+               409: "This change is not allowed.", 503: "The store did not answer; please try again."},
+    }[lang if lang in LANGUAGES else "id"]
+    return texts.get(exc.status, "Permintaan tidak valid." if lang == "id" else "Invalid request.")
 
 
 def stylesheet() -> Response:
