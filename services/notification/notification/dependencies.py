@@ -36,7 +36,13 @@ class _Directory:
 
     def get_recipient(self, staff_id: str) -> Optional[dict]:
         """``{"email", "display_name", "language"}`` or None for an unknown staff id."""
-        reply = self._proxy.get_recipient.call_async(staff_id)
+        return self._wait(self._proxy.get_recipient.call_async(staff_id))
+
+    def case_contacts(self, case_id: str) -> Optional[dict]:
+        """``{"assignee_id", "supervisor_ids"}`` (ids only) or None for an unknown case."""
+        return self._wait(self._proxy.case_contacts.call_async(case_id))
+
+    def _wait(self, reply):
         try:
             with eventlet.Timeout(self._timeout):
                 return reply.result()

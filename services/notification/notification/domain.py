@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 KIND_CASE_ASSIGNED = "case_assigned"
 KIND_SLA_BREACHED = "sla_breached"
+KIND_SLA_ESCALATED = "sla_escalated"
+KIND_REPORTER_REPLIED = "reporter_replied"
+KIND_ROUTING_FAILED = "routing_failed"
 
 
 def utcnow() -> datetime:
@@ -131,25 +134,60 @@ def record_case_assigned(session, event: dict, now: datetime) -> str:
     )
 
 
-def record_sla_breached(session, event: dict, now: datetime) -> Optional[str]:
-    """``sla_breached`` -> one notification for the case's current assignee, if known.
+def record_sla_breached(session, event: dict, now: datetime, contacts: Optional[dict] = None) -> List[str]:
+    """``sla_breached`` -> one notification for the case's assignee and one for each supervisor
+    who oversees it (DOMAIN.md: "escalate to the supervisor when a clock is breached").
 
-    The event names only the case; the assignee comes from earlier ``case_assigned`` events.
-    A case never assigned (e.g. the acknowledgement clock of an unrouted report) has nobody to
-    tell here; verification's escalation covers that, so this is logged and dropped.
+    ``contacts`` is verification's ``case_contacts`` answer (ids only), fetched by the caller
+    outside this transaction. Without it (older callers), the assignee known from earlier
+    ``case_assigned`` events is told. Nobody to tell: logged, nothing recorded.
     """
-    assignee = session.get(CaseAssignee, event["case_id"])
-    if assignee is None:
-        log.warning("sla_breached event %s: case has no known assignee; no email", event["event_id"])
-        return None
-    return record_notification(
-        session,
-        event_id=event["event_id"],
-        recipient_id=assignee.inspector_id,
-        kind=KIND_SLA_BREACHED,
-        case_id=event["case_id"],
-        now=now,
-    )
+    if contacts is not None:
+        assignee_id = contacts.get("assignee_id")
+        supervisors = list(contacts.get("supervisor_ids") or [])
+    else:
+        known = session.get(CaseAssignee, event["case_id"])
+        assignee_id, supervisors = (known.inspector_id if known else None), []
+    ids = []
+    if assignee_id:
+        ids.append(record_notification(session, event_id=event["event_id"], recipient_id=assignee_id,
+                                       kind=KIND_SLA_BREACHED, case_id=event["case_id"], now=now))
+    for supervisor_id in supervisors:
+        if supervisor_id != assignee_id:
+            ids.append(record_notification(session, event_id=event["event_id"], recipient_id=supervisor_id,
+                                           kind=KIND_SLA_ESCALATED, case_id=event["case_id"], now=now))
+    if not ids:
+        log.warning("sla_breached event %s: nobody to tell; no email", event["event_id"])
+    return ids
+
+
+def record_routing_failed(session, event: dict, now: datetime, contacts: Optional[dict]) -> List[str]:
+    """``case_opened`` of a case routing could not assign -> the supervisors who reach it are
+    asked to assign it by hand. A case with an assignee needs nothing here."""
+    if not contacts or contacts.get("assignee_id"):
+        return []
+    supervisors = list(contacts.get("supervisor_ids") or [])
+    if not supervisors:
+        log.warning("case_opened event %s: unassigned and no supervisor reaches it; no email", event["event_id"])
+    return [record_notification(session, event_id=event["event_id"], recipient_id=supervisor_id,
+                                kind=KIND_ROUTING_FAILED, case_id=event["case_id"], now=now)
+            for supervisor_id in supervisors]
+
+
+def record_reporter_replied(session, event: dict, now: datetime, contacts: Optional[dict] = None) -> List[str]:
+    """``case_message_posted`` with direction ``from_reporter`` -> the assignee is told that the
+    reporter answered (content-free). Other directions were written by staff: nobody to tell."""
+    if event.get("direction") != "from_reporter":
+        return []
+    assignee_id = (contacts or {}).get("assignee_id")
+    if assignee_id is None:
+        known = session.get(CaseAssignee, event["case_id"])
+        assignee_id = known.inspector_id if known else None
+    if assignee_id is None:
+        log.warning("case_message_posted event %s: case has no assignee; no email", event["event_id"])
+        return []
+    return [record_notification(session, event_id=event["event_id"], recipient_id=assignee_id,
+                                kind=KIND_REPORTER_REPLIED, case_id=event["case_id"], now=now)]
 
 
 # --- delivery ---------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ smtplib = eventlet.patcher.import_patched("smtplib")
 
 log = logging.getLogger(__name__)
 
-KINDS = ("case_assigned", "sla_breached")
+KINDS = ("case_assigned", "sla_breached", "sla_escalated", "reporter_replied", "routing_failed")
 LANGUAGES = ("id", "en")
 DEFAULT_LANGUAGE = "id"
 # The only names a template may use. Tested: every template's undeclared variables are a subset.

@@ -13,7 +13,7 @@ from notification import domain
 from notification.dependencies import NotificationSettings, RecipientDirectory
 from notification.mailer import Mailer
 from notification.models import Base, OutboxMessage, ProcessedEvent
-from notification.timers import configured_timer
+from wbs_plumbing.timers import configured_timer
 
 
 class NotificationService:
@@ -41,20 +41,59 @@ class NotificationService:
         # First attempt right away, after the commit: no transaction is open during RPC or SMTP.
         self._deliver(notification_id)
 
-    @event_handler("verification", "sla_breached")
-    def handle_sla_breached(self, event):
-        """Email the case's current assignee that one of its deadlines has passed.
+    @event_handler("verification", "case_opened")
+    def handle_case_opened(self, event):
+        """Ask the supervisors to assign a case routing could not assign (``routing_failed``).
 
-        Input: ``sla_breached`` {case_id, clock, due_at}; the assignee is known from earlier
-        ``case_assigned`` events (none known: logged, no email).
-        Emits: ``notification_sent`` as for ``case_assigned``.
-        Errors: as ``handle_case_assigned``.
+        Input: ``case_opened`` {case_id, report_id, unit, category, state}; whether it has an
+        assignee and who oversees it come from verification's ``case_contacts`` (ids only).
+        Emits: ``notification_sent`` per email. Errors: verification unreachable -> retried,
+        then dead-lettered; otherwise as ``handle_case_assigned``.
         """
+        contacts = self.directory.case_contacts(event["case_id"])
+        if not contacts or contacts.get("assignee_id"):
+            return  # routed: case_assigned tells the inspector
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
-            notification_id = domain.record_sla_breached(session, event, domain.utcnow())
-        if notification_id is not None:
+            ids = domain.record_routing_failed(session, event, domain.utcnow(), contacts)
+        for notification_id in ids:
+            self._deliver(notification_id)
+
+    @event_handler("verification", "sla_breached")
+    def handle_sla_breached(self, event):
+        """Email the case's assignee and the supervisors overseeing it that a deadline passed.
+
+        Input: ``sla_breached`` {case_id, clock, due_at}; who to tell comes from verification's
+        ``case_contacts`` (ids only), asked before the transaction opens.
+        Emits: ``notification_sent`` per email, as for ``case_assigned``.
+        Errors: verification unreachable -> raised, retried, then dead-lettered; otherwise as
+        ``handle_case_assigned``.
+        """
+        contacts = self.directory.case_contacts(event["case_id"])
+        with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
+            if session is None:
+                return
+            ids = domain.record_sla_breached(session, event, domain.utcnow(), contacts or {})
+        for notification_id in ids:
+            self._deliver(notification_id)
+
+    @event_handler("verification", "case_message_posted")
+    def handle_case_message_posted(self, event):
+        """Tell the assignee that the reporter answered (nothing for staff's own messages).
+
+        Input: ``case_message_posted`` {case_id, direction, message_id}. The email is
+        content-free: no message text ever reaches this service.
+        Emits: ``notification_sent``. Errors: as ``handle_sla_breached``.
+        """
+        if event.get("direction") != "from_reporter":
+            return
+        contacts = self.directory.case_contacts(event["case_id"])
+        with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
+            if session is None:
+                return
+            ids = domain.record_reporter_replied(session, event, domain.utcnow(), contacts or {})
+        for notification_id in ids:
             self._deliver(notification_id)
 
     @configured_timer(interval=5, config_key="NOTIFY_SWEEP_INTERVAL_SECONDS")

@@ -39,7 +39,19 @@ class FakeVerification:
     @rpc
     def get_recipient(self, staff_id):
         FakeVerification.calls.append(staff_id)
-        return RECIPIENT if staff_id == INSPECTOR_ID else None
+        return {INSPECTOR_ID: RECIPIENT, SUPERVISOR_ID: SUPERVISOR}.get(staff_id)
+
+    @rpc
+    def case_contacts(self, case_id):
+        assignee = None if case_id in UNROUTED else INSPECTOR_ID
+        return {"case_id": case_id, "assignee_id": assignee, "supervisor_ids": [SUPERVISOR_ID]}
+
+
+UNROUTED = set()
+
+
+SUPERVISOR_ID = "5e0c2a3b-1111-4222-8333-944455556666"
+SUPERVISOR = {"email": "pengawas@itjen.example.org", "display_name": "Pengawas", "language": "en"}
 
 
 class Broker:
@@ -231,9 +243,23 @@ def test_sla_breached_reaches_the_assignee(start, smtp_sink):
               "case_id": assigned["case_id"], "clock": "feedback", "due_at": "2026-11-30T09:00:00Z"}
     validate_event("sla_breached", breach)
     broker.publish_event("verification.events", "sla_breached", breach)
-    messages = smtp_sink.wait_for(2)
-    assert "deadline" in messages[1]["Subject"].lower()
-    assert messages[1]["To"] == RECIPIENT["email"]
+    messages = smtp_sink.wait_for(3)
+    by_address = {m["To"]: m for m in messages[1:]}
+    assert "deadline" in by_address[RECIPIENT["email"]]["Subject"].lower()
+    assert "oversee" in by_address[SUPERVISOR["email"]]["Subject"].lower()
+
+
+def test_the_reporter_answering_emails_the_assignee_without_content(start, smtp_sink):
+    config, container, broker = start(SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
+    case_id = str(uuid.uuid4())
+    for direction in ("to_reporter", "internal", "from_reporter"):
+        event = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-30T10:00:00Z",
+                 "case_id": case_id, "direction": direction, "message_id": str(uuid.uuid4())}
+        validate_event("case_message_posted", event)
+        broker.publish_event("verification.events", "case_message_posted", event)
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == RECIPIENT["email"] and "answered" in message["Subject"].lower() or "menjawab" in message["Subject"].lower()
+    assert case_id in message.get_body().get_content()
 
 
 def test_migrated_schema_equals_the_models(pg_url):
@@ -243,3 +269,18 @@ def test_migrated_schema_equals_the_models(pg_url):
 def test_migrated_sqlite_schema_equals_the_models(tmp_path):
     url = "sqlite:///{}".format(tmp_path / "notification.db")
     assert schema_differences(ALEMBIC_DIR, url, Base.metadata) == []
+
+
+def test_a_case_nobody_could_take_emails_the_supervisors(start, smtp_sink):
+    config, container, broker = start(SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
+    routed, unrouted = str(uuid.uuid4()), str(uuid.uuid4())
+    UNROUTED.add(unrouted)
+    for case_id in (routed, unrouted):
+        opened = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-30T10:00:00Z",
+                  "case_id": case_id, "report_id": str(uuid.uuid4()), "unit": "dit-smp",
+                  "category": "fraud", "state": "received"}
+        validate_event("case_opened", opened)
+        broker.publish_event("verification.events", "case_opened", opened)
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == SUPERVISOR["email"] and "could not be assigned" in message["Subject"]
+    assert unrouted in message.get_body().get_content()

@@ -48,7 +48,7 @@ def test_a_new_event_is_recorded_then_delivered_outside_the_transaction():
 
 def test_an_sla_breach_without_assignee_sends_nothing():
     service = service_with(object())
-    with mock.patch.object(domain, "record_sla_breached", return_value=None), \
+    with mock.patch.object(domain, "record_sla_breached", return_value=[]), \
             mock.patch.object(domain, "deliver") as deliver:
         service.handle_sla_breached(dict(EVENT))
     deliver.assert_not_called()

@@ -292,13 +292,42 @@ def test_sla_breached_goes_to_the_latest_assignee(transaction):
            "due_at": "2026-11-30T09:00:00Z"}
     validate_event("sla_breached", sla)
     with transaction() as session:
-        notification_id = domain.record_sla_breached(session, sla, T0)
+        [notification_id] = domain.record_sla_breached(session, sla, T0)
     current = row(transaction, notification_id)
     assert (current.kind, current.recipient_id) == ("sla_breached", OTHER_INSPECTOR)
     unknown = dict(sla, event_id="61111111-2222-4333-8444-555555555555",
                    case_id="7f1c2a3b-1111-4222-8333-944455556666")
     with transaction() as session:
-        assert domain.record_sla_breached(session, unknown, T0) is None
+        assert domain.record_sla_breached(session, unknown, T0) == []
+
+
+SUPERVISOR = "9a1c2a3b-1111-4222-8333-944455556666"
+
+
+def test_sla_breached_emails_the_assignee_and_each_overseeing_supervisor_once(transaction):
+    sla = {"schema_version": 1, "event_id": "71111111-2222-4333-8444-555555555555",
+           "occurred_at": "2026-11-30T09:00:00Z", "case_id": CASE_ID, "clock": "verification",
+           "due_at": "2026-11-30T09:00:00Z"}
+    contacts = {"case_id": CASE_ID, "assignee_id": OTHER_INSPECTOR, "supervisor_ids": [SUPERVISOR]}
+    with transaction() as session:
+        ids = domain.record_sla_breached(session, sla, T0, contacts)
+    with transaction() as session:
+        assert domain.record_sla_breached(session, sla, T0, contacts) == ids  # redelivery: same rows
+    assert sorted((row(transaction, i).kind, row(transaction, i).recipient_id) for i in ids) == [
+        ("sla_breached", OTHER_INSPECTOR), ("sla_escalated", SUPERVISOR)]
+
+
+def test_reporter_answer_emails_the_assignee_only(transaction):
+    base = {"schema_version": 1, "occurred_at": "2026-11-30T09:00:00Z", "case_id": CASE_ID,
+            "message_id": "8a1c2a3b-1111-4222-8333-944455556666"}
+    answer = dict(base, event_id="81111111-2222-4333-8444-555555555555", direction="from_reporter")
+    validate_event("case_message_posted", answer)
+    with transaction() as session:
+        [notification_id] = domain.record_reporter_replied(session, answer, T0, {"assignee_id": OTHER_INSPECTOR})
+        assert domain.record_reporter_replied(session, dict(base, event_id="91111111-2222-4333-8444-555555555555",
+                                                           direction="to_reporter"), T0) == []
+    assert (row(transaction, notification_id).kind, row(transaction, notification_id).recipient_id) == (
+        "reporter_replied", OTHER_INSPECTOR)
 
 
 # --- outbox folder ------------------------------------------------------------------------------
@@ -345,3 +374,15 @@ def test_settings_from_config_and_production_refusals(tmp_path):
     s = Settings.from_config({"WBS_ENV": "production", "SMTP_HOST": "mail", "WBS_CONSOLE_URL": "https://c",
                               "SMTP_USERNAME": "u", "SMTP_PASSWORD_FILE": str(secret)})
     assert s.smtp_password == "s3cret" and "s3cret" not in repr(s)
+
+
+def test_routing_failure_asks_each_supervisor_once_and_a_routed_case_nobody(transaction):
+    opened = {"schema_version": 1, "event_id": "a1111111-2222-4333-8444-555555555555",
+              "occurred_at": "2026-11-30T09:00:00Z", "case_id": CASE_ID, "report_id": CASE_ID,
+              "unit": "dit-smp", "category": "fraud", "state": "received"}
+    validate_event("case_opened", opened)
+    with transaction() as session:
+        ids = domain.record_routing_failed(session, opened, T0, {"assignee_id": None, "supervisor_ids": [SUPERVISOR]})
+        assert domain.record_routing_failed(session, opened, T0, {"assignee_id": OTHER_INSPECTOR,
+                                                                  "supervisor_ids": [SUPERVISOR]}) == []
+    assert [(row(transaction, i).kind, row(transaction, i).recipient_id) for i in ids] == [("routing_failed", SUPERVISOR)]
