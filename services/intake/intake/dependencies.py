@@ -5,14 +5,15 @@ Each hands workers a small object with domain verbs, never a raw client.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 import eventlet
-from nameko.exceptions import RemoteError, UnknownService
+from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 
-from wbs_plumbing.transit import TransitSender
+from wbs_plumbing.transit import TransitKeyPair, TransitSender
 
 from intake.errors import Unavailable
 from intake.settings import Settings
@@ -37,7 +38,8 @@ def _call(method, timeout: float, *args):
             return method.call_async(*args).result()
     except eventlet.Timeout:
         raise Unavailable("timeout") from None
-    except UnknownService:
+    except (UnknownService, MethodNotFound):
+        # the peer is an older version without this method (a rolling upgrade): same as down
         raise Unavailable("unknown_service") from None
     except RemoteError as exc:
         # the peer failed; its reason stays in its own logs (it may name internals)
@@ -145,6 +147,38 @@ class Vault:
         _call(self._proxy.route(route).store_report_content, self._timeout, report_id,
               sender.seal(content), sender.public_key)
 
+    def store_message(self, report_id: str, message_id: str, text: str) -> None:
+        """The reporter's message, sealed in transit like report content (storage keeps it
+        encrypted under the report's data key; idempotent per message id)."""
+        route, sender = self._channel(report_id)
+        _call(self._proxy.route(route).store_message, self._timeout, report_id, message_id,
+              sender.seal(text.encode("utf-8")), sender.public_key)
+
+    def read_messages(self, report_id: str, message_ids: list[str], grant: str) -> list[dict]:
+        """Message texts, read with verification's reporter grant and sealed back to a key pair
+        made for this one read (context: the report id), so no text crosses the broker in clear.
+        Returns [{"message_id", "text"}] in the order asked."""
+        keypair = TransitKeyPair()
+        answer = _call(self._proxy.read_messages, self._timeout, report_id, list(message_ids),
+                       grant, keypair.public_key)
+        if isinstance(answer, dict) and "sealed" in answer:
+            raw = keypair.receiver(bytes(answer["sender_key"]), report_id).open(bytes(answer["sealed"]))
+            answer = json.loads(raw.decode("utf-8"))
+        return [{"message_id": str(m["message_id"]), "text": str(m["text"])} for m in answer or []]
+
     def discard_report(self, report_id: str) -> None:
         # plain @rpc: any instance can shred, even if the one we talked to is gone
         _call(self._proxy.discard_report, self._timeout, report_id)
+
+
+class Casework:
+    """verification's answers about a report's case, for the reporter's follow-up."""
+
+    def __init__(self, proxy, timeout: float):
+        self._proxy = proxy
+        self._timeout = timeout
+
+    def report_status(self, report_id: str, language: str) -> dict | None:
+        """{state, history, messages, grant} with reporter labels, or None before the case
+        exists. Never staff names, reasons or internal notes (verification filters them)."""
+        return _call(self._proxy.get_report_status, self._timeout, report_id, language)

@@ -13,6 +13,7 @@ leaves no sealed content or evidence behind, and the reporter gets a clear 4xx/5
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -32,7 +33,7 @@ from intake.errors import BadRequest, Unauthorized
 from intake.models import OutboxMessage, Report, ReporterSession, SpentPowChallenge
 from intake.receipts import hash_receipt, new_receipt, normalise_receipt
 from intake.schemas import validate_report
-from intake.uploads import FieldPart, FileChunk, FileEnd, FileStart
+from intake.uploads import FieldPart, FileChunk, FileEnd, FileStart, UploadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class EvidenceUploader:
         self.report_id = report_id
         self.chunk_bytes = chunk_bytes
         self.count = 0
+        self.bytes = 0
         self.stored: list[dict] = []
         self.touched_storage = False
         self._file: FileStart | None = None
@@ -135,6 +137,7 @@ class EvidenceUploader:
             self._upload = self.vault.begin_evidence(
                 self.report_id, self._file.filename, self._file.media_type
             )
+        self.bytes += len(data)
         self._buffer += data
         while len(self._buffer) >= self.chunk_bytes:
             self._send(bytes(self._buffer[:self.chunk_bytes]))
@@ -149,6 +152,19 @@ class EvidenceUploader:
                                 "size_bytes": done.get("size_bytes")})
             self.count += 1
         self._file, self._upload, self._buffer = None, None, bytearray()
+
+    def feed(self, event) -> bool:
+        """Hand one multipart event of a file to the upload; False for a form field, which
+        each caller refuses with its own reason."""
+        if isinstance(event, FileStart):
+            self.start(event)
+        elif isinstance(event, FileChunk):
+            self.write(event.data)
+        elif isinstance(event, FileEnd):
+            self.end()
+        else:
+            return False
+        return True
 
     def abort(self) -> None:
         """Best effort: free the storage instance's state for an upload in progress."""
@@ -204,13 +220,7 @@ def submit_report(
         if first_file is not None:
             uploader.start(first_file)
             for event in events:
-                if isinstance(event, FileStart):
-                    uploader.start(event)
-                elif isinstance(event, FileChunk):
-                    uploader.write(event.data)
-                elif isinstance(event, FileEnd):
-                    uploader.end()
-                elif isinstance(event, FieldPart):
+                if not uploader.feed(event):
                     raise BadRequest("field_after_file",
                                      "Form fields must come before the evidence files.")
         content = json.dumps(report.content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -222,7 +232,8 @@ def submit_report(
         received_at = (now or utcnow()).replace(second=0, microsecond=0)
         with transaction() as session:
             record_report(session, report_id, report.unit, report.category, report.language,
-                          hash_receipt(settings.receipt_key, receipt), received_at, uploader.count)
+                          hash_receipt(settings.receipt_key, receipt), received_at, uploader.count,
+                          uploader.bytes)
     except Exception:
         uploader.abort()
         if uploader.touched_storage:
@@ -237,11 +248,12 @@ def submit_report(
 
 
 def record_report(session, report_id, unit, category, language, receipt_hash, received_at,
-                  evidence_count) -> dict:
+                  evidence_count, evidence_bytes=0) -> dict:
     """Insert the report's metadata row and stage `report_submitted` in the same transaction."""
     session.add(Report(
         report_id=report_id, unit=unit, category=category, received_at=received_at,
         receipt_hash=receipt_hash, evidence_count=evidence_count, language=language,
+        evidence_bytes=evidence_bytes,
     ))
     return add_event(session, OutboxMessage, "report_submitted", {
         "report_id": report_id, "unit": unit, "category": category,
@@ -265,8 +277,17 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest("invalid_json", "The report is not valid UTF-8 JSON.") from None
 
 
+#: How the page's "how" answer is joined to the narrative (the report has one narrative field).
+HOW_HEADING = {"id": "Bagaimana (modus):", "en": "How it was done:"}
+
+
 def report_from_form(fields: dict[str, bytes]) -> dict:
-    """The reporter web page's fields -> the report dict of CONTRACT.md §2."""
+    """The reporter web page's fields (the guided 4W1H form) -> the report dict of CONTRACT.md §2.
+
+    The page asks "what happened" and "how was it done" separately, because a frightened
+    reporter answers a small question more easily than a blank page; the report keeps one
+    narrative (`description`), so "how" is appended under a heading in the report's language.
+    """
     try:
         f = {k: v.decode("utf-8").strip() for k, v in fields.items()}
     except UnicodeDecodeError:
@@ -275,29 +296,34 @@ def report_from_form(fields: dict[str, bytes]) -> dict:
     def opt(name):
         return f.get(name) or None
 
+    language = opt("language") or "id"
     involved = {"yes": True, "no": False}.get(f.get("involved", ""))
     identity = {k: opt(f"identity_{k}") for k in ("name", "email", "phone")}
+    description = opt("description")
+    if description and opt("how"):
+        description = f"{description}\n\n{HOW_HEADING.get(language, HOW_HEADING['id'])}\n{opt('how')}"
+    parties = [{"name": opt(f"{prefix}_name"), "position": opt(f"{prefix}_position"),
+                "unit": opt(f"{prefix}_unit")} for prefix in ("party", "party2")]
     report: dict[str, Any] = {
         "unit": opt("unit"),
         "category": opt("category"),
         "title": opt("title"),
-        "description": opt("description"),
+        "description": description,
         "location": opt("location"),
-        "parties": [p for p in [{
-            "name": opt("party_name"), "position": opt("party_position"), "unit": opt("party_unit"),
-        }] if any(p.values())],
+        "parties": [p for p in parties if any(p.values())],
         "reporter": {
             "relationship": opt("relationship"),
             "involved": involved,
             "identity": identity if any(identity.values()) else None,
             "contact_email": opt("contact_email"),
         },
-        "language": opt("language") or "id",
+        "language": language,
         # an unchecked checkbox is simply absent: that is a refusal, not an omission
         "good_faith": f.get("good_faith") in ("on", "yes", "true"),
     }
-    if opt("occurred_from") or opt("occurred_to"):
-        report["occurred"] = {"from": opt("occurred_from"), "to": opt("occurred_to")}
+    if opt("occurred_from") or opt("occurred_to") or opt("ongoing"):
+        report["occurred"] = {"from": opt("occurred_from"), "to": opt("occurred_to"),
+                              "ongoing": True if opt("ongoing") else None}
     return report
 
 
@@ -312,14 +338,8 @@ def add_evidence(parts: Iterable, report_id: str, *, vault, transaction: Callabl
     uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes)
     try:
         for event in parts:
-            if isinstance(event, FieldPart):
+            if not uploader.feed(event):
                 raise BadRequest("unexpected_part", "Only file parts named 'evidence' are accepted.")
-            if isinstance(event, FileStart):
-                uploader.start(event)
-            elif isinstance(event, FileChunk):
-                uploader.write(event.data)
-            elif isinstance(event, FileEnd):
-                uploader.end()
     except Exception:
         uploader.abort()
         raise
@@ -327,7 +347,9 @@ def add_evidence(parts: Iterable, report_id: str, *, vault, transaction: Callabl
         if uploader.count:
             with transaction() as session:
                 report = session.get(Report, report_id)
-                report.evidence_count = (report.evidence_count or 0) + uploader.count
+                if report is not None:
+                    report.evidence_count = (report.evidence_count or 0) + uploader.count
+                    report.evidence_bytes = (report.evidence_bytes or 0) + uploader.bytes
     if not uploader.count:
         raise BadRequest("no_evidence", "Attach at least one non-empty file part named 'evidence'.")
     return {"evidence": uploader.stored}
@@ -340,14 +362,24 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+#: What a malformed receipt is hashed as, so it costs the same HMAC and indexed lookup as a
+#: well-formed wrong one (it cannot match: the hash of a real receipt never equals it).
+_NOT_A_RECEIPT = "A" * 20
+
+
 def open_reporter_session(session, receipt: Any, settings, now: dt.datetime | None = None) -> dict:
-    """Receipt -> short-lived bearer token. Raises Unauthorized, identically for every failure."""
+    """Receipt -> short-lived bearer token. Raises Unauthorized, identically for every failure.
+
+    Every wrong receipt, malformed or well-formed, takes the same path: one HMAC and one
+    indexed lookup that finds nothing (a malformed one is replaced by a fixed stand-in first,
+    and the stand-in's own row, should anyone ever draw that receipt, is never returned), so
+    neither the answer nor the work done tells a guesser which kind of wrong it was.
+    """
     now = now or utcnow()
-    if not isinstance(receipt, str) or normalise_receipt(receipt) is None:
-        raise Unauthorized()
-    digest = hash_receipt(settings.receipt_key, receipt)
+    well_formed = isinstance(receipt, str) and normalise_receipt(receipt) is not None
+    digest = hash_receipt(settings.receipt_key, receipt if well_formed else _NOT_A_RECEIPT)
     report = session.scalars(select(Report).where(Report.receipt_hash == digest)).first()
-    if report is None:
+    if report is None or not well_formed:
         raise Unauthorized()
     session.execute(delete(ReporterSession).where(ReporterSession.expires_at < now))
     token = secrets.token_urlsafe(32)
@@ -365,18 +397,135 @@ def report_for_token(session, authorization: str | None, now: dt.datetime | None
     row = session.get(ReporterSession, token_hash(token.strip()))
     if row is None or _aware(row.expires_at) <= now:
         raise Unauthorized()
-    return session.get(Report, row.report_id)
+    report = session.get(Report, row.report_id)
+    if report is None:  # forgotten (shredded) since the sign-in
+        raise Unauthorized()
+    return report
 
 
-def reporter_view(report: Report, state: str = "received") -> dict:
-    """What the reporter may see. Case state comes from verification; until that RPC exists
-    intake answers the state it knows for certain: received."""
+def no_budget(limits):
+    """Limits that admit nothing (the report has used its whole evidence budget)."""
+    return dataclasses.replace(limits, max_files=0, max_report_bytes=0)
+
+
+def evidence_budget(report: Report, limits):
+    """The upload limits for more evidence on `report`: what the per-report file count and byte
+    budget have left. Raises UploadTooLarge("files") when no file may be added at all."""
+    files_left = limits.max_files - (report.evidence_count or 0)
+    if files_left <= 0:
+        raise UploadTooLarge("files")
+    total = limits.max_report_bytes if limits.max_report_bytes is not None else limits.max_request_bytes
+    return dataclasses.replace(limits, max_files=files_left,
+                               max_report_bytes=max(0, total - (report.evidence_bytes or 0)))
+
+
+def reporter_language(report: Report, asked: str | None) -> str:
+    """The language of the reporter's view: what they asked for on this page, else the report's."""
+    if asked in ("id", "en"):
+        return asked
+    return report.language if report.language in ("id", "en") else "id"
+
+
+def reporter_view(report: Report, status: dict | None = None, texts: dict | None = None,
+                  language: str | None = None) -> dict:
+    """What the reporter may see: state with its reporter label, history, messages.
+
+    `status` is verification's `get_report_status` answer (None until the case is opened: the
+    report is then, for certain, "received"); `texts` maps message ids to their text, read
+    from storage with the grant verification issued. Internal notes never reach this function:
+    verification lists only messages to and from the reporter.
+    """
+    language = reporter_language(report, language)
+    if status is None:
+        state = {"code": "received", "label": REPORTER_STATE_LABELS["received"][language]}
+        history = [{"code": "received", "label": state["label"], "at": iso(report.received_at)}]
+        messages = []
+    else:
+        state = {"code": status["state"]["code"], "label": status["state"]["label"]}
+        history = [{"code": h["code"], "label": h["label"], "at": h.get("at")}
+                   for h in status.get("history") or []]
+        texts = texts or {}
+        messages = [{"direction": m["direction"], "text": texts.get(m["message_id"]), "at": m.get("at")}
+                    for m in status.get("messages") or []]
     return {
         "report_id": report.report_id,
         "received_at": iso(report.received_at),
-        "state": {"code": state, "label": REPORTER_STATE_LABELS[state][report.language
-                                                                     if report.language in ("id", "en") else "id"]},
-        "history": [],
-        "messages": [],
+        "language": language,
+        "state": state,
+        "history": history,
+        "messages": messages,
         "evidence_count": report.evidence_count,
     }
+
+
+def follow_up(report: Report, *, casework, vault, language: str | None = None) -> dict:
+    """The reporter's follow-up view, assembled from verification (state, history, which
+    messages) and storage (their texts, opened with verification's reporter grant).
+
+    Emits nothing. Raises Unavailable when either service does not answer: a view without its
+    messages would tell the reporter "nobody asked you anything", which may be false.
+    """
+    language = reporter_language(report, language)
+    status = casework.report_status(report.report_id, language)
+    texts = {}
+    if status is not None:
+        wanted = [m["message_id"] for m in status.get("messages") or []]
+        if wanted and status.get("grant"):
+            for item in vault.read_messages(report.report_id, wanted, status["grant"]):
+                texts[item["message_id"]] = item["text"]
+    return reporter_view(report, status, texts, language)
+
+
+#: A message is what fits on a few screens; storage takes at most 64 KiB of UTF-8.
+MAX_MESSAGE_CHARS = 10_000
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def validate_message(text: Any) -> str:
+    """The reporter's message text, normalised, or BadRequest/ReportInvalid with a reason."""
+    from intake.schemas import ReportInvalid, _has_forbidden_chars
+    import unicodedata
+
+    if not isinstance(text, str):
+        raise ReportInvalid({"text": "required" if text is None else "invalid_type"})
+    text = unicodedata.normalize("NFC", text).strip()
+    if not text:
+        raise ReportInvalid({"text": "required"})
+    if len(text) > MAX_MESSAGE_CHARS or len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
+        raise ReportInvalid({"text": "too_long"})
+    if _has_forbidden_chars(text, multiline=True):
+        raise ReportInvalid({"text": "invalid_characters"})
+    return text
+
+
+def post_reporter_message(report_id: str, text: Any, *, vault, transaction: Callable) -> dict:
+    """A signed-in reporter answers: the text goes sealed to storage, then one short transaction
+    stages `reporter_message_posted` {report_id, message_id} (never the text) in the outbox.
+
+    Order: storage first, event second, so verification is never told of a message storage
+    does not hold. If the transaction fails after storage kept the text, the reporter gets a
+    503 and the stored text has no event: it is never shown to anyone, and retention removes it
+    with the report. Emits `reporter_message_posted`. Raises ReportInvalid (422), Unavailable.
+    """
+    text = validate_message(text)
+    message_id = str(uuid.uuid4())
+    vault.store_message(report_id, message_id, text)
+    with transaction() as session:
+        add_event(session, OutboxMessage, "reporter_message_posted",
+                  {"report_id": report_id, "message_id": message_id})
+    return {"message_id": message_id}
+
+
+def forget_report(session, report_id: str) -> bool:
+    """storage shredded the report: drop intake's row and sessions, so its receipt answers 401
+    like any wrong receipt. Idempotent. Returns whether there was anything to forget."""
+    session.execute(delete(ReporterSession).where(ReporterSession.report_id == report_id))
+    deleted = session.execute(delete(Report).where(Report.report_id == report_id))
+    return bool(deleted.rowcount)
+
+
+def close_reporter_session(session, authorization: str | None) -> None:
+    """Sign out: the token stops working at once (idempotent, never an error)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and token and len(token) <= 200:
+        session.execute(delete(ReporterSession).where(ReporterSession.token_hash == token_hash(token.strip())))

@@ -11,6 +11,7 @@ from wbs_plumbing.web import ApiError
 
 from intake.pow import MESSAGES as POW_MESSAGES, PowRejected
 from intake.schemas import ReportInvalid
+from intake.throttle import Throttled
 from intake.uploads import MalformedUpload, UploadTooLarge
 
 
@@ -30,8 +31,9 @@ class Unauthorized(Exception):
 
 TOO_LARGE = {
     "request": "The request is larger than this server accepts.",
-    "files": "Too many evidence files in one report.",
+    "files": "Too many evidence files for one report.",
     "file": "An evidence file is larger than this server accepts.",
+    "report": "The evidence files of this report together are larger than this server accepts.",
     "field": "A form field or the report JSON is too large.",
     "parts": "Too many parts in the form.",
 }
@@ -54,6 +56,11 @@ def to_api_error(exc: Exception) -> ApiError | None:
         return ApiError(400, exc.code, exc.message)
     if isinstance(exc, Unauthorized):
         return ApiError(401, "unauthorized", "Receipt or session not recognised.")
+    if isinstance(exc, Throttled):
+        return ApiError(429, "too_many_requests",
+                        "The service is busy with many reports right now; nothing was kept. "
+                        "Please try again in a moment.",
+                        headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, Unavailable):
         return ApiError(503, "unavailable",
                         "The service is temporarily unavailable; nothing was kept. Please try again shortly.",

@@ -8,7 +8,7 @@ counts days), coarse enough not to line up a submission with a door log or a pro
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin
@@ -38,6 +38,8 @@ class Report(Base):
     #: HMAC-SHA256 of the receipt under intake's receipt key (see intake.receipts), hex.
     receipt_hash: Mapped[str] = mapped_column(String(64), unique=True)
     evidence_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: plaintext bytes of all its evidence, for the per-report limit across follow-ups
+    evidence_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     language: Mapped[str] = mapped_column(String(8))
 
 

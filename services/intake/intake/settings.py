@@ -91,6 +91,7 @@ class Settings:
             max_files=_int(config, "INTAKE_MAX_FILES", 20),
             max_file_bytes=_int(config, "INTAKE_MAX_FILE_BYTES", 1 * GIB, 1),
             max_field_bytes=max_json,
+            max_report_bytes=_int(config, "INTAKE_MAX_REPORT_BYTES", 2 * GIB, 1),
         )
         return cls(
             receipt_key=derive_key(key, "receipt"),

@@ -47,10 +47,12 @@ class UploadLimits:
     max_file_bytes: int
     max_field_bytes: int = 256 * 1024
     max_parts: int = 64
+    #: all file bytes of the report together (a follow-up gets what its report has left)
+    max_report_bytes: int | None = None
 
 
 class UploadTooLarge(Exception):
-    """A limit was crossed; `.what` is one of request, files, file, field, parts."""
+    """A limit was crossed; `.what` is one of request, files, file, report, field, parts."""
 
     def __init__(self, what: str):
         super().__init__(what)
@@ -151,6 +153,7 @@ def iter_multipart(
     field_name = ""
     field_buf = bytearray()
     file_size = 0
+    file_total = 0
     done = False
     while not done:
         try:
@@ -194,8 +197,11 @@ def iter_multipart(
             elif isinstance(event, Data):
                 if kind == "file":
                     file_size += len(event.data)
+                    file_total += len(event.data)
                     if file_size > limits.max_file_bytes:
                         raise UploadTooLarge("file")
+                    if limits.max_report_bytes is not None and file_total > limits.max_report_bytes:
+                        raise UploadTooLarge("report")
                     if event.data:
                         yield FileChunk(event.data)
                     if not event.more_data:

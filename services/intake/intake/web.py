@@ -1,8 +1,10 @@
 """The HTTP edge of intake: reading requests without spooling, rendering pages, mapping errors.
 
-Only these request headers are ever read: Content-Type, Content-Length, X-WBS-PoW and
-Authorization. REMOTE_ADDR, User-Agent, X-Forwarded-For and Accept-Language are never touched
-(DESIGN.md §5.1); the page language is Bahasa Indonesia, not guessed from the browser.
+Only these request headers are ever read: Content-Type, Content-Length, X-WBS-PoW,
+Authorization, and the site's own two cookies (`wbs_lang`, the page language the reporter
+picked; `wbs_session`, the follow-up sign-in). REMOTE_ADDR, User-Agent, X-Forwarded-For and
+Accept-Language are never touched (DESIGN.md §5.1); the page language is Bahasa Indonesia unless
+the reporter switches, never guessed from the browser (intake.i18n says why).
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import logging
 from importlib import resources
 from typing import Callable
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.wrappers import Response
 
 from wbs_plumbing.web import ApiError, HttpEntrypoint, error_response
 
+from intake import i18n
 from intake.domain import parse_json, report_from_json_part
 from intake.errors import (
     BadRequest,
@@ -25,6 +27,7 @@ from intake.errors import (
 )
 from intake.pow import PowRejected
 from intake.schemas import ReportInvalid
+from intake.throttle import Throttled
 from intake.uploads import (
     FieldPart,
     MalformedUpload,
@@ -36,7 +39,7 @@ from intake.uploads import (
 log = logging.getLogger(__name__)
 
 EXPECTED = (ApiError, ReportInvalid, PowRejected, UploadTooLarge, MalformedUpload, BadRequest,
-            Unauthorized, Unavailable)
+            Unauthorized, Unavailable, Throttled)
 
 
 class IntakeHttpEntrypoint(HttpEntrypoint):
@@ -89,10 +92,11 @@ def report_parts(request, settings) -> tuple:
                    "Send application/json or multipart/form-data.")
 
 
-def multipart_parts(request, settings):
-    _declared_length(request, settings.limits.max_request_bytes)
+def multipart_parts(request, settings, limits=None):
+    limits = limits or settings.limits
+    _declared_length(request, limits.max_request_bytes)
     boundary = boundary_from_content_type(request.headers.get("Content-Type"))
-    return iter_multipart(request.stream.read, boundary, settings.limits)
+    return iter_multipart(request.stream.read, boundary, limits)
 
 
 def json_body(request, limit: int = 4096):
@@ -104,61 +108,171 @@ def json_body(request, limit: int = 4096):
 
 # -- pages -----------------------------------------------------------------------------------
 
-_env = Environment(
-    loader=PackageLoader("intake", "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+def N_(message: str) -> str:
+    """Marks a string for the catalogue; it is translated where it is shown."""
+    return message
+
 
 FIELD_LABELS = {
-    "unit": "Unit kerja", "category": "Jenis pelanggaran", "title": "Judul",
-    "description": "Kronologi", "location": "Tempat", "occurred.from": "Sejak tanggal",
-    "occurred.to": "Sampai tanggal", "parties": "Terlapor", "parties[0].name": "Nama terlapor",
-    "parties[0].position": "Jabatan terlapor", "reporter.relationship": "Hubungan Anda",
-    "reporter.involved": "Keterlibatan Anda", "good_faith": "Pernyataan itikad baik",
+    "unit": N_("The unit concerned"), "category": N_("Kind of violation"), "title": N_("Short title"),
+    "description": N_("What happened?"), "location": N_("Place or activity"),
+    "occurred.from": N_("From (date)"), "occurred.to": N_("Until (date)"), "parties": N_("Who did it"),
+    "parties[0].name": N_("Name"), "parties[0].position": N_("Position"), "parties[0].unit": N_("Their unit"),
+    "parties[1].name": N_("Another person involved"),
+    "reporter.relationship": N_("How do you know about it?"),
+    "reporter.involved": N_("Did you take part in it yourself?"),
+    "reporter.identity.name": N_("Your name"), "reporter.identity.email": N_("Your email"),
+    "reporter.identity.phone": N_("Your phone"), "reporter.contact_email": N_("Email for update notices"),
+    "good_faith": N_("Declaration"), "text": N_("Your message"),
 }
 
 PAGE_ERRORS = {
-    413: "Berkas atau laporan terlalu besar, atau terlalu banyak berkas. Kurangi ukuran atau jumlah berkas.",
-    428: "Pemeriksaan keamanan (proof of work) gagal atau kedaluwarsa. Muat ulang halaman lalu kirim lagi.",
-    503: "Layanan sedang tidak tersedia. Tidak ada data yang disimpan. Silakan coba beberapa saat lagi.",
-    400: "Formulir tidak dapat dibaca. Muat ulang halaman lalu coba lagi.",
+    413: N_("The files or the report are too large, or there are too many files. Send fewer or smaller files."),
+    428: N_("The security check (proof of work) failed or expired. Reload the page and send again."),
+    429: N_("The service is very busy right now. Nothing was kept. Please try again in a minute."),
+    503: N_("The service is temporarily unavailable. Nothing was kept. Please try again shortly."),
+    400: N_("The form could not be read. Reload the page and try again."),
+    401: N_("Receipt not recognised, or your session has ended. Please sign in again."),
 }
+OTHER_ERROR = N_("Something went wrong. Nothing was kept. Please try again.")
+WRONG_RECEIPT = N_("Receipt not recognised. Check it and try again.")
 
 
-def render(template: str, status: int = 200, **context) -> Response:
-    html = _env.get_template(template).render(**context)
-    return Response(html, status=status, mimetype="text/html")
+def page_language(request) -> tuple[str, bool]:
+    """The reporter's chosen page language (never Accept-Language: see intake.i18n)."""
+    return i18n.choose(request.args.get("lang"), request.cookies.get(i18n.COOKIE))
 
 
-def form_page(units: list, categories: list, relationships: dict, settings, *, status=200,
-              errors=None, values=None) -> Response:
-    return render("form.html", status=status, units=units, categories=categories,
-                  relationships=relationships, pow_bits=settings.pow_bits,
-                  max_files=settings.limits.max_files, errors=errors or {}, values=values or {},
-                  labels=FIELD_LABELS)
+def render(template: str, status: int = 200, *, lang: str = i18n.DEFAULT, remember: bool = False,
+           **context) -> Response:
+    html = i18n.environment(lang).get_template(template).render(**context)
+    response = Response(html, status=status, mimetype="text/html")
+    if remember:
+        response.set_cookie(i18n.COOKIE, lang, max_age=365 * 24 * 3600, path="/",
+                            httponly=True, samesite="Strict")
+    return response
 
 
-def invalid_form_page(units, settings, exc: ReportInvalid, values: dict) -> Response:
-    """The form again, filled in, with a reason (in Indonesian) beside each problem."""
+def human_size(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} B"
+
+
+def _limits_context(limits) -> dict:
+    total = limits.max_report_bytes if limits.max_report_bytes is not None else limits.max_request_bytes
+    return {"max_files": limits.max_files, "max_file_bytes": limits.max_file_bytes,
+            "max_report_bytes": total, "max_file_size": human_size(limits.max_file_bytes),
+            "max_report_size": human_size(total)}
+
+
+def labels(lang: str) -> dict:
+    return {path: i18n.gettext(lang, label) for path, label in FIELD_LABELS.items()}
+
+
+def form_page(lang: str, units: list, categories: list, relationships: dict, settings, *,
+              status=200, errors=None, values=None, remember=False) -> Response:
+    return render("form.html", status=status, lang=lang, remember=remember, units=units,
+                  categories=categories, relationships=relationships, pow_bits=settings.pow_bits,
+                  errors=errors or {}, values=values or {}, labels=labels(lang),
+                  **_limits_context(settings.limits))
+
+
+def invalid_form_page(lang: str, units, settings, exc: ReportInvalid, values: dict) -> Response:
+    """The form again, filled in, with a reason (in the page's language) beside each problem."""
     from intake.schemas import RELATIONSHIPS, categories_listing
 
     try:
         listing = units.listing()
     except Exception as unavailable:
-        return error_page(unavailable)
-    return form_page(listing, categories_listing(), RELATIONSHIPS, settings, status=400,
-                     errors=exc.messages("id"), values=values)
+        return error_page(lang, unavailable)
+    return form_page(lang, listing, categories_listing(), RELATIONSHIPS, settings, status=400,
+                     errors=exc.messages(lang), values=values)
 
 
-def error_page(exc: Exception) -> Response:
+def error_page(lang: str, exc: Exception, back: str = "/", heading: str | None = None) -> Response:
     api = to_api_error(exc)
     if api is None:  # a bug, not the reporter's doing: log the type and trace, never the body
         log.error("unhandled error on the reporter page: %s", type(exc).__name__, exc_info=exc)
     status = api.status if api else 500
-    message = PAGE_ERRORS.get(status, "Terjadi kesalahan. Tidak ada data yang disimpan. Silakan coba lagi.")
-    return render("error.html", status=status if status != 422 else 400, message=message)
+    message = i18n.gettext(lang, PAGE_ERRORS.get(status, OTHER_ERROR))
+    response = render("error.html", status=status if status != 422 else 400, lang=lang,
+                      message=message, back=back, heading=heading)
+    if api is not None:
+        for name, value in api.headers.items():
+            response.headers[name] = value
+    return response
+
+
+def signin_page(lang: str, settings, *, status=200, error: str | None = None,
+                remember=False) -> Response:
+    return render("followup_signin.html", status=status, lang=lang, remember=remember,
+                  pow_bits=settings.pow_bits, error=error, **_limits_context(settings.limits))
+
+
+def followup_page(lang: str, view: dict, budget, settings, *, notice=None, errors=None,
+                  status=200, remember=False) -> Response:
+    return render("followup.html", status=status, lang=lang, remember=remember, view=view,
+                  notice=notice, errors=errors or {}, labels=labels(lang),
+                  session_minutes=settings.session_ttl_seconds // 60, **_limits_context(budget))
+
+
+def redirect(location: str) -> Response:
+    return Response("", status=303, headers={"Location": location})
+
+
+SESSION_COOKIE = "wbs_session"
+
+
+def session_cookie(response: Response, token: str | None, settings) -> Response:
+    """The follow-up page's sign-in, carried in a cookie so the page works without JavaScript.
+
+    HttpOnly (no script reads it), SameSite=Strict (no other site can post with it: the
+    follow-up forms need no further CSRF token), scoped to /follow-up, and as short-lived as
+    the token itself. `None` deletes it.
+    """
+    if token is None:
+        response.delete_cookie(SESSION_COOKIE, path="/follow-up", httponly=True, samesite="Strict")
+    else:
+        response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_ttl_seconds,
+                            path="/follow-up", httponly=True, samesite="Strict")
+    return response
+
+
+def session_authorization(request) -> str | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    return f"Bearer {token}" if token else None
+
+
+def form_fields(request, settings, limit: int = 64 * 1024) -> dict[str, str]:
+    """The text fields of a small multipart page form (sign-in, message, sign-out); files refused."""
+    from intake.uploads import UploadLimits
+
+    limits = UploadLimits(max_request_bytes=limit, max_files=0, max_file_bytes=1,
+                          max_field_bytes=limit, max_parts=8)
+    _declared_length(request, limit)
+    boundary = boundary_from_content_type(request.headers.get("Content-Type"))
+    fields: dict[str, str] = {}
+    for event in iter_multipart(request.stream.read, boundary, limits):
+        if isinstance(event, FieldPart):
+            try:
+                fields[event.name] = event.value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("invalid_encoding", "The form is not UTF-8.") from None
+    return fields
+
+
+def no_route(path: str) -> ApiError:
+    from intake.openapi import document
+
+    methods = document(0)["paths"].get(path)
+    if methods:
+        allowed = ", ".join(sorted(m.upper() for m in methods))
+        return ApiError(405, "method_not_allowed", "This method is not allowed here.",
+                        headers={"Allow": allowed})
+    return ApiError(404, "not_found", "No such page.")
 
 
 class FormCapture:
@@ -178,7 +292,7 @@ class FormCapture:
         return self.convert(fields)
 
 
-_STATIC = {"style.css": "text/css", "pow.js": "text/javascript"}
+_STATIC = {"style.css": "text/css", "pow.js": "text/javascript", "pow-worker.js": "text/javascript"}
 _static_cache: dict[str, bytes] = {}
 
 

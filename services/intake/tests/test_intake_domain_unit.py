@@ -182,7 +182,7 @@ def test_report_from_form_maps_fields():
     assert report["parties"] == [{"name": "Pak X", "position": None, "unit": None}]
     assert report["reporter"]["involved"] is True and report["good_faith"] is True
     assert report["reporter"]["identity"]["email"] == "a@b.id"
-    assert report["occurred"] == {"from": "2026-01-01", "to": None}
+    assert report["occurred"] == {"from": "2026-01-01", "to": None, "ongoing": None}
     unchecked = domain.report_from_form({"unit": b"dit-smp"})
     assert unchecked["good_faith"] is False and unchecked["parties"] == []
     assert unchecked["reporter"]["involved"] is None

@@ -17,6 +17,7 @@ import uuid
 
 import pika
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import requests
 import sqlalchemy
 from nameko.rpc import rpc
@@ -25,7 +26,8 @@ from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
 from wbs_plumbing.migrations import schema_differences
 from wbs_plumbing.rpc import InstanceRoute, instance_rpc
-from wbs_plumbing.transit import TransitKeyPair
+from wbs_plumbing.grants import GrantError, GrantSigner, GrantVerifier
+from wbs_plumbing.transit import TransitKeyPair, TransitSender
 
 from intake.models import Base
 from intake.pow import solve
@@ -37,7 +39,11 @@ ALEMBIC_DIR = os.path.join(os.path.dirname(__file__), "..", "alembic")
 CALLS = []
 UPLOADS = {}
 CONTENT = {}
+MESSAGES = {}  # (report_id, message_id) -> text, as the fake vault opened it
+STATUS = {}  # report_id -> what the fake verification answers (messages are [(id, direction)])
 FAIL = {"store_report_content": False}
+GRANT_KEY = Ed25519PrivateKey.generate()
+SIGNER, VERIFIER = GrantSigner(GRANT_KEY), GrantVerifier(GRANT_KEY.public_key())
 
 
 TRANSIT = TransitKeyPair()
@@ -110,6 +116,33 @@ class FakeStorage:
 
     @rpc
     @instance_rpc
+    def store_message(self, report_id, message_id, text, sender_key=None):
+        """The agreed interface: text sealed in transit, at most 64 KiB, idempotent per id."""
+        assert sender_key is not None, "plaintext message on the wire"
+        plain = _open(report_id, sender_key, text)
+        assert len(plain) <= 64 * 1024
+        CALLS.append(("store_message", report_id, message_id))
+        MESSAGES.setdefault((report_id, message_id), plain.decode("utf-8"))
+
+    @rpc
+    def read_messages(self, report_id, message_ids, grant, reader_key=None):
+        """The agreed interface: a grant with scope messages (and listed ids), sealed answer."""
+        try:
+            for message_id in message_ids:
+                VERIFIER.check(grant, report_id=report_id, scope="messages", message_id=message_id)
+        except GrantError:
+            from wbs_contracts.errors import Forbidden
+            raise Forbidden("grant refused")
+        CALLS.append(("read_messages", report_id, tuple(message_ids)))
+        answer = [{"message_id": m, "text": MESSAGES[(report_id, m)]} for m in message_ids]
+        assert reader_key is not None, "plaintext messages on the wire"
+        sender = TransitSender(bytes(reader_key), report_id)
+        sealed = sender.seal(json.dumps(answer).encode())
+        WIRE.append(sealed)
+        return {"sender_key": sender.public_key, "sealed": sealed}
+
+    @rpc
+    @instance_rpc
     def discard_report(self, report_id):
         CALLS.append(("discard_report", report_id))
         CONTENT.pop(report_id, None)
@@ -124,12 +157,34 @@ class FakeVerification:
         return [{"code": "dit-smp", "name": "Direktorat SMP", "parent": None},
                 {"code": "itjen", "name": "Inspektorat Jenderal", "parent": None}]
 
+    @rpc
+    def get_report_status(self, report_id, language="id"):
+        """The agreed interface: state, history, messages (ids, directions) and a reporter grant."""
+        CALLS.append(("get_report_status", report_id, language))
+        status = STATUS.get(report_id)
+        if status is None:
+            return None
+        messages = [{"message_id": m, "direction": d, "at": "2026-11-20T10:00:00Z"}
+                    for m, d in status.get("messages", [])]
+        ids = [m["message_id"] for m in messages]
+        grant = SIGNER.issue(sub="reporter", case_id="case-1", report_id=report_id, scope=["messages"],
+                             message_ids=ids) if ids else None
+        code = status.get("state", "verification")
+        label = {"verification": {"id": "Dalam verifikasi", "en": "Under verification"},
+                 "awaiting_reporter": {"id": "Mohon lengkapi informasi", "en": "Please add information"}}[code][language]
+        return {"state": {"code": code, "label": label},
+                "history": [{"code": "received", "label": "Laporan diterima", "at": "2026-11-19T10:00:00Z"},
+                            {"code": code, "label": label, "at": "2026-11-20T09:00:00Z"}],
+                "messages": messages, "grant": grant}
+
 
 @pytest.fixture(autouse=True)
 def _reset():
     CALLS.clear()
     UPLOADS.clear()
     CONTENT.clear()
+    MESSAGES.clear()
+    STATUS.clear()
     WIRE.clear()
     RECEIVERS.clear()
     FAIL["store_report_content"] = False
@@ -573,3 +628,501 @@ def test_signed_in_reporter_adds_evidence(stack):
     assert db_rows(config["DATABASE_URL"], "reports")[0]["evidence_count"] == 1
     resp = requests.post(f"{base}/api/v1/reporter/evidence", data=body, headers=headers, timeout=30)
     assert resp.status_code == 401
+
+
+# -- follow-up: sessions, messages, evidence later, shredding -----------------------------------
+
+def _submit_and_sign_in(base, report=None):
+    body = requests.post(f"{base}/api/v1/reports", json=report or good_report(), timeout=30).json()
+    token = requests.post(f"{base}/api/v1/reporter/session", json={"receipt": body["receipt"]},
+                          timeout=30).json()["token"]
+    return body, {"Authorization": f"Bearer {token}"}
+
+
+def test_follow_up_reads_state_history_and_messages_and_answers(stack):
+    base, config = stack()
+    tap = EventTap(config["AMQP_URI"])
+    try:
+        body, auth = _submit_and_sign_in(base)
+        tap.get()  # report_submitted
+        report_id = body["report_id"]
+
+        # before verification has opened a case: received, for certain
+        view = requests.get(f"{base}/api/v1/reporter/report", headers=auth, timeout=30).json()
+        assert view["state"] == {"code": "received", "label": "Laporan diterima"}
+        assert [h["code"] for h in view["history"]] == ["received"] and view["messages"] == []
+
+        # the inspector asked a question (verification lists it, storage holds its text)
+        MESSAGES[(report_id, "m-question")] = "Kapan rapat itu terjadi? CANARY-QUESTION"
+        STATUS[report_id] = {"messages": [("m-question", "to_reporter")]}
+        view = requests.get(f"{base}/api/v1/reporter/report", params={"lang": "en"}, headers=auth, timeout=30).json()
+        assert view["state"] == {"code": "verification", "label": "Under verification"}
+        assert [h["code"] for h in view["history"]] == ["received", "verification"]
+        assert view["messages"] == [{"direction": "to_reporter", "text": "Kapan rapat itu terjadi? CANARY-QUESTION",
+                                     "at": "2026-11-20T10:00:00Z"}]
+        assert ("get_report_status", report_id, "en") in CALLS
+        assert ("read_messages", report_id, ("m-question",)) in CALLS
+
+        # the reporter answers: sealed to storage, then reporter_message_posted (no text)
+        resp = requests.post(f"{base}/api/v1/reporter/messages", json={"text": "  3 Maret. CANARY-ANSWER  "},
+                             headers=auth, timeout=30)
+        assert resp.status_code == 201, resp.text
+        message_id = resp.json()["message_id"]
+        assert str(uuid.UUID(message_id)) == message_id
+        assert MESSAGES[(report_id, message_id)] == "3 Maret. CANARY-ANSWER"
+        routing_key, _props, raw = tap.get()
+        assert routing_key == "reporter_message_posted" and b"CANARY" not in raw
+        event = json.loads(raw)
+        validate_event("reporter_message_posted", event)
+        assert (event["report_id"], event["message_id"]) == (report_id, message_id)
+    finally:
+        tap.close()
+    assert not any(b"CANARY" in w for w in WIRE), "a message crossed the broker in plaintext"
+    assert "CANARY" not in db_dump(config["DATABASE_URL"])
+
+    # bad messages: clear reasons, nothing stored, no event
+    for bad, code in ((None, 422), ("   ", 422), ("x" * 10_001, 422), ("a\x00b", 422), (["x"], 422)):
+        resp = requests.post(f"{base}/api/v1/reporter/messages", json={"text": bad}, headers=auth, timeout=30)
+        assert resp.status_code == code, (bad, resp.text)
+        assert resp.json()["error"]["code"] == "invalid_report" and "text" in resp.json()["error"]["fields"]
+    assert requests.post(f"{base}/api/v1/reporter/messages", json={"text": "x"}, timeout=30).status_code == 401
+    assert len([c for c in CALLS if c[0] == "store_message"]) == 1
+
+
+def test_sign_out_ends_the_session_at_once(stack):
+    base, _config = stack()
+    _body, auth = _submit_and_sign_in(base)
+    assert requests.get(f"{base}/api/v1/reporter/report", headers=auth, timeout=30).status_code == 200
+    assert requests.delete(f"{base}/api/v1/reporter/session", headers=auth, timeout=30).status_code == 204
+    assert requests.get(f"{base}/api/v1/reporter/report", headers=auth, timeout=30).status_code == 401
+
+
+def test_a_shredded_report_is_forgotten_and_its_receipt_looks_wrong(stack):
+    base, config = stack()
+    body, auth = _submit_and_sign_in(base)
+    connection = pika.BlockingConnection(pika.URLParameters(config["AMQP_URI"]))
+    channel = connection.channel()
+    channel.exchange_declare("storage.events", exchange_type="topic", durable=True)
+    event = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T00:00:00Z",
+             "report_id": body["report_id"]}
+    for _ in range(2):  # a redelivery changes nothing
+        channel.basic_publish("storage.events", "report_shredded", json.dumps(event).encode(),
+                              pika.BasicProperties(content_type="application/json", delivery_mode=2))
+    connection.close()
+    wait_until(lambda: db_rows(config["DATABASE_URL"], "reports") == [])
+    assert db_rows(config["DATABASE_URL"], "reporter_sessions") == []
+    assert requests.get(f"{base}/api/v1/reporter/report", headers=auth, timeout=30).status_code == 401
+    right = requests.post(f"{base}/api/v1/reporter/session", json={"receipt": body["receipt"]}, timeout=30)
+    wrong = requests.post(f"{base}/api/v1/reporter/session", json={"receipt": "AAAA-BBBB-CCCC-DDDD-EEEE"}, timeout=30)
+    assert (right.status_code, right.text) == (wrong.status_code, wrong.text) == (401, wrong.text)
+
+
+def test_wrong_receipts_of_every_kind_get_one_answer(stack):
+    base, _config = stack()
+    answers = set()
+    for wrong in ("AAAA-AAAA-AAAA-AAAA-AAAA", "aaaaaaaaaaaaaaaaaaaa", "", "x" * 65, "ÄÄÄÄ-ÄÄÄÄ-ÄÄÄÄ-ÄÄÄÄ-ÄÄÄÄ",
+                  None, 7, ["AAAA"], {"a": 1}):
+        r = requests.post(f"{base}/api/v1/reporter/session", json={"receipt": wrong}, timeout=30)
+        answers.add((r.status_code, r.text, r.headers.get("Content-Type")))
+    r = requests.post(f"{base}/api/v1/reporter/session", json={}, timeout=30)
+    answers.add((r.status_code, r.text, r.headers.get("Content-Type")))
+    assert len(answers) == 1 and next(iter(answers))[0] == 401
+
+
+# -- upload abuse matrix ----------------------------------------------------------------------
+
+def _evidence_body(files, boundary="abuseB"):
+    out = io.BytesIO()
+    for name, data, ctype in files:
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="evidence"; filename="{name}"\r\n'
+                  f"Content-Type: {ctype}\r\n\r\n".encode("utf-8") + data + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def _zip_bomb() -> bytes:
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", b"\0" * (50 * MIB))  # 50 MiB that compress to ~50 KiB
+    return buffer.getvalue()
+
+
+def test_upload_abuse_matrix_stores_files_as_sent_under_safe_names(stack):
+    base, config = stack(INTAKE_MAX_FILES=12)
+    bomb = _zip_bomb()
+    assert len(bomb) < 200 * 1024
+    cases = [
+        ("laporan.pdf", b"MZ\x90\x00 this is really an exe", "application/pdf"),  # extension/content mismatch
+        ("bom.zip", bomb, "application/zip"),                                   # never unpacked
+        ("", b"no name given", "text/plain"),                                   # zero-length name
+        ("../../../etc/passwd", b"traversal", "text/plain"),
+        # a quoted-string in the header: each backslash of the Windows path escaped, as IE sent it
+        ("C:\\\\Users\\\\ani\\\\bukti.docx", b"windows path", "application/msword"),
+        ("nul\x01ctl\x7fname.txt", b"control characters", "text/plain"),
+        ("invoice\u202efdp.exe", b"rtl override", "application/octet-stream"),
+        ("a" * 400 + ".pdf", b"long name", "application/pdf"),
+        ("..", b"dots only", "text/plain"),
+        ("rapat.txt", b"", "text/plain"),                                       # empty: not stored
+    ]
+    data, headers = _evidence_body(cases)
+    resp = requests.post(f"{base}/api/v1/reports", data=multipart(good_report(), [])[0].replace(b"--wbsBoundaryX1--\r\n", b""),
+                         headers={"Content-Type": "multipart/form-data; boundary=x"}, timeout=30)
+    assert resp.status_code == 400  # a body that is not the boundary it declares
+    body, auth = _submit_and_sign_in(base)
+    resp = requests.post(f"{base}/api/v1/reporter/evidence", data=data, headers={**headers, **auth}, timeout=60)
+    assert resp.status_code == 201, resp.text
+    assert len(resp.json()["evidence"]) == len(cases) - 1
+    stored = [u for u in UPLOADS.values() if u["finished"]]
+    names = [u["filename"] for u in stored]
+    assert names == ["laporan.pdf", "bom.zip", "evidence", "passwd", "bukti.docx", "nulctlname.txt",
+                     "invoicefdp.exe", "a" * 196 + ".pdf", "evidence"]
+    by_name = {u["filename"]: u for u in stored}
+    assert bytes(by_name["bom.zip"]["data"]) == bomb  # stored as sent, not inflated
+    assert bytes(by_name["laporan.pdf"]["data"]).startswith(b"MZ") and by_name["laporan.pdf"]["media_type"] == "application/pdf"
+    assert all(len(n.encode()) <= 200 and "/" not in n and "\\" not in n and "\x00" not in n for n in names)
+    # the names reached storage only sealed; intake kept none of them
+    dump = db_dump(config["DATABASE_URL"])
+    assert "passwd" not in dump and "bukti.docx" not in dump and "laporan.pdf" not in dump
+    assert not any(b"bukti.docx" in w or b"laporan.pdf" in w for w in WIRE)
+
+    # only empty files: nothing to add
+    data, headers = _evidence_body([("kosong.txt", b"", "text/plain")])
+    resp = requests.post(f"{base}/api/v1/reporter/evidence", data=data, headers={**headers, **auth}, timeout=30)
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "no_evidence"
+
+
+def test_files_and_bytes_per_report_hold_across_follow_up_uploads(stack):
+    base, config = stack(INTAKE_MAX_FILES=3, INTAKE_MAX_REPORT_BYTES=3 * MIB)
+    # too many files in one submission: 413 while streaming, nothing kept
+    four = [(f"f{i}.bin", b"x" * 10, "application/octet-stream") for i in range(4)]
+    data, ctype = multipart(good_report(), four)
+    resp = requests.post(f"{base}/api/v1/reports", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 413 and "Too many" in resp.json()["error"]["message"]
+    assert db_rows(config["DATABASE_URL"], "reports") == []
+
+    data, ctype = multipart(good_report(), [("a.bin", b"a" * (2 * MIB), "application/octet-stream")])
+    resp = requests.post(f"{base}/api/v1/reports", data=data, headers={"Content-Type": ctype}, timeout=60)
+    assert resp.status_code == 201
+    token = requests.post(f"{base}/api/v1/reporter/session", json={"receipt": resp.json()["receipt"]},
+                          timeout=30).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    # 1 MiB + 1 byte more would pass the per-request limit but not the report's 3 MiB budget
+    data, headers = _evidence_body([("b.bin", b"b" * (MIB + 1), "application/octet-stream")])
+    resp = requests.post(f"{base}/api/v1/reporter/evidence", data=data, headers={**headers, **auth}, timeout=60)
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == "too_large"
+    assert "together" in resp.json()["error"]["message"]
+    # two small files fit; then the file count is used up
+    data, headers = _evidence_body([("c.bin", b"c" * 100, "text/plain"), ("d.bin", b"d" * 100, "text/plain")])
+    resp = requests.post(f"{base}/api/v1/reporter/evidence", data=data, headers={**headers, **auth}, timeout=60)
+    assert resp.status_code == 201, resp.text
+    row = db_rows(config["DATABASE_URL"], "reports")[0]
+    assert (row["evidence_count"], row["evidence_bytes"]) == (3, 2 * MIB + 200)
+    data, headers = _evidence_body([("e.bin", b"e", "text/plain")])
+    resp = requests.post(f"{base}/api/v1/reporter/evidence", data=data, headers={**headers, **auth}, timeout=30)
+    assert resp.status_code == 413 and "Too many" in resp.json()["error"]["message"]
+
+
+def test_413_arrives_before_the_whole_body_is_sent(stack):
+    """A 64 MiB upload whose declared length passes the request limit but whose file breaks the
+    per-file limit (1 MiB): the answer comes while the client still has most of the body
+    unsent. (A declared length over the request limit is refused before any body is read:
+    test_oversize_is_refused_with_413.)"""
+    base, config = stack(INTAKE_MAX_FILE_BYTES=MIB)
+    host, port = config["WEB_SERVER_ADDRESS"].split(":")
+    planned = 64 * MIB
+    head = (b'--b\r\nContent-Disposition: form-data; name="report"\r\n\r\n' + json.dumps(good_report()).encode()
+            + b'\r\n--b\r\nContent-Disposition: form-data; name="evidence"; filename="big.bin"\r\n\r\n')
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(b"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                 b"Content-Type: multipart/form-data; boundary=b\r\n\r\n" % planned + head)
+    sent = len(head)
+    sock.settimeout(0.05)
+    answer = b""
+    while sent < planned and b"\r\n\r\n" not in answer:
+        try:
+            sock.sendall(b"z" * (64 * 1024))
+            sent += 64 * 1024
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        try:
+            answer += sock.recv(4096)
+        except (socket.timeout, BlockingIOError):
+            pass
+    sock.settimeout(30)
+    try:
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(4096)
+            if not data:
+                break
+            answer += data
+    except (ConnectionResetError, socket.timeout):
+        pass
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 8 * MIB, f"the client sent {sent} bytes before the answer"
+    assert db_rows(config["DATABASE_URL"], "reports") == []
+
+
+def test_the_global_throttle_answers_429_with_retry_after(stack):
+    base, _config = stack(INTAKE_THROTTLE_PER_MINUTE=6)  # a burst of 5, then one every 10 s
+    statuses = []
+    for _ in range(7):
+        r = requests.post(f"{base}/api/v1/reporter/session", json={"receipt": "AAAA-AAAA-AAAA-AAAA-AAAA"}, timeout=30)
+        statuses.append(r.status_code)
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429
+    assert r.json()["error"]["code"] == "too_many_requests" and int(r.headers["Retry-After"]) >= 1
+    assert requests.get(f"{base}/api/v1/categories", timeout=30).status_code == 200  # reads stay open
+
+
+# -- headers, pages, languages ----------------------------------------------------------------
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _check_headers(resp):
+    h = resp.headers
+    assert h["Content-Security-Policy"] == CSP, resp.url
+    assert h["Cache-Control"] == "no-store" and h["X-Content-Type-Options"] == "nosniff"
+    assert h["Referrer-Policy"] == "no-referrer" and h["X-Frame-Options"] == "DENY"
+
+
+def _check_page(html):
+    """No inline script, style or event handler (the CSP would block them; none is needed),
+    and nothing from another origin."""
+    from html.parser import HTMLParser
+
+    problems = []
+
+    class Page(HTMLParser):
+        in_script = False
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "script":
+                if not attrs.get("src", "").startswith("/static/"):
+                    problems.append("inline or foreign script")
+                self.in_script = True
+            if tag == "style" or "style" in attrs or any(a.startswith("on") for a in attrs):
+                problems.append(f"inline style or handler on <{tag}>")
+            for name in ("src", "href", "action"):
+                value = attrs.get(name) or ""
+                if "//" in value or value.startswith(("http:", "https:", "data:", "javascript:")):
+                    problems.append(f"{name}={value}")
+
+        def handle_data(self, data):
+            if self.in_script and data.strip():
+                problems.append("inline script text")
+
+        def handle_endtag(self, tag):
+            if tag == "script":
+                self.in_script = False
+
+    Page().feed(html)
+    assert problems == []
+
+
+def test_every_page_and_answer_carries_the_strict_headers(stack):
+    base, _config = stack()
+    session = requests.Session()
+    pages = ["/", "/?lang=en", "/follow-up", "/follow-up?lang=en"]
+    for path in pages:
+        resp = session.get(base + path, timeout=30)
+        assert resp.status_code == 200
+        _check_headers(resp)
+        _check_page(resp.text)
+    for path in ("/static/pow.js", "/static/pow-worker.js", "/static/style.css", "/api/v1/pow",
+                 "/api/v1/openapi.json", "/api/v1/categories", "/nowhere", "/static/nope.js"):
+        _check_headers(session.get(base + path, timeout=30))
+    values = {"unit": "dit-smp", "category": "bribery", "description": "d", "party_name": "Pak X",
+              "relationship": "public", "involved": "no", "good_faith": "on"}
+    data, ctype = _form(values)
+    resp = session.post(f"{base}/submit", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 201
+    _check_headers(resp)
+    _check_page(resp.text)
+    for resp in (session.post(f"{base}/api/v1/reports", json={}, timeout=30),
+                 session.post(f"{base}/api/v1/reporter/session", json={"receipt": "x"}, timeout=30)):
+        _check_headers(resp)
+
+
+def test_language_is_chosen_on_the_page_never_from_the_browser(stack):
+    base, _config = stack()
+    english_browser = {"Accept-Language": "en-US,en;q=0.9"}
+    page = requests.get(f"{base}/", headers=english_browser, timeout=30)
+    assert '<html lang="id">' in page.text and "Laporkan dugaan pelanggaran" in page.text
+    assert "wbs_lang" not in page.headers.get("Set-Cookie", "")
+    session = requests.Session()
+    page = session.get(f"{base}/?lang=en", timeout=30)
+    assert '<html lang="en">' in page.text and "Report a suspected violation" in page.text
+    assert "Conflict of interest" in page.text and "Employee" in page.text
+    cookie = page.headers["Set-Cookie"]
+    assert "wbs_lang=en" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert '<html lang="en">' in session.get(f"{base}/follow-up", timeout=30).text  # remembered
+    assert '<html lang="id">' in session.get(f"{base}/follow-up?lang=id", timeout=30).text  # switched back
+    # a reason on the re-shown form, in the page's language
+    values = {"unit": "dit-smp", "category": "bribery", "description": "d", "relationship": "public",
+              "involved": "no"}
+    data, ctype = _form(values)
+    resp = requests.post(f"{base}/submit?lang=en", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 400 and "You must declare that the report is made in good faith." in resp.text
+
+
+def test_follow_up_pages_work_without_javascript(stack):
+    """What a browser with scripts off does: plain form posts, a session cookie, redirects."""
+    base, config = stack()
+    body, _auth = _submit_and_sign_in(base)
+    report_id = body["report_id"]
+    MESSAGES[(report_id, "m1")] = "Mohon kirim foto kuitansi."
+    STATUS[report_id] = {"messages": [("m1", "to_reporter")]}
+    browser = requests.Session()
+    page = browser.get(f"{base}/follow-up", timeout=30)
+    assert 'name="receipt"' in page.text
+    assert len(db_rows(config["DATABASE_URL"], "reporter_sessions")) == 1
+
+    data, ctype = _form({"receipt": "AAAA-AAAA-AAAA-AAAA-AAAA"})
+    resp = browser.post(f"{base}/follow-up/sign-in", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 401 and "tidak dikenali" in resp.text and "wbs_session" not in browser.cookies
+
+    data, ctype = _form({"receipt": body["receipt"].lower().replace("-", " ")})
+    resp = browser.post(f"{base}/follow-up/sign-in", data=data, headers={"Content-Type": ctype},
+                        timeout=30, allow_redirects=False)
+    assert resp.status_code == 303
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/follow-up" in cookie
+    page = browser.get(f"{base}/follow-up", timeout=30)
+    assert "Dalam verifikasi" in page.text and "Mohon kirim foto kuitansi." in page.text
+    assert page.text.count("<li") >= 3  # two history entries and the message
+
+    data, ctype = _form({"text": "   "})
+    resp = browser.post(f"{base}/follow-up/messages", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 400 and "Pesan Anda: Wajib diisi." in resp.text and 'role="alert"' in resp.text
+
+    data, ctype = _form({"text": "Fotonya saya lampirkan."})
+    resp = browser.post(f"{base}/follow-up/messages", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 200 and "Pesan Anda telah terkirim." in resp.text
+    assert "Fotonya saya lampirkan." in MESSAGES.values()
+
+    data, ctype = _form({}, [("kuitansi.jpg", b"\xff\xd8 jpeg bytes")])
+    resp = browser.post(f"{base}/follow-up/evidence", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 200 and "Berkas Anda telah ditambahkan." in resp.text
+    assert db_rows(config["DATABASE_URL"], "reports")[0]["evidence_count"] == 1
+
+    data, ctype = _form({})
+    resp = browser.post(f"{base}/follow-up/sign-out", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert resp.status_code == 200 and 'name="receipt"' in resp.text
+    assert len(db_rows(config["DATABASE_URL"], "reporter_sessions")) == 1  # only the API sign-in's
+
+
+def test_pages_are_labelled_and_structured_for_assistive_technology(stack):
+    """Every visible control has a label, every page one h1 and a language, radio groups and
+    sections are fieldsets with legends, errors are announced (role=alert)."""
+    from html.parser import HTMLParser
+
+    base, _config = stack()
+    browser = requests.Session()
+    body, _auth = _submit_and_sign_in(base)
+    pages = {"form": browser.get(f"{base}/?lang=en", timeout=30).text,
+             "sign-in": browser.get(f"{base}/follow-up", timeout=30).text}
+    data, ctype = _form({"receipt": body["receipt"]})
+    pages["follow-up"] = browser.post(f"{base}/follow-up/sign-in", data=data, headers={"Content-Type": ctype},
+                                      timeout=30).text
+    data, ctype = _form({"unit": "dit-smp"})
+    pages["invalid"] = requests.post(f"{base}/submit", data=data, headers={"Content-Type": ctype}, timeout=30).text
+
+    for name, html in pages.items():
+        controls, labelled, headings, seen = [], set(), [], {"fieldset": 0, "legend": 0, "alert": 0, "lang": None}
+        stack_of_labels = []
+
+        class Page(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                attrs = dict(attrs)
+                if tag == "html":
+                    seen["lang"] = attrs.get("lang")
+                if tag == "label":
+                    stack_of_labels.append(attrs.get("for"))
+                    if attrs.get("for"):
+                        labelled.add(attrs["for"])
+                if tag in ("input", "select", "textarea") and attrs.get("type") != "hidden":
+                    controls.append(attrs.get("id") or f"<{tag} {attrs.get('name')}>")
+                    if stack_of_labels:
+                        labelled.add(attrs.get("id") or f"<{tag} {attrs.get('name')}>")
+                if tag in ("h1", "h2", "h3"):
+                    headings.append(tag)
+                if tag in ("fieldset", "legend"):
+                    seen[tag] += 1
+                if attrs.get("role") == "alert":
+                    seen["alert"] += 1
+
+            def handle_endtag(self, tag):
+                if tag == "label" and stack_of_labels:
+                    stack_of_labels.pop()
+
+        Page().feed(html)
+        assert seen["lang"] in ("id", "en"), name
+        assert headings.count("h1") == 1 and headings[0] == "h1", (name, headings)
+        assert controls and set(controls) <= labelled, (name, set(controls) - labelled)
+        assert seen["fieldset"] == seen["legend"], name
+        if name == "form":
+            assert seen["fieldset"] >= 8  # what, who, when, where, how, about you, declaration, evidence
+        if name == "invalid":
+            assert seen["alert"] == 1
+
+
+def _scan_for(needle, *roots):
+    hits = []
+    for root in roots:
+        for dirpath, _dirs, filenames in os.walk(root):
+            for filename in filenames:
+                path = os.path.join(dirpath, filename)
+                try:
+                    with open(path, "rb") as handle:
+                        if needle in handle.read():
+                            hits.append(path)
+                except OSError:
+                    pass
+    return hits
+
+
+def test_no_plaintext_on_disk_during_and_after_an_upload(stack, private_tmp):
+    """The upload stops half way (the server holds a part-read file); the temp and data dirs
+    are scanned then, and again after it completes."""
+    base, config = stack()
+    host, port = config["WEB_SERVER_ADDRESS"].split(":")
+    needle = b"CANARY-DURING-UPLOAD-" + uuid.uuid4().hex.encode()
+    block = (needle + b" ") * (64 * 1024 // (len(needle) + 1))
+    first_half, second_half = block * 40, block * 40  # ~5 MiB in all
+    head = (b'--b\r\nContent-Disposition: form-data; name="report"\r\n\r\n' + json.dumps(good_report()).encode()
+            + b'\r\n--b\r\nContent-Disposition: form-data; name="evidence"; filename="during.bin"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n")
+    tail = b"\r\n--b--\r\n"
+    length = len(head) + len(first_half) + len(second_half) + len(tail)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(b"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                 b"Content-Type: multipart/form-data; boundary=b\r\n\r\n" % length + head + first_half)
+    wait_until(lambda: any(u["data"] for u in UPLOADS.values()), timeout=30)  # intake is mid-file
+    during = _scan_for(needle, str(private_tmp), config["WBS_DATA_DIR"], tempfile.gettempdir())
+    sock.sendall(second_half + tail)
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(4096)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+    after = _scan_for(needle, str(private_tmp), config["WBS_DATA_DIR"], tempfile.gettempdir())
+    assert during == [] and after == []
+    (upload,) = UPLOADS.values()
+    assert bytes(upload["data"]) == first_half + second_half
+
+
+def test_the_page_asks_the_reporter_to_answer_when_the_inspector_waits(stack):
+    base, _config = stack()
+    body, _auth = _submit_and_sign_in(base)
+    MESSAGES[(body["report_id"], "m1")] = "Which contract number?"
+    STATUS[body["report_id"]] = {"state": "awaiting_reporter", "messages": [("m1", "to_reporter")]}
+    browser = requests.Session()
+    data, ctype = _form({"receipt": body["receipt"]})
+    page = browser.post(f"{base}/follow-up/sign-in?lang=en", data=data, headers={"Content-Type": ctype}, timeout=30)
+    assert page.status_code == 200 and "Please add information" in page.text
+    assert "The inspector needs more information from you" in page.text and "Which contract number?" in page.text
+    assert "2026-11-20 10:00 UTC" in page.text  # times to the minute

@@ -1,7 +1,8 @@
 /* Proof of work for the reporter form (same origin, no third-party code).
- * Fetches a challenge from /api/v1/pow, finds a decimal nonce such that
- * SHA-256(challenge + ":" + nonce) starts with `bits` zero bits, and submits the
- * form to /submit?pow=<challenge>:<nonce>. SHA-256 is implemented here because
+ * Fetches a challenge from /api/v1/pow as soon as the page opens and solves it in a Web Worker
+ * (pow-worker.js) while the reporter types: a decimal nonce such that
+ * SHA-256(challenge + ":" + nonce) starts with `bits` zero bits. On submit the form goes to
+ * its action with ?pow=<challenge>:<nonce>. SHA-256 is implemented here because
  * crypto.subtle exists only on HTTPS or localhost, and is async per hash.
  * Without JavaScript the form posts directly: that needs WBS_POW_BITS=0. */
 (function (root) {
@@ -80,35 +81,157 @@
 
   var api = { sha256hex: function (t) { return hex(sha256words(t)); }, search: search, solve: solve };
   if (typeof module !== "undefined" && module.exports) { module.exports = api; return; }
+  root.wbsPow = api;
+  if (!root.document) return;  /* inside the Web Worker (pow-worker.js): the solver only */
 
-  /* Browser: wire the form. Work in slices so the page stays responsive. */
-  var form = root.document && root.document.getElementById("report-form");
-  if (!form || !form.getAttribute("data-pow-bits") || form.getAttribute("data-pow-bits") === "0") return;
-  var status = root.document.getElementById("pow-status");
-  var busy = false;
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    if (busy) return;
-    busy = true;
-    if (status) status.textContent = "Menyiapkan pengiriman aman, mohon tunggu\u2026";
+  /* ---- the page: proof of work while the reporter types, size checks, progress bar ----
+   * Everything here is an enhancement: without JavaScript the forms post as plain HTML forms
+   * (which needs WBS_POW_BITS=0 where a proof is asked for). No text lives in this file: the
+   * messages come translated from data-msg-* attributes of #pow-status. */
+  var doc = root.document;
+  var status = doc.getElementById("pow-status");
+  function say(name) {
+    if (status) status.textContent = status.getAttribute("data-msg-" + name) || "";
+  }
+
+  /* The proof: fetched and solved in a Web Worker as soon as the page opens, so it is usually
+   * ready before the reporter has finished typing. Falls back to slices on the main thread. */
+  function Prover(bits, form) {
+    this.bits = bits; this.form = form; this.proof = null; this.expires = 0; this.waiting = [];
+    this.running = false;
+  }
+  Prover.prototype.start = function () {
+    var self = this;
+    if (self.running) return;
+    self.running = true;
     var request = new XMLHttpRequest();
     request.open("GET", "/api/v1/pow");
     request.onload = function () {
       var pow;
-      try { pow = JSON.parse(request.responseText); } catch (e) { busy = false; return; }
-      var start = 0;
-      (function step() {
-        var found = search(pow.challenge, pow.bits, start, 20000);
-        if (found < 0) { start += 20000; root.setTimeout(step, 0); return; }
-        form.action = "/submit?pow=" + encodeURIComponent(pow.challenge + ":" + found);
-        if (status) status.textContent = "Mengirim\u2026";
-        form.submit();
-      })();
+      try { pow = JSON.parse(request.responseText); } catch (e) { self.fail(); return; }
+      /* refresh a minute before the challenge expires */
+      var expires = Date.now() + Math.max(30000, Date.parse(pow.expires_at) - Date.now() - 60000);
+      var done = function (nonce, solver) {
+        self.proof = pow.challenge + ":" + nonce; self.expires = expires; self.running = false;
+        /* visible to tests and assistive tooling: the proof is ready before the submit */
+        self.form.setAttribute("data-pow-ready", solver);
+        var waiting = self.waiting; self.waiting = [];
+        for (var i = 0; i < waiting.length; i++) waiting[i](self.take());
+      };
+      var worker = null;
+      try { worker = new root.Worker("/static/pow-worker.js"); } catch (e) { worker = null; }
+      if (worker) {
+        worker.onmessage = function (event) { worker.terminate(); done(event.data, "worker"); };
+        worker.onerror = function () { worker.terminate(); slices(pow, done); };
+        worker.postMessage({ challenge: pow.challenge, bits: pow.bits });
+      } else {
+        slices(pow, done);
+      }
+    };
+    request.onerror = function () { self.fail(); };
+    request.send();
+  };
+  Prover.prototype.fail = function () {
+    this.running = false;
+    var waiting = this.waiting; this.waiting = [];
+    for (var i = 0; i < waiting.length; i++) waiting[i](null);
+  };
+  /* A proof is good once: hand it out, and start on the next one at once. */
+  Prover.prototype.take = function () {
+    var proof = this.proof;
+    this.proof = null;
+    this.form.removeAttribute("data-pow-ready");
+    this.start();
+    return proof;
+  };
+  Prover.prototype.get = function (callback) {
+    if (this.proof && Date.now() < this.expires) { callback(this.take()); return; }
+    this.proof = null;
+    this.waiting.push(callback);
+    this.start();
+  };
+  function slices(pow, done) {
+    var start = 0;
+    (function step() {
+      var found = search(pow.challenge, pow.bits, start, 20000);
+      if (found < 0) { start += 20000; root.setTimeout(step, 0); return; }
+      done(String(found), "page");
+    })();
+  }
+
+  /* Client-side size checks: the server refuses the same limits (413), but telling the
+   * reporter before a long upload is kinder. setCustomValidity blocks the submit natively. */
+  function checkFiles(form) {
+    var inputs = form.querySelectorAll("input[type=file]");
+    var maxFiles = +form.getAttribute("data-max-files"), maxFile = +form.getAttribute("data-max-file-bytes");
+    var maxTotal = +form.getAttribute("data-max-report-bytes");
+    var ok = true;
+    for (var i = 0; i < inputs.length; i++) {
+      var files = inputs[i].files || [], total = 0, problem = "";
+      if (maxFiles >= 0 && files.length > maxFiles) problem = "too-many";
+      for (var j = 0; j < files.length && !problem; j++) {
+        total += files[j].size;
+        if (files[j].size === 0) problem = "empty";
+        else if (maxFile && files[j].size > maxFile) problem = "too-big";
+      }
+      if (!problem && maxTotal && total > maxTotal) problem = "total-too-big";
+      var message = problem && status ? status.getAttribute("data-msg-" + problem) : "";
+      inputs[i].setCustomValidity(message);
+      if (problem) { ok = false; if (status) status.textContent = message; }
+      else if (status && status.getAttribute("data-problem")) status.textContent = "";
+      if (status) status.setAttribute("data-problem", problem ? "1" : "");
+    }
+    return ok;
+  }
+
+  /* Send with XMLHttpRequest to show upload progress, then show the server's page in place
+   * (the receipt page is shown once: it is never fetched again). */
+  function send(form, action) {
+    var files = form.querySelectorAll("input[type=file]");
+    if (!files.length || !root.FormData || !root.XMLHttpRequest) {
+      form.action = action; form.submit(); return;
+    }
+    var box = doc.getElementById("upload-progress"), bar = doc.getElementById("upload-bar");
+    var request = new XMLHttpRequest();
+    request.open("POST", action);
+    if (box) box.hidden = false;
+    request.upload.onprogress = function (event) {
+      if (bar && event.lengthComputable) bar.value = Math.floor(100 * event.loaded / event.total);
+    };
+    request.onload = function () {
+      doc.open(); doc.write(request.responseText); doc.close();
     };
     request.onerror = function () {
-      busy = false;
-      if (status) status.textContent = "Gagal menghubungi server. Coba lagi.";
+      form.removeAttribute("data-busy");
+      if (box) box.hidden = true;
+      say("failed");
     };
-    request.send();
-  });
+    request.send(new root.FormData(form));
+  }
+
+  function withParam(action, name, value) {
+    return action + (action.indexOf("?") >= 0 ? "&" : "?") + name + "=" + encodeURIComponent(value);
+  }
+
+  var forms = doc.querySelectorAll("form.wbs-form");
+  for (var f = 0; f < forms.length; f++) (function (form) {
+    var bits = +(form.getAttribute("data-pow-bits") || 0);
+    var prover = bits > 0 ? new Prover(bits, form) : null;
+    if (prover) prover.start();
+    var inputs = form.querySelectorAll("input[type=file]");
+    for (var i = 0; i < inputs.length; i++) inputs[i].addEventListener("change", function () { checkFiles(form); });
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (form.getAttribute("data-busy") || !checkFiles(form)) return;
+      form.setAttribute("data-busy", "1");
+      var action = form.getAttribute("action");
+      if (!prover) { say("sending"); send(form, action); return; }
+      say("preparing");
+      prover.get(function (proof) {
+        if (!proof) { form.removeAttribute("data-busy"); say("failed"); return; }
+        say("sending");
+        send(form, withParam(action, "pow", proof));
+      });
+    });
+  })(forms[f]);
 })(this);
