@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench clean browser
+
+# Browser tests drive Debian's headless Chromium through its chromedriver (tests/browser.py).
+BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +20,15 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/wbs run
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+$(BROWSER):
+	apt-get install -y --no-install-recommends chromium chromium-driver \
+	  || (apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver)
+
+browser: $(BROWSER)
+
+# HYPOTHESIS_NO_PLUGINS: hypothesis would import trio (via Selenium), which fails on eventlet's sockets.
+test: $(STAMP) $(BROWSER)
+	HYPOTHESIS_NO_PLUGINS=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -15,7 +15,7 @@ import psycogreen.eventlet  # noqa: E402
 
 psycogreen.eventlet.patch_psycopg()
 
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "tests.browser"]
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -6,6 +6,7 @@ back to back. Prints throughput, the p50/p99 of submit latency (HTTP 201) and of
 submit-to-email latency (the inspector's email accepted by SMTP).
 
     make bench BENCH_ARGS="--concurrency 4 --reports 400 --store file"
+    make bench BENCH_ARGS="vault"      # the evidence vault: MB/s and 1 GiB memory (bench/vault.py)
 """
 import argparse
 import io
@@ -47,6 +48,10 @@ def percentile(values, q):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["vault"]:  # the evidence vault: throughput and memory (bench/vault.py)
+        from bench.vault import main as vault_main
+        return vault_main(argv[1:])
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--reports", type=int, default=200)

@@ -42,6 +42,21 @@ def test_unit_and_inspector_add_create_an_account_that_can_sign_in(container_fac
     response = requests.post(f"http://{host}/api/v1/auth/login",
                              json={"username": "siti", "password": password, "otp": totp.now()})
     assert response.status_code == 200, response.text
+    token = response.json()["token"]
+
+    supervisor = wbs(uri, "inspector", "add", "rudi", "--email", "rudi@itjen.example.go.id", "--unit", "cli-itjen",
+                     "--role", "supervisor", "--nip", "198001012005011001", "--oversees", "cli-dit")
+    assert supervisor.returncode == 0, supervisor.stderr
+    oversee = wbs(uri, "inspector", "oversee", "rudi", "cli-itjen", "cli-dit")
+    assert oversee.returncode == 0 and "cli-dit" in oversee.stdout and "cli-itjen" in oversee.stdout, oversee.stderr
+    assert wbs(uri, "inspector", "move", "siti", "--unit", "cli-dit").returncode == 0
+
+    disabled = wbs(uri, "inspector", "disable", "siti")
+    assert disabled.returncode == 0 and "sessions revoked: 1" in disabled.stdout, disabled.stdout + disabled.stderr
+    assert requests.get(f"http://{host}/api/v1/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert wbs(uri, "inspector", "enable", "siti").returncode == 0
+    unknown = wbs(uri, "inspector", "revoke-sessions", "nobody")
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
 
 
 def test_events_tail_prints_published_events(rabbit_uri):
@@ -88,7 +103,8 @@ def test_dead_letters_are_listed_without_being_consumed_and_replayed_to_their_qu
 
 def test_keys_rotate_activates_a_new_key(tmp_path):
     data = tmp_path / "data"
-    env = {"WBS_DATA_DIR": str(data), "STORAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'storage.db'}"}
+    env = {"WBS_DATA_DIR": str(data), "STORAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'storage.db'}",
+           "KEY_ROTATION_GRACE_SECONDS": "0"}
     assert wbs("amqp://unused/", "migrate", "storage", **env).returncode == 0
     first = wbs("amqp://unused/", "keys", "rotate", **env)
     assert first.returncode == 0, first.stderr
@@ -97,4 +113,7 @@ def test_keys_rotate_activates_a_new_key(tmp_path):
     active = lambda out: out.split("active key: ", 1)[1].split(";", 1)[0]
     assert active(first.stdout) != active(second.stdout)
     keys = json.loads((data / "keys.json").read_text())
-    assert len(keys["keys"]) >= 2 and oct((data / "keys.json").stat().st_mode)[-3:] == "600"
+    # the retired key wraps no data key, so the rotation destroyed it (crypto-shredding needs that)
+    assert [k["id"] for k in keys["keys"]] == [active(second.stdout)] == [keys["active"]]
+    assert f"destroyed retired key {active(first.stdout)}" in second.stdout
+    assert oct((data / "keys.json").stat().st_mode)[-3:] == "600"

@@ -1,6 +1,11 @@
 """Faults, not assumptions: a verification worker killed after it took `report_submitted` but
 before its transaction committed. What must not be lost: the report's case. What must not
-happen twice: the case itself."""
+happen twice: the case itself.
+
+storage runs beside verification because routing reads the report's parties from the vault
+before a case opens (conflict-of-interest check); this report has no stored content, so storage
+answers "not found" and the case opens with that noted.
+"""
 import json
 import time
 import uuid
@@ -10,6 +15,7 @@ import sqlalchemy
 from nameko.testing.services import entrypoint_hook
 
 from tests.fixtures import wait_until
+from storage.service import StorageService
 from verification.service import VerificationService
 
 
@@ -23,6 +29,7 @@ def count_cases(url, report_id):
 
 def test_killed_before_commit_yields_exactly_one_case_after_restart(container_factory, service_config):
     config = service_config("verification")
+    container_factory(StorageService, service_config("storage")).start()
     first = container_factory(VerificationService, config)
     first.start()
     with entrypoint_hook(first, "add_unit") as add_unit:

@@ -34,10 +34,31 @@ def cmd_unit_add(args):
 
 
 def cmd_inspector_add(args):
-    staff = rpc_call("verification", "add_staff", args.username, args.email, args.unit, args.role)
+    staff = rpc_call("verification", "add_staff", args.username, args.email, args.unit, args.role,
+                     nip=args.nip, escalation_pool=args.escalation_pool, oversees=args.oversees)
     print(f"{args.role} {staff['username']} added (id {staff['staff_id']})")
     print(f"password: {staff['password']}")
     print(f"totp: {staff['otpauth_uri']}")
+
+
+def cmd_inspector_disable(args):
+    staff = rpc_call("verification", "set_staff_active", args.username, args.action == "enable")
+    print(f"{args.username} {args.action}d; sessions revoked: {staff.get('sessions_revoked', 0)}")
+
+
+def cmd_inspector_revoke(args):
+    answer = rpc_call("verification", "revoke_sessions", args.username)
+    print(f"{args.username}: sessions revoked: {answer['sessions_revoked']}")
+
+
+def cmd_inspector_move(args):
+    rpc_call("verification", "move_staff", args.username, args.unit)
+    print(f"{args.username} now works in {args.unit}")
+
+
+def cmd_inspector_oversee(args):
+    answer = rpc_call("verification", "set_supervision", args.username, args.units)
+    print(f"{args.username} oversees: {', '.join(answer['oversees']) or '(nothing)'}")
 
 
 def cmd_events_tail(args):
@@ -67,8 +88,18 @@ def cmd_keys_rotate(args):
     from wbs_cli.supervisor import service_config
     result = rotate_keys(service_config("storage"), rewrap_only=args.rewrap_only)
     print(f"active key: {result['active']}; data keys re-wrapped: {result['rewrapped']}")
+    for kek in result.get("destroyed", []):
+        print(f"  destroyed retired key {kek}")
     for kek, count in sorted(result["remaining_by_kek"].items()):
         print(f"  {kek}: {count} data key(s)")
+
+
+def cmd_retention_run(args):
+    """Asks storage (over RPC) to shred what is past retention and not on legal hold."""
+    result = rpc_call("storage", "run_retention", args.now, timeout=args.timeout)
+    print(f"shredded {len(result['shredded'])} report(s)")
+    for report_id in result["shredded"]:
+        print(f"  {report_id}")
 
 
 def cmd_demo_seed(args):
@@ -84,6 +115,17 @@ def cmd_migrate(args):
 def cmd_run(args):
     from wbs_cli.supervisor import run
     sys.exit(run())
+
+
+def cmd_audit_verify(args):
+    """Ask verification to walk its audit chain. Exit 0 when intact (prints the entry count and
+    the head hash, worth keeping elsewhere); 1 naming the first bad entry otherwise."""
+    verdict = rpc_call("verification", "verify_audit_chain", timeout=args.timeout)
+    if verdict["ok"]:
+        print(f"audit chain intact: {verdict['entries']} entries, head {verdict['head_hash']}")
+        return
+    print(f"audit chain BROKEN at entry {verdict['first_bad_seq']}: {verdict['problem']}", file=sys.stderr)
+    sys.exit(1)
 
 
 def cmd_not_yet(args):
@@ -109,7 +151,28 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--email", required=True)
     add.add_argument("--unit", required=True, help="home unit")
     add.add_argument("--role", default="inspector", choices=("inspector", "supervisor", "admin"))
+    add.add_argument("--nip", help="civil-service number (NIP), checked against reported parties")
+    add.add_argument("--escalation-pool", action="store_true",
+                     help="supervisor who takes reports about another inspectorate")
+    add.add_argument("--oversees", action="append", metavar="CODE",
+                     help="unit a supervisor oversees (repeat; default: their home unit)")
     add.set_defaults(func=cmd_inspector_add)
+    for action, doc in (("disable", "disable an account; its sessions end at once"),
+                        ("enable", "enable a disabled account")):
+        toggle = inspector.add_parser(action, help=doc)
+        toggle.add_argument("username")
+        toggle.set_defaults(func=cmd_inspector_disable)
+    revoke = inspector.add_parser("revoke-sessions", help="end every session of an account (a lost laptop)")
+    revoke.add_argument("username")
+    revoke.set_defaults(func=cmd_inspector_revoke)
+    move = inspector.add_parser("move", help="change an account's home unit (routing re-checks it)")
+    move.add_argument("username")
+    move.add_argument("--unit", required=True)
+    move.set_defaults(func=cmd_inspector_move)
+    oversee = inspector.add_parser("oversee", help="set the units a supervisor oversees (replaces the list)")
+    oversee.add_argument("username")
+    oversee.add_argument("units", nargs="*", metavar="CODE")
+    oversee.set_defaults(func=cmd_inspector_oversee)
 
     events = commands.add_parser("events", help="published events").add_subparsers(dest="action", required=True)
     tail = events.add_parser("tail", help="print published events as they happen")
@@ -137,11 +200,16 @@ def parser() -> argparse.ArgumentParser:
     rotate.add_argument("--rewrap-only", action="store_true", help="only move data keys still under a retired key")
     rotate.set_defaults(func=cmd_keys_rotate)
 
-    for name, help_text in (("retention", "retention (run)"),
-                            ("audit", "audit trail (verify)")):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("action")
-        sub.set_defaults(func=cmd_not_yet, command_name=name)
+    retention = commands.add_parser("retention", help="retention and crypto-shredding").add_subparsers(dest="action", required=True)
+    run_retention = retention.add_parser("run", help="shred what is past its retention and not on legal hold")
+    run_retention.add_argument("--now", help="ISO 8601 time to judge retention at (default: now)")
+    run_retention.add_argument("--timeout", type=float, default=600, help="seconds to wait for storage")
+    run_retention.set_defaults(func=cmd_retention_run)
+
+    audit = commands.add_parser("audit", help="the hash-chained audit trail").add_subparsers(dest="action", required=True)
+    verify = audit.add_parser("verify", help="walk the chain; non-zero exit naming the first bad entry")
+    verify.add_argument("--timeout", type=float, default=300, help="seconds to wait for verification")
+    verify.set_defaults(func=cmd_audit_verify)
     return top
 
 
