@@ -7,7 +7,8 @@ the minio SDK against moto's S3 server run as a separate process on loopback):
 * raw AES-GCM: AES-256-GCM over 64 KiB segments, nothing else;
 * raw put: 1 MiB chunks of (already random) bytes written through the store's writer;
 * vault: the storage domain's upload path (begin, 1 MiB chunks: encrypt, SHA-256, write; finish:
-  seal the last segment, commit the evidence row and its outbox event);
+  seal the last segment, commit the evidence row and its outbox event), on a throwaway
+  PostgreSQL database, as storage runs in production;
 * ratio = vault / min(raw AES-GCM, raw put); the target is >= 0.5.
 
 Memory (``--memory``, on by default): all four services as real processes (tests/stack.py), one
@@ -124,7 +125,8 @@ def throughput(sizes_mib, repeats: int) -> list[dict]:
     from storage.objectstore import FileStore, S3Store
 
     workdir = Path(tempfile.mkdtemp(prefix="wbs-bench-vault-"))
-    engine = make_engine(f"sqlite:///{workdir / 'storage.db'}")
+    admin, database_url = create_database(f"wbs_bench_vault_{uuid.uuid4().hex[:8]}")
+    engine = make_engine(database_url)
     Base.metadata.create_all(engine)
     tx = partial(session_scope, engine)
     keyring = crypto.KeyRing.from_document(crypto.new_key_document())
@@ -153,7 +155,27 @@ def throughput(sizes_mib, repeats: int) -> list[dict]:
         os.killpg(moto.pid, 15)
         moto.wait()
         engine.dispose()
+        drop_databases(admin, [database_url])
     return rows
+
+
+def create_database(name: str):
+    """A new PostgreSQL database on the test server; returns (admin engine, its URL)."""
+    import sqlalchemy
+
+    from tests.fixtures import PG_ADMIN_URL
+
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                                     poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    return admin, PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_databases(admin, urls) -> None:
+    with admin.connect() as connection:
+        for url in urls:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def _rss_kib(pid: int) -> int:
@@ -203,9 +225,8 @@ def memory(size_mib: int, store: str) -> dict:
     """Stream one ``size_mib`` file through intake's HTTP API; peak RSS growth per process."""
     import pika  # noqa: F401 -- the stack's readiness probes need the broker reachable
     import requests
-    import sqlalchemy
 
-    from tests.fixtures import PG_ADMIN_URL, rabbitmqctl
+    from tests.fixtures import rabbitmqctl
     from tests.stack import Stack
 
     run = uuid.uuid4().hex[:8]
@@ -213,14 +234,9 @@ def memory(size_mib: int, store: str) -> dict:
     rabbitmqctl("eval", f'rabbit_vhost:add(<<"{vhost}">>, <<"wbs-bench">>), '
                         f'rabbit_auth_backend_internal:set_permissions(<<"guest">>, <<"{vhost}">>, '
                         '<<".*">>, <<".*">>, <<".*">>, <<"wbs-bench">>).')
-    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                                     poolclass=sqlalchemy.pool.NullPool)
     databases = {}
-    with admin.connect() as connection:
-        for service in ("intake", "storage", "verification", "notification"):
-            name = f"wbs_bench_{run}_{service}"
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            databases[service] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    for service in ("intake", "storage", "verification", "notification"):
+        admin, databases[service] = create_database(f"wbs_bench_{run}_{service}")
     moto = s3 = None
     if store == "s3":
         from minio import Minio
@@ -281,10 +297,7 @@ def memory(size_mib: int, store: str) -> dict:
         if moto is not None:
             os.killpg(moto.pid, 15)
             moto.wait()
-        with admin.connect() as connection:
-            for url in databases.values():
-                connection.exec_driver_sql(
-                    f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        drop_databases(admin, databases.values())
         rabbitmqctl("delete_vhost", vhost)
 
 

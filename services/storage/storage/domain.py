@@ -410,6 +410,7 @@ class Upload:
     evidence_id: str
     object_key: str
     sealed_meta: bytes
+    key_id: bytes  # the data key it is sealed under; finish checks that key is still the report's
     encryptor: crypto.SegmentEncryptor
     store: object
     writer: object = None
@@ -484,7 +485,7 @@ def begin_upload(transaction, keyring, store, uploads: Uploads, report_id, filen
     object_key = new_object_key()
     upload = Upload(
         upload_id=uuid.uuid4().hex, report_id=report_id, evidence_id=evidence_id,
-        object_key=object_key, sealed_meta=sealed_meta,
+        object_key=object_key, sealed_meta=sealed_meta, key_id=data_key.key_id,
         encryptor=crypto.SegmentEncryptor(data_key, report_id, evidence_id),
         store=store, sender_key=bytes(sender_key) if sender_key is not None else None)
     uploads.add(upload)
@@ -549,7 +550,8 @@ def finish_upload(transaction, uploads: Uploads, upload_id) -> dict:
               "sha256": upload.sha256.hexdigest()}
     try:
         with transaction() as session:
-            if session.get(DataKeyRecord, upload.report_id) is None:
+            record = session.get(DataKeyRecord, upload.report_id)
+            if record is None or record.key_id != upload.key_id:
                 raise NotFound("report was discarded during the upload")
             session.add(Evidence(evidence_id=upload.evidence_id, report_id=upload.report_id,
                                  object_key=upload.object_key, size_bytes=upload.size_bytes,

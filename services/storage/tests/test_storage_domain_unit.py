@@ -318,6 +318,23 @@ def test_finish_after_discard_leaves_nothing(tx, keyring, store, uploads):
     assert store.objects == {} and count(tx, Evidence) == 0 and count(tx, OutboxMessage) == 0
 
 
+def test_finish_refuses_when_the_data_key_it_was_sealed_under_is_gone(tx, keyring, store, uploads):
+    """The report was discarded while the upload ran and its content then stored again, under a
+    new data key: the evidence sealed under the old key must fail the upload (and leave
+    nothing), not be recorded as if it were readable."""
+    report_id = rid()
+    upload_id = domain.begin_upload(tx, keyring, store, uploads, report_id, "f", "text/plain")
+    domain.append_upload(uploads, upload_id, b"sealed under the lost key")
+    domain.discard_report(tx, store, domain.Uploads(), report_id)  # by another instance
+    domain.store_report_content(tx, keyring, store, report_id, b"content under a new key")
+    with pytest.raises(NotFound):
+        domain.finish_upload(tx, uploads, upload_id)
+    assert count(tx, Evidence) == 0 and count(tx, OutboxMessage) == 0
+    assert len(store.objects) == 1  # the content object only
+    assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == \
+        b"content under a new key"
+
+
 def test_rotation_rewraps_and_data_stays_readable(tx, store, uploads):
     doc = crypto.new_key_document()
     ring = crypto.KeyRing.from_document(doc)
