@@ -26,6 +26,7 @@ import sqlalchemy
 
 from tests.fixtures import PG_ADMIN_URL, SmtpSink, rabbitmqctl
 from tests.stack import Stack
+from wbs_plumbing.logfilters import configure_command_logging
 
 
 class TimedSink(SmtpSink):
@@ -49,6 +50,7 @@ def percentile(values, q):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    configure_command_logging("bench")
     if argv[:1] == ["vault"]:  # the evidence vault: throughput and memory (bench/vault.py)
         from bench.vault import main as vault_main
         return vault_main(argv[1:])

@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 
+from wbs_plumbing.logfilters import configure_command_logging
+
 SERVICES = ("intake", "storage", "verification", "notification")
 
 
@@ -215,6 +217,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    configure_command_logging("wbs")
     try:
         args.func(args)
     except KeyboardInterrupt:
