@@ -67,6 +67,18 @@ def transaction_factory(engine):
     return partial(session_scope, engine)
 
 
+def upload_file(tx, keyring, store, uploads, report_id, data, piece=1 << 20,
+                filename="bukti.pdf", media_type="application/pdf"):
+    """Store ``data`` as one evidence file through the domain's upload path, ``piece`` bytes a
+    chunk; returns what finish_upload returns."""
+    from storage import domain
+
+    upload_id = domain.begin_upload(tx, keyring, store, uploads, report_id, filename, media_type)
+    for i in range(0, len(data), piece):
+        domain.append_upload(uploads, upload_id, data[i:i + piece])
+    return domain.finish_upload(tx, uploads, upload_id)
+
+
 class TestGrants:
     """Real read grants for tests: verification's signer and storage's verifier on one key pair.
 

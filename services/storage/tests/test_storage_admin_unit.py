@@ -18,18 +18,26 @@ from storage.models import Base, DataKeyRecord
 G = TestGrants()
 
 
-def test_rotate_keys_rewraps_everything_and_data_stays_readable(tmp_path):
+def vault_with_reports(tmp_path, count):
+    """An SQLite storage database, a live key ring on a new key file, an in-memory object store
+    and ``count`` reports whose content is their own id; returns (engine, tx, config, live key
+    ring, store, report ids)."""
     url = f"sqlite:///{tmp_path / 'storage.db'}"
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     tx = transaction_factory(engine)
     config = {"WBS_DATA_DIR": str(tmp_path), "DATABASE_URL": url, "KEY_ROTATION_GRACE_SECONDS": 0}
     live = LiveKeyRing(str(tmp_path / "keys.json"), production=False, check_seconds=0)
-    old_id = live.active_id
     store = InMemoryStore()
-    reports = [str(uuid.uuid4()) for _ in range(3)]
+    reports = [str(uuid.uuid4()) for _ in range(count)]
     for r in reports:
         domain.store_report_content(tx, live, store, r, r.encode())
+    return engine, tx, config, live, store, reports
+
+
+def test_rotate_keys_rewraps_everything_and_data_stays_readable(tmp_path):
+    engine, tx, config, live, store, reports = vault_with_reports(tmp_path, 3)
+    old_id = live.active_id
     objects = dict(store.objects)
 
     result = admin.rotate_keys(config)
@@ -75,17 +83,8 @@ def test_live_key_ring_keeps_serving_if_the_new_file_is_broken(tmp_path):
 
 def test_rotation_interrupted_half_way_keeps_every_read_working_and_a_rerun_finishes(tmp_path):
     """Reads work before, during (a rotation killed after its first batch) and after (re-run)."""
-    url = f"sqlite:///{tmp_path / 'storage.db'}"
-    engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    tx = transaction_factory(engine)
-    config = {"WBS_DATA_DIR": str(tmp_path), "DATABASE_URL": url, "KEY_ROTATION_GRACE_SECONDS": 0}
-    live = LiveKeyRing(str(tmp_path / "keys.json"), production=False, check_seconds=0)
+    engine, tx, config, live, store, reports = vault_with_reports(tmp_path, 5)
     first_kek = live.active_id
-    store = InMemoryStore()
-    reports = [str(uuid.uuid4()) for _ in range(5)]
-    for r in reports:
-        domain.store_report_content(tx, live, store, r, r.encode())
     objects = dict(store.objects)
 
     def read_all():

@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import uuid
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
@@ -11,6 +12,7 @@ from wbs_contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from wbs_contracts.events import validate_event
 from wbs_plumbing.db import make_engine
 
+import storage_fakes
 from storage_fakes import InMemoryStore, TestGrants, transaction_factory
 from storage import crypto, domain
 from storage.models import Base, ContentRead, DataKeyRecord, Evidence, OutboxMessage, ReportContent
@@ -52,12 +54,7 @@ def count(tx, model):
         return s.scalar(select(func.count()).select_from(model))
 
 
-def upload_file(tx, keyring, store, uploads, report_id, data, piece=MiB):
-    upload_id = domain.begin_upload(tx, keyring, store, uploads, report_id, FILENAME,
-                                    "application/pdf")
-    for i in range(0, len(data), piece):
-        domain.append_upload(uploads, upload_id, data[i:i + piece])
-    return domain.finish_upload(tx, uploads, upload_id)
+upload_file = partial(storage_fakes.upload_file, filename=FILENAME)
 
 
 def read_all(tx, keyring, store, evidence_id):

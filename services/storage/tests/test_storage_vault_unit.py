@@ -20,7 +20,7 @@ from wbs_contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from wbs_contracts.events import validate_event
 from wbs_plumbing.db import make_engine
 
-from storage_fakes import InMemoryStore, TestGrants, transaction_factory
+from storage_fakes import InMemoryStore, TestGrants, transaction_factory, upload_file
 from storage import crypto, domain, retention
 from storage.dependencies import LiveKeyRing
 from storage.models import (Base, ContentRead, DataKeyRecord, Evidence, Message, OutboxMessage,
@@ -69,13 +69,6 @@ def rid():
 def count(tx, model):
     with tx() as s:
         return s.scalar(select(func.count()).select_from(model))
-
-
-def upload(tx, keyring, store, uploads, report_id, data):
-    upload_id = domain.begin_upload(tx, keyring, store, uploads, report_id, "bukti.pdf", "x/y")
-    for i in range(0, len(data), MiB):
-        domain.append_upload(uploads, upload_id, data[i:i + MiB])
-    return domain.finish_upload(tx, uploads, upload_id)
 
 
 def read_evidence(tx, keyring, store, evidence_id):
@@ -151,7 +144,7 @@ def test_tampered_evidence_fails_loudly_without_plaintext(tx, keyring, store, up
                                                           tamper):
     report_id = rid()
     data = CANARY * (12 * crypto.SEGMENT_SIZE // len(CANARY))
-    ev = upload(tx, keyring, store, uploads, report_id, data)
+    ev = upload_file(tx, keyring, store, uploads, report_id, data)
     key = object_key_of(tx, Evidence, ev["evidence_id"])
     store.objects[key] = TAMPERS[tamper](store.objects[key])
     _assert_loud_failure(caplog, lambda: read_evidence(tx, keyring, store, ev["evidence_id"]))
@@ -166,8 +159,8 @@ def test_objects_swapped_between_reports_fail(tx, keyring, store, uploads, caplo
     for report_id in (a, b):
         _assert_loud_failure(caplog, lambda: domain.read_report_content(
             tx, keyring, store, G.verifier, report_id, G.grant(report_id)))
-    ea = upload(tx, keyring, store, uploads, a, CANARY * 100)
-    eb = upload(tx, keyring, store, uploads, b, CANARY * 100)
+    ea = upload_file(tx, keyring, store, uploads, a, CANARY * 100)
+    eb = upload_file(tx, keyring, store, uploads, b, CANARY * 100)
     ka, kb = object_key_of(tx, Evidence, ea["evidence_id"]), object_key_of(tx, Evidence, eb["evidence_id"])
     store.objects[ka], store.objects[kb] = store.objects[kb], store.objects[ka]
     _assert_loud_failure(caplog, lambda: read_evidence(tx, keyring, store, ea["evidence_id"]))
@@ -338,7 +331,7 @@ def test_schedule_follows_the_case(tx):
 
 def _full_report(tx, keyring, store, uploads, report_id):
     domain.store_report_content(tx, keyring, store, report_id, CANARY + b"narrative")
-    ev = upload(tx, keyring, store, uploads, report_id, CANARY * 5000)
+    ev = upload_file(tx, keyring, store, uploads, report_id, CANARY * 5000)
     domain.store_message(tx, keyring, report_id, rid(), CANARY + b"message")
     return ev
 
