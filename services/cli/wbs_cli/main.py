@@ -181,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=int, default=0, help="stop after N events (0 = never)")
     tail.add_argument("--timeout", type=float, default=0, help="stop after N seconds (0 = never)")
     tail.set_defaults(func=cmd_events_tail)
+    from wbs_cli.integrators import add_parsers as integrator_parsers
+    integrator_parsers(commands, events)  # `wbs events catalogue`, `wbs integrator add|list|remove`
 
     dlq = commands.add_parser("dlq", help="dead-lettered messages").add_subparsers(dest="action", required=True)
     dlq.add_parser("list", help="list dead letters").set_defaults(func=cmd_dlq_list)
