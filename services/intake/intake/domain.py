@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from wbs_contracts.vocabulary import RECEIVED, reporter_state_label
 from wbs_plumbing.outbox import add_event
 
 from intake import pow as powmod
@@ -36,20 +37,6 @@ from intake.schemas import validate_report
 from intake.uploads import FieldPart, FileChunk, FileEnd, FileStart, UploadTooLarge
 
 log = logging.getLogger(__name__)
-
-#: What the reporter sees for each state (DOMAIN.md "A case's life").
-REPORTER_STATE_LABELS = {
-    "received": {"id": "Laporan diterima", "en": "Report received"},
-    "verification": {"id": "Dalam verifikasi", "en": "Under verification"},
-    "awaiting_reporter": {"id": "Mohon lengkapi informasi", "en": "Please add information"},
-    "analysis": {"id": "Dalam penelaahan", "en": "Under review"},
-    "investigation": {"id": "Dalam proses investigasi", "en": "Under investigation"},
-    "follow_up": {"id": "Sedang ditindaklanjuti", "en": "Being acted upon"},
-    "referred": {"id": "Diteruskan ke instansi berwenang", "en": "Referred to the competent authority"},
-    "not_actionable": {"id": "Tidak dapat ditindaklanjuti", "en": "Cannot be followed up"},
-    "closed": {"id": "Selesai", "en": "Completed"},
-}
-
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
@@ -303,7 +290,8 @@ def report_from_form(fields: dict[str, bytes]) -> dict:
     if description and opt("how"):
         description = f"{description}\n\n{HOW_HEADING.get(language, HOW_HEADING['id'])}\n{opt('how')}"
     parties = [{"name": opt(f"{prefix}_name"), "position": opt(f"{prefix}_position"),
-                "unit": opt(f"{prefix}_unit")} for prefix in ("party", "party2")]
+                "unit": opt(f"{prefix}_unit"), "nip": opt(f"{prefix}_nip")}
+               for prefix in ("party", "party2")]
     report: dict[str, Any] = {
         "unit": opt("unit"),
         "category": opt("category"),
@@ -437,7 +425,7 @@ def reporter_view(report: Report, status: dict | None = None, texts: dict | None
     """
     language = reporter_language(report, language)
     if status is None:
-        state = {"code": "received", "label": REPORTER_STATE_LABELS["received"][language]}
+        state = {"code": RECEIVED, "label": reporter_state_label(RECEIVED, language)}
         history = [{"code": "received", "label": state["label"], "at": iso(report.received_at)}]
         messages = []
     else:

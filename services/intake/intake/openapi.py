@@ -81,7 +81,11 @@ def document(pow_bits: int, unit_codes: list[str] | None = None) -> dict:
                 "type": "object", "additionalProperties": False, "required": ["name"],
                 "properties": {"name": _text(200),
                                "position": {"type": "string", "maxLength": 200},
-                               "unit": {"type": "string", "maxLength": 100}}}},
+                               "unit": {"type": "string", "maxLength": 100},
+                               "nip": {"type": "string", "maxLength": 40, "description": (
+                                   "Optional: the party's civil-servant number (NIP, 18 digits; "
+                                   "spaces, dots and dashes are ignored). An inspector with this "
+                                   "NIP is never assigned the case.")}}}},
             "reporter": {"type": "object", "additionalProperties": False,
                          "required": ["relationship", "involved"], "properties": {
                              "relationship": {"type": "string", "enum": list(RELATIONSHIPS)},

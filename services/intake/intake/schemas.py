@@ -1,4 +1,4 @@
-"""Validation of the reporter's report (CONTRACT.md §2), with a reason per field.
+"""Validation of the reporter's report (docs/interface.md, "Report"), with a reason per field.
 
 Why hand-written rather than a JSON Schema: the reporter must be told, field by field and in
 their language, what to fix, and the set of valid units is only known at run time (it comes
@@ -21,56 +21,16 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-#: Category codes with their labels (DOMAIN.md, "What can be reported").
-CATEGORIES: dict[str, dict[str, str]] = {
-    "corruption": {"id": "Korupsi", "en": "Corruption"},
-    "bribery": {
-        "id": "Suap / gratifikasi / pemerasan / pungutan liar",
-        "en": "Bribery, gratuities, extortion, illegal levies",
-    },
-    "collusion": {"id": "Kolusi", "en": "Collusion"},
-    "nepotism": {"id": "Nepotisme", "en": "Nepotism"},
-    "conflict_of_interest": {"id": "Benturan kepentingan", "en": "Conflict of interest"},
-    "abuse_of_authority": {
-        "id": "Penyalahgunaan wewenang / jabatan",
-        "en": "Abuse of authority",
-    },
-    "procurement": {
-        "id": "Penyimpangan pengadaan barang/jasa",
-        "en": "Procurement irregularities",
-    },
-    "fraud": {
-        "id": "Penggelapan / kecurangan aset negara",
-        "en": "Embezzlement, fraud, theft of state assets",
-    },
-    "discipline": {"id": "Pelanggaran disiplin pegawai", "en": "Breach of civil-service discipline"},
-    "ethics": {"id": "Pelanggaran kode etik", "en": "Breach of the code of ethics"},
-    "harassment": {"id": "Diskriminasi / pelecehan", "en": "Discrimination, harassment"},
-    "other": {"id": "Pelanggaran peraturan lainnya", "en": "Other breach of regulations"},
-}
+# The vocabulary and the bounds are the report-content contract's (wbs_contracts), so what
+# intake accepts is exactly what it may write and what verification reads.
+from wbs_contracts.report_content import (
+    FORMAT, MAX_DESCRIPTION, MAX_EMAIL, MAX_LOCATION, MAX_NAME, MAX_PARTIES, MAX_PARTY_UNIT,
+    MAX_PHONE, MAX_POSITION, MAX_TITLE, is_nip, normalise_nip, validate_report_content,
+)
+from wbs_contracts.vocabulary import CATEGORIES, LANGUAGES, RELATIONSHIPS
 
-#: reporter.relationship choices with labels.
-RELATIONSHIPS: dict[str, dict[str, str]] = {
-    "employee": {"id": "Pegawai (ASN / non-ASN)", "en": "Employee"},
-    "official": {"id": "Pejabat", "en": "Official"},
-    "public": {"id": "Masyarakat", "en": "Member of the public"},
-    "vendor": {"id": "Penyedia barang/jasa", "en": "Vendor"},
-    "other": {"id": "Lainnya", "en": "Other"},
-}
-
-LANGUAGES = ("id", "en")
-
-# Bounds (characters, after normalisation).
-MAX_TITLE = 200
-MAX_DESCRIPTION = 20_000
-MAX_LOCATION = 500
-MAX_NAME = 200
-MAX_POSITION = 200
-MAX_PARTY_UNIT = 100
-MAX_PARTIES = 20
-MAX_EMAIL = 254
-MAX_PHONE = 40
 MAX_CODE = 64
+MAX_NIP_INPUT = 40
 
 #: Reason codes -> English message (API) and Indonesian message (reporter web page).
 REASONS: dict[str, tuple[str, str]] = {
@@ -93,6 +53,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "too_many": ("Too many entries.", "Terlalu banyak isian."),
     "unknown_field": ("Unknown field.", "Isian tidak dikenal."),
     "invalid_characters": ("Contains characters that are not allowed.", "Mengandung karakter terlarang."),
+    "invalid_nip": ("A NIP has 18 digits.", "NIP terdiri dari 18 angka."),
 }
 
 
@@ -194,6 +155,14 @@ class _Checker:
             return None
         return value
 
+    def nip(self, obj: Mapping[str, Any], key: str, path: str) -> str | None:
+        """An optional NIP, typed with spaces, dots or dashes as people write it; kept as digits."""
+        value = normalise_nip(self.text(obj, key, path, MAX_NIP_INPUT))
+        if value is not None and not is_nip(value):
+            self.fail(path, "invalid_nip")
+            return None
+        return value
+
     def date(self, obj: Mapping[str, Any], key: str, path: str, today: dt.date) -> dt.date | None:
         value = obj.get(key)
         if value is None or value == "":
@@ -231,7 +200,7 @@ TOP_LEVEL = (
 
 
 def validate_report(data: Any, known_units: Iterable[str], today: dt.date | None = None) -> Report:
-    """Check a decoded report JSON against CONTRACT.md §2 and return a `Report`.
+    """Check a decoded report JSON (docs/interface.md, "Report") and return a `Report`.
 
     `known_units` are the unit codes verification knows now. Raises `ReportInvalid` with every
     problem found (not just the first), so a form can show them all at once.
@@ -289,11 +258,12 @@ def validate_report(data: Any, known_units: Iterable[str], today: dt.date | None
             if not isinstance(party, dict):
                 c.fail(p, "invalid_type")
                 continue
-            c.unknown(party, ("name", "position", "unit"), p + ".")
+            c.unknown(party, ("name", "position", "unit", "nip"), p + ".")
             parties_out.append({
                 "name": c.text(party, "name", p + ".name", MAX_NAME, required=True),
                 "position": c.text(party, "position", p + ".position", MAX_POSITION),
                 "unit": c.text(party, "unit", p + ".unit", MAX_PARTY_UNIT),
+                "nip": c.nip(party, "nip", p + ".nip"),
             })
 
     reporter_out: dict[str, Any] = {}
@@ -344,7 +314,7 @@ def validate_report(data: Any, known_units: Iterable[str], today: dt.date | None
         raise ReportInvalid(c.errors)
 
     content = {
-        "format": "wbs.report-content/1",
+        "format": FORMAT,
         "title": title,
         "description": description,
         "occurred": occurred,
@@ -354,6 +324,9 @@ def validate_report(data: Any, known_units: Iterable[str], today: dt.date | None
         "language": language,
         "good_faith": True,
     }
+    # The checks above are stricter than the contract; this catches the two drifting apart
+    # before anything is sealed (InvalidReportContent is a bug here, answered as a 500).
+    validate_report_content(content)
     return Report(unit=unit, category=category, language=language, content=content)
 
 

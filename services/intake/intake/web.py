@@ -118,6 +118,7 @@ FIELD_LABELS = {
     "description": N_("What happened?"), "location": N_("Place or activity"),
     "occurred.from": N_("From (date)"), "occurred.to": N_("Until (date)"), "parties": N_("Who did it"),
     "parties[0].name": N_("Name"), "parties[0].position": N_("Position"), "parties[0].unit": N_("Their unit"),
+    "parties[0].nip": N_("NIP (civil-servant number)"), "parties[1].nip": N_("NIP (civil-servant number)"),
     "parties[1].name": N_("Another person involved"),
     "reporter.relationship": N_("How do you know about it?"),
     "reporter.involved": N_("Did you take part in it yourself?"),

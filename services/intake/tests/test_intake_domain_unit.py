@@ -179,7 +179,7 @@ def test_report_from_form_maps_fields():
         "party_name": b"Pak X", "relationship": b"public", "involved": b"yes", "good_faith": b"on",
         "occurred_from": b"2026-01-01", "identity_email": b"a@b.id",
     })
-    assert report["parties"] == [{"name": "Pak X", "position": None, "unit": None}]
+    assert report["parties"] == [{"name": "Pak X", "position": None, "unit": None, "nip": None}]
     assert report["reporter"]["involved"] is True and report["good_faith"] is True
     assert report["reporter"]["identity"]["email"] == "a@b.id"
     assert report["occurred"] == {"from": "2026-01-01", "to": None, "ongoing": None}

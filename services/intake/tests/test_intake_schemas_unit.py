@@ -1,4 +1,4 @@
-"""Validation matrix for the report JSON (CONTRACT.md §2)."""
+"""Validation matrix for the report JSON (docs/interface.md, "Report")."""
 
 import copy
 import datetime as dt
@@ -174,3 +174,22 @@ def test_categories_listing_matches_domain():
     assert [c["code"] for c in listing] == list(CATEGORIES)
     assert len(listing) == 12
     assert all(set(c["label"]) == {"id", "en"} for c in listing)
+
+
+def test_a_party_nip_is_kept_as_digits_and_the_content_meets_the_contract():
+    from wbs_contracts.report_content import validate_report_content
+
+    data = good()
+    data["parties"][0]["nip"] = "19800101 200501 1 001"
+    data["parties"].append({"name": "Sari"})
+    content = validate_report(data, UNITS, today=TODAY).content
+    assert [p["nip"] for p in content["parties"]] == ["198001012005011001", None]
+    assert validate_report_content(content) is content
+
+
+@pytest.mark.parametrize("nip", ["1980", "19800101200501100X", "1" * 19, 198001012005011001])
+def test_a_malformed_nip_is_refused_with_a_reason(nip):
+    data = good()
+    data["parties"][0]["nip"] = nip
+    code = "invalid_type" if isinstance(nip, int) else "invalid_nip"
+    assert errors_of(data) == {"parties[0].nip": code}
