@@ -26,6 +26,7 @@ from nameko.messaging import QueueConsumer
 
 from wbs_contracts.errors import PermanentError
 from wbs_contracts.events import InvalidEvent, validate_event
+from wbs_plumbing.history import ensure_history
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class ReliableEventHandler(EventHandler):
         # first message can need them.
         declare_queues(self.container.config["AMQP_URI"], [dead_letter_queue()] + [
             retry_queue(self.queue.name, d) for d in self.retry_delays])
+        ensure_history(self.container.config["AMQP_URI"], [f"{self.container.service_name}.events"],
+                       self.container.config)  # the service's events also go to the history stream
         super().start()
 
     def handle_message(self, body, message):
