@@ -71,8 +71,11 @@ def topology() -> dict:
     from nameko.rpc import Rpc
     from wbs_plumbing.reliable import DEAD_LETTER_QUEUE, ReliableEventHandler, retry_queue
 
-    queues = {DEAD_LETTER_QUEUE: _queue(DEAD_LETTER_QUEUE)}
-    bindings = []
+    from wbs_plumbing.history import HISTORY_STREAM, history_days, stream_arguments
+
+    queues = {DEAD_LETTER_QUEUE: _queue(DEAD_LETTER_QUEUE),
+              HISTORY_STREAM: _queue(HISTORY_STREAM, stream_arguments(history_days()))}
+    bindings = [_binding(exchange, HISTORY_STREAM, "#") for exchange in EVENT_EXCHANGES]
     for service in SERVICES:
         try:
             module = importlib.import_module("{}.service".format(service))
