@@ -55,7 +55,6 @@ _EXAMPLE_VALUES = {
     "name": "Inspektorat Jenderal Kementerian Keuangan",
     "display_name": "Siti Rahmawati",
     "parent": "kemenkeu",
-    "inspectorate": "itjen-keuangan",
 }
 _UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
@@ -79,13 +78,13 @@ def _example_value(event_type: str, name: str, prop: dict):
         return prop["const"]
     if "enum" in prop:
         return prop["enum"][0]
-    if name in _EXAMPLE_VALUES:
-        return _EXAMPLE_VALUES[name]
     kind = prop.get("type")
     if kind == "integer":
         return max(int(prop.get("minimum", 0)), 1)
     if kind == "boolean":
         return True
+    if name in _EXAMPLE_VALUES:
+        return _EXAMPLE_VALUES[name]
     if prop.get("format") == "uuid" or prop.get("pattern") == _UUID_PATTERN:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"wbs:example/{event_type}/{name}"))
     if prop.get("pattern") == "^[0-9a-f]{64}$":
