@@ -2,8 +2,8 @@
 
 What must hold for each generated request: no 5xx, the status code and the body are what the
 document promises, and no answer carries a stack trace. intake runs in a real nameko container
-on a real broker and database; storage and verification are small fakes of their agreed RPC
-interfaces (this test is about intake's edge, not the vault).
+on a real broker and database; storage is the shared fake (tests/fakes.py) and verification a
+small fake of its RPC interface (this test is about intake's edge, not the vault).
 
 Left out: schemathesis's "valid data must be accepted" check. intake refuses some values JSON
 Schema cannot describe (control and bidi-override characters, dates in the future, a date range
@@ -13,8 +13,6 @@ Deterministic enough for CI: Hypothesis is derandomized and each operation gets 
 of examples per mode, so the run takes the same requests, in the same order, every time.
 """
 import gc
-import json
-import uuid
 
 import pytest
 import requests
@@ -25,8 +23,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from intake.service import IntakeService
-from wbs_plumbing.rpc import InstanceRoute, instance_rpc
-from wbs_plumbing.transit import TransitKeyPair, TransitSender
+from tests.fakes import VAULT, FakeStorage
 
 from intake.openapi import document  # noqa: E402
 
@@ -39,57 +36,6 @@ EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 25}
 for _operation in schemathesis.openapi.from_dict(document(0, ["dit-smp"])).get_all_operations():
     for _mode in EXAMPLES:
         _operation.ok().as_strategy(generation_mode=_mode)
-TRANSIT = TransitKeyPair()
-
-
-class FakeStorage:
-    """storage's intake-facing RPCs, accepting sealed content and keeping nothing."""
-
-    name = "storage"
-    route = InstanceRoute()
-
-    @rpc
-    def open_transit(self):
-        return {"route": self.route, "transit_key": TRANSIT.public_key}
-
-    @rpc
-    @instance_rpc
-    def begin_evidence(self, report_id, filename, media_type, sender_key=None):
-        return {"upload_id": uuid.uuid4().hex, "route": self.route}
-
-    @instance_rpc
-    def append_evidence(self, upload_id, chunk):
-        return None
-
-    @instance_rpc
-    def finish_evidence(self, upload_id):
-        return {"evidence_id": str(uuid.uuid4()), "size_bytes": 1, "sha256": "0" * 64}
-
-    @instance_rpc
-    def abort_evidence(self, upload_id):
-        return None
-
-    @rpc
-    @instance_rpc
-    def store_report_content(self, report_id, content, sender_key=None):
-        return None
-
-    @rpc
-    @instance_rpc
-    def store_message(self, report_id, message_id, text, sender_key=None):
-        return None
-
-    @rpc
-    def read_messages(self, report_id, message_ids, grant, reader_key=None):
-        sender = TransitSender(bytes(reader_key), report_id)
-        return {"sender_key": sender.public_key, "sealed": sender.seal(json.dumps([]).encode())}
-
-    @rpc
-    @instance_rpc
-    def discard_report(self, report_id):
-        return None
-
-
 class FakeVerification:
     name = "verification"
 
@@ -110,6 +56,7 @@ def _no_stack_trace(ctx, response, case):
 @pytest.fixture
 def intake_url(service_config, container_factory):
     config = service_config("intake", INTAKE_THROTTLE_PER_MINUTE=0, INTAKE_MAX_REQUEST_BYTES=4 * 1024 * 1024)
+    VAULT.reset()
     for cls in (FakeStorage, FakeVerification):
         container_factory(cls, config).start()
     container_factory(IntakeService, config).start()

@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from wbs_contracts.vocabulary import RECEIVED, reporter_state_label
+from wbs_plumbing.clock import as_utc, iso, utcnow
 from wbs_plumbing.outbox import add_event
 
 from intake import pow as powmod
@@ -37,19 +38,6 @@ from intake.schemas import validate_report
 from intake.uploads import FieldPart, FileChunk, FileEnd, FileStart, UploadTooLarge
 
 log = logging.getLogger(__name__)
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; everything intake stores is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
-def iso(value: dt.datetime) -> str:
-    return _aware(value).isoformat().replace("+00:00", "Z")
-
 
 # -- proof of work ---------------------------------------------------------------------------
 
@@ -383,7 +371,7 @@ def report_for_token(session, authorization: str | None, now: dt.datetime | None
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         raise Unauthorized()
     row = session.get(ReporterSession, token_hash(token.strip()))
-    if row is None or _aware(row.expires_at) <= now:
+    if row is None or as_utc(row.expires_at) <= now:
         raise Unauthorized()
     report = session.get(Report, row.report_id)
     if report is None:  # forgotten (shredded) since the sign-in

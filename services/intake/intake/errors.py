@@ -7,6 +7,11 @@ and the HTML form. No message ever echoes what the reporter sent.
 
 from __future__ import annotations
 
+import logging
+
+from nameko.exceptions import RemoteError
+
+from wbs_plumbing.deadline import Unavailable  # noqa: F401 -- intake's name for a peer away
 from wbs_plumbing.web import ApiError
 
 from intake.pow import MESSAGES as POW_MESSAGES, PowRejected
@@ -21,13 +26,11 @@ class BadRequest(Exception):
         self.code, self.message = code, message
 
 
-class Unavailable(Exception):
-    """A service intake depends on (storage, verification) did not answer in time."""
-
-
 class Unauthorized(Exception):
     """Wrong receipt or token; always the same answer, whatever was wrong."""
 
+
+log = logging.getLogger(__name__)
 
 TOO_LARGE = {
     "request": "The request is larger than this server accepts.",
@@ -61,6 +64,10 @@ def to_api_error(exc: Exception) -> ApiError | None:
                         "The service is busy with many reports right now; nothing was kept. "
                         "Please try again in a moment.",
                         headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, RemoteError):
+        # storage or verification failed; its reason stays in its own logs (it may name internals)
+        log.warning("RPC failed remotely: %s", exc.exc_type)
+        exc = Unavailable("remote_error")
     if isinstance(exc, Unavailable):
         return ApiError(503, "unavailable",
                         "The service is temporarily unavailable; nothing was kept. Please try again shortly.",

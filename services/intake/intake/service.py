@@ -16,10 +16,11 @@ from nameko.rpc import RpcProxy
 from wbs_plumbing.db import Database
 from wbs_plumbing.reliable import event_handler
 from wbs_plumbing.rpc import RoutedRpcProxy
+from wbs_plumbing.storage_client import StorageClient
 from wbs_plumbing.web import json_response
 
 from intake import domain, i18n, web
-from intake.dependencies import Casework, IntakeSettings, UnitDirectory, Vault
+from intake.dependencies import Casework, IntakeSettings, UnitDirectory
 from intake.errors import Unauthorized
 from intake.models import Base, OutboxMessage, ProcessedEvent
 from intake.openapi import document as openapi_document
@@ -43,7 +44,7 @@ class IntakeService:
     units = UnitDirectory("verification")
 
     def _vault(self):
-        return Vault(self.storage, self.settings.rpc_timeout_seconds)
+        return StorageClient(self.storage, self.settings.rpc_timeout_seconds)
 
     def _casework(self):
         return Casework(self.verification, self.settings.rpc_timeout_seconds)

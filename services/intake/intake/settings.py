@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from wbs_plumbing.config import ConfigError, is_production, secret_file
+from wbs_plumbing.config import ConfigError, integer, is_production, number, secret_file
 
 from intake.uploads import UploadLimits
 
@@ -24,16 +24,7 @@ MIN_KEY_BYTES = 32
 
 
 def _int(config: dict, key: str, default: int, minimum: int = 0) -> int:
-    raw = config.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{key} must be >= {minimum}")
-    return value
+    return integer(config.get(key), default, key=key, minimum=minimum)
 
 
 def _decode_key(text: str, source: str) -> bytes:
@@ -73,6 +64,7 @@ class Settings:
     units_cache_seconds: float
     rpc_timeout_seconds: float
     evidence_chunk_bytes: int
+    throttle_per_minute: int = 600
 
     def __repr__(self) -> str:  # never print keys
         return f"Settings(pow_bits={self.pow_bits}, limits={self.limits})"
@@ -101,7 +93,10 @@ class Settings:
             session_ttl_seconds=_int(config, "INTAKE_SESSION_TTL_SECONDS", 1800, 60),
             limits=limits,
             max_json_bytes=max_json,
-            units_cache_seconds=float(config.get("INTAKE_UNITS_CACHE_SECONDS") or 30),
-            rpc_timeout_seconds=float(config.get("INTAKE_RPC_TIMEOUT_SECONDS") or 30),
+            units_cache_seconds=number(config.get("INTAKE_UNITS_CACHE_SECONDS"), 30.0,
+                                       key="INTAKE_UNITS_CACHE_SECONDS"),
+            rpc_timeout_seconds=number(config.get("INTAKE_RPC_TIMEOUT_SECONDS"), 30.0,
+                                       key="INTAKE_RPC_TIMEOUT_SECONDS"),
             evidence_chunk_bytes=MIB,
+            throttle_per_minute=_int(config, "INTAKE_THROTTLE_PER_MINUTE", 600),
         )

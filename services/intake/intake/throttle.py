@@ -21,6 +21,8 @@ from typing import Callable
 
 from nameko.extensions import DependencyProvider
 
+from wbs_plumbing.config import service_settings
+
 
 class Throttled(Exception):
     """Too many requests right now, from everyone together; `.retry_after` in whole seconds."""
@@ -58,9 +60,9 @@ class GlobalThrottle(DependencyProvider):
         self.clock = clock
 
     def setup(self):
-        from intake.settings import _int
+        from intake.settings import Settings
 
-        rate = _int(self.container.config, "INTAKE_THROTTLE_PER_MINUTE", 600)
+        rate = service_settings(self.container, Settings.from_config).throttle_per_minute
         self.bucket = TokenBucket(rate, self.clock)
 
     def get_dependency(self, worker_ctx):

@@ -13,6 +13,7 @@ import logging
 from importlib import resources
 from typing import Callable
 
+from nameko.exceptions import RemoteError
 from werkzeug.wrappers import Response
 
 from wbs_plumbing.web import ApiError, HttpEntrypoint, error_response
@@ -39,7 +40,7 @@ from intake.uploads import (
 log = logging.getLogger(__name__)
 
 EXPECTED = (ApiError, ReportInvalid, PowRejected, UploadTooLarge, MalformedUpload, BadRequest,
-            Unauthorized, Unavailable, Throttled)
+            Unauthorized, Unavailable, Throttled, RemoteError)
 
 
 class IntakeHttpEntrypoint(HttpEntrypoint):

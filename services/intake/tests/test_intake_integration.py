@@ -1,8 +1,8 @@
 """intake in a real nameko container, against real RabbitMQ and PostgreSQL.
 
-storage and verification are fakes written here as real nameko services on the same broker, so
-intake's RPC (including the sticky per-instance evidence route) runs for real; the fakes record
-every call. Events are observed from outside with pika, as another system would.
+storage (the shared fake, tests/fakes.py) and verification (written here) are fakes running as
+real nameko services on the same broker, so intake's RPC (including the sticky per-instance
+evidence route) runs for real; the fakes record every call. Events are observed from outside with pika, as another system would.
 """
 
 import http.client
@@ -22,12 +22,11 @@ import requests
 import sqlalchemy
 from nameko.rpc import rpc
 
+from tests.fakes import VAULT, FakeStorage
 from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
 from wbs_plumbing.migrations import schema_differences
-from wbs_plumbing.rpc import InstanceRoute, instance_rpc
-from wbs_plumbing.grants import GrantError, GrantSigner, GrantVerifier
-from wbs_plumbing.transit import TransitKeyPair, TransitSender
+from wbs_plumbing.grants import GrantSigner, GrantVerifier
 
 from intake.models import Base
 from intake.pow import solve
@@ -36,116 +35,16 @@ from intake.service import IntakeService
 MIB = 1024 * 1024
 ALEMBIC_DIR = os.path.join(os.path.dirname(__file__), "..", "alembic")
 
-CALLS = []
-UPLOADS = {}
-CONTENT = {}
-MESSAGES = {}  # (report_id, message_id) -> text, as the fake vault opened it
+# storage is the shared fake (tests/fakes.py); these names are its parts, for brevity
+CALLS = VAULT.calls
+UPLOADS = VAULT.uploads
+CONTENT = VAULT.content
+MESSAGES = VAULT.messages  # (report_id, message_id) -> text, as the fake vault opened it
+WIRE = VAULT.wire  # every content-bearing argument as it crossed RabbitMQ
+FAIL = VAULT.fail
 STATUS = {}  # report_id -> what the fake verification answers (messages are [(id, direction)])
-FAIL = {"store_report_content": False}
 GRANT_KEY = Ed25519PrivateKey.generate()
-SIGNER, VERIFIER = GrantSigner(GRANT_KEY), GrantVerifier(GRANT_KEY.public_key())
-
-
-TRANSIT = TransitKeyPair()
-RECEIVERS = {}
-WIRE = []  # every content-bearing argument as it crossed RabbitMQ
-
-
-def _open(report_id, sender_key, sealed):
-    WIRE.append(bytes(sealed))
-    key = (report_id, bytes(sender_key))
-    if key not in RECEIVERS:
-        RECEIVERS[key] = TRANSIT.receiver(bytes(sender_key), report_id)
-    return RECEIVERS[key].open(bytes(sealed))
-
-
-class FakeStorage:
-    """Implements the storage RPC surface intake uses, sealed transit included (as storage does:
-    storage/README.md); keeps the opened plaintext in memory for checking."""
-
-    name = "storage"
-    route = InstanceRoute()
-
-    @rpc
-    def open_transit(self):
-        CALLS.append(("open_transit",))
-        return {"route": self.route, "transit_key": TRANSIT.public_key}
-
-    @rpc
-    @instance_rpc
-    def begin_evidence(self, report_id, filename, media_type, sender_key=None):
-        assert sender_key is not None, "plaintext file name on the wire"
-        filename = _open(report_id, sender_key, filename).decode()
-        media_type = _open(report_id, sender_key, media_type).decode()
-        upload_id = uuid.uuid4().hex
-        UPLOADS[upload_id] = {"report_id": report_id, "filename": filename, "sender_key": sender_key,
-                              "media_type": media_type, "data": bytearray(), "chunks": [],
-                              "finished": False, "aborted": False}
-        CALLS.append(("begin_evidence", report_id, filename, media_type))
-        return {"upload_id": upload_id, "route": self.route, "transit_key": TRANSIT.public_key}
-
-    @instance_rpc
-    def append_evidence(self, upload_id, chunk):
-        assert isinstance(chunk, bytes)
-        upload = UPLOADS[upload_id]
-        plain = _open(upload["report_id"], upload["sender_key"], chunk)
-        upload["data"] += plain
-        upload["chunks"].append(len(plain))
-        CALLS.append(("append_evidence", upload_id, len(plain)))
-
-    @instance_rpc
-    def finish_evidence(self, upload_id):
-        UPLOADS[upload_id]["finished"] = True
-        CALLS.append(("finish_evidence", upload_id))
-        return {"evidence_id": str(uuid.uuid4()), "size_bytes": len(UPLOADS[upload_id]["data"]),
-                "sha256": "0" * 64}
-
-    @instance_rpc
-    def abort_evidence(self, upload_id):
-        UPLOADS[upload_id]["aborted"] = True
-        CALLS.append(("abort_evidence", upload_id))
-
-    @rpc
-    @instance_rpc
-    def store_report_content(self, report_id, content, sender_key=None):
-        assert sender_key is not None, "plaintext content on the wire"
-        CALLS.append(("store_report_content", report_id))
-        if FAIL["store_report_content"]:
-            raise RuntimeError("vault is sealed shut")
-        CONTENT[report_id] = _open(report_id, sender_key, content)
-
-    @rpc
-    @instance_rpc
-    def store_message(self, report_id, message_id, text, sender_key=None):
-        """The agreed interface: text sealed in transit, at most 64 KiB, idempotent per id."""
-        assert sender_key is not None, "plaintext message on the wire"
-        plain = _open(report_id, sender_key, text)
-        assert len(plain) <= 64 * 1024
-        CALLS.append(("store_message", report_id, message_id))
-        MESSAGES.setdefault((report_id, message_id), plain.decode("utf-8"))
-
-    @rpc
-    def read_messages(self, report_id, message_ids, grant, reader_key=None):
-        """The agreed interface: a grant with scope messages (and listed ids), sealed answer."""
-        try:
-            for message_id in message_ids:
-                VERIFIER.check(grant, report_id=report_id, scope="messages", message_id=message_id)
-        except GrantError:
-            from wbs_contracts.errors import Forbidden
-            raise Forbidden("grant refused")
-        CALLS.append(("read_messages", report_id, tuple(message_ids)))
-        answer = [{"message_id": m, "text": MESSAGES[(report_id, m)]} for m in message_ids]
-        assert reader_key is not None, "plaintext messages on the wire"
-        sender = TransitSender(bytes(reader_key), report_id)
-        sealed = sender.seal(json.dumps(answer).encode())
-        WIRE.append(sealed)
-        return {"sender_key": sender.public_key, "sealed": sealed}
-
-    @rpc
-    @instance_rpc
-    def discard_report(self, report_id):
-        CALLS.append(("discard_report", report_id))
-        CONTENT.pop(report_id, None)
+SIGNER = GrantSigner(GRANT_KEY)
 
 
 class FakeVerification:
@@ -180,14 +79,9 @@ class FakeVerification:
 
 @pytest.fixture(autouse=True)
 def _reset():
-    CALLS.clear()
-    UPLOADS.clear()
-    CONTENT.clear()
-    MESSAGES.clear()
+    VAULT.reset()
+    VAULT.grant_verifier = GrantVerifier(GRANT_KEY.public_key())
     STATUS.clear()
-    WIRE.clear()
-    RECEIVERS.clear()
-    FAIL["store_report_content"] = False
 
 
 @pytest.fixture

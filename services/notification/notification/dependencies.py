@@ -1,32 +1,27 @@
 """DependencyProviders of the notification service, one per outside thing.
 
 * ``Mailer`` (in ``mailer.py``): the SMTP server or the outbox folder.
-* ``RecipientDirectory``: verification's ``get_recipient`` RPC, with a timeout. nameko's RPC
-  proxy waits for a reply forever; a notification attempt must instead fail (and be retried by
-  the sweep) when verification is down, so the worker and its greenlet are not held hostage.
-* ``NotificationSettings``: the parsed, typed config, so workers never read raw config keys.
+* ``RecipientDirectory``: verification's ``get_recipient`` RPC, with a deadline
+  (``wbs_plumbing.deadline``): a notification attempt must fail (and be retried by the sweep)
+  when verification is down, so the worker and its greenlet are not held hostage.
+* ``NotificationSettings``: the parsed, typed config (parsed once per container and shared
+  with every provider), so workers never read raw config keys.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-import eventlet
-from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
+
+from wbs_plumbing.config import SettingsProvider, service_settings
+from wbs_plumbing.deadline import call_with_deadline
 
 from notification.settings import Settings
 
 
-class RecipientLookupTimeout(Exception):
-    """verification did not answer get_recipient in time."""
 
-
-class NotificationSettings(DependencyProvider):
-    def setup(self):
-        self.settings = Settings.from_config(self.container.config)
-
-    def get_dependency(self, worker_ctx):
-        return self.settings
+class NotificationSettings(SettingsProvider):
+    parse = staticmethod(Settings.from_config)
 
 
 class _Directory:
@@ -36,18 +31,11 @@ class _Directory:
 
     def get_recipient(self, staff_id: str) -> Optional[dict]:
         """``{"email", "display_name", "language"}`` or None for an unknown staff id."""
-        return self._wait(self._proxy.get_recipient.call_async(staff_id))
+        return call_with_deadline(self._proxy.get_recipient, self._timeout, staff_id)
 
     def case_contacts(self, case_id: str) -> Optional[dict]:
         """``{"assignee_id", "supervisor_ids"}`` (ids only) or None for an unknown case."""
-        return self._wait(self._proxy.case_contacts.call_async(case_id))
-
-    def _wait(self, reply):
-        try:
-            with eventlet.Timeout(self._timeout):
-                return reply.result()
-        except eventlet.Timeout:
-            raise RecipientLookupTimeout() from None
+        return call_with_deadline(self._proxy.case_contacts, self._timeout, case_id)
 
 
 class RecipientDirectory(RpcProxy):
@@ -56,7 +44,7 @@ class RecipientDirectory(RpcProxy):
 
     def setup(self):
         super().setup()
-        self.timeout = Settings.from_config(self.container.config).rpc_timeout_seconds
+        self.timeout = service_settings(self.container, Settings.from_config).rpc_timeout_seconds
 
     def get_dependency(self, worker_ctx):
         return _Directory(super().get_dependency(worker_ctx), self.timeout)

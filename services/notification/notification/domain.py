@@ -25,11 +25,12 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, ContextManager, List, Optional
 
 from sqlalchemy import select, update
 
+from wbs_plumbing.clock import as_utc, utcnow
 from wbs_plumbing.outbox import add_event
 
 from notification.mailer import MailTransportError
@@ -41,7 +42,7 @@ from notification.models import (
     Notification,
     OutboxMessage,
 )
-from notification.settings import Settings
+from notification.settings import Settings, backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -52,29 +53,11 @@ KIND_REPORTER_REPLIED = "reporter_replied"
 KIND_ROUTING_FAILED = "routing_failed"
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def as_utc(value: Optional[datetime]) -> Optional[datetime]:
-    """SQLite hands back naive datetimes; everything here is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=timezone.utc)
-
-
 def parse_time(text: Optional[str]) -> Optional[datetime]:
     if not text:
         return None
     value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     return as_utc(value)
-
-
-def backoff_seconds(attempt: int, base: float, cap: float) -> float:
-    """Delay after the ``attempt``-th failed attempt (1-based): base, 2*base, 4*base, ... <= cap."""
-    if attempt < 1:
-        raise ValueError("attempt counts from 1")
-    return float(min(cap, base * (2 ** (attempt - 1))))
 
 
 # --- recording (inside the handler's handle_once transaction) ---------------------------------

@@ -29,6 +29,8 @@ import eventlet.patcher
 import jinja2
 from nameko.extensions import DependencyProvider
 
+from wbs_plumbing.config import service_settings
+
 from notification.settings import Settings
 
 smtplib = eventlet.patcher.import_patched("smtplib")
@@ -168,7 +170,7 @@ class Mailer(DependencyProvider):
     """Sends staff emails over SMTP or into the outbox folder (see module docstring)."""
 
     def setup(self):
-        self.settings = Settings.from_config(self.container.config)
+        self.settings = service_settings(self.container, Settings.from_config)
         self.sender = MailSender(self.settings, make_transport(self.settings))
         if self.settings.uses_smtp:
             log.info("mail goes to SMTP %s:%s", self.settings.smtp_host, self.settings.smtp_port)

@@ -10,46 +10,31 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Tuple
 
-TRUE_WORDS = {"1", "true", "yes", "on"}
-
-
-class ConfigurationError(Exception):
-    """The service must not start with this configuration."""
+from wbs_plumbing.config import ConfigError, flag, integer, number, text
 
 
-def _text(value: Any, default: str = "") -> str:
-    # nameko's ``${VAR:}`` substitution turns an empty variable into None (YAML null).
-    if value is None:
-        return default
-    return str(value).strip()
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Delay after the ``attempt``-th failed attempt (1-based): base, 2*base, 4*base, ... <= cap.
 
-
-def _flag(value: Any, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in TRUE_WORDS
-
-
-def _number(value: Any, default: float) -> float:
-    if value is None or value == "":
-        return default
-    return float(value)
+    Here, beside the settings that parameterise it, so the domain (which applies it) and the
+    settings (which document it as ``retry_schedule``) need not import each other."""
+    if attempt < 1:
+        raise ValueError("attempt counts from 1")
+    return float(min(cap, base * (2 ** (attempt - 1))))
 
 
 def _secret(config: Mapping[str, Any], key: str) -> str:
     """``KEY``, or the content of the file named by ``KEY_FILE`` (Docker/Kubernetes secrets)."""
-    path = _text(config.get(key + "_FILE"))
+    path = text(config.get(key + "_FILE"))
     if path:
         try:
             with open(path, encoding="utf-8") as handle:
                 return handle.read().strip()
         except OSError as exc:
-            raise ConfigurationError("{}_FILE: cannot read {} ({})".format(key, path, type(exc).__name__))
-    return _text(config.get(key))
+            raise ConfigError("{}_FILE: cannot read {} ({})".format(key, path, type(exc).__name__))
+    return text(config.get(key))
 
 
 @dataclass(frozen=True)
@@ -86,8 +71,6 @@ class Settings:
     @property
     def retry_schedule(self) -> Tuple[float, ...]:
         """Seconds to wait after each failed attempt (documentation and tests)."""
-        from notification.domain import backoff_seconds
-
         return tuple(
             backoff_seconds(n, self.retry_base_seconds, self.retry_max_seconds)
             for n in range(1, self.max_attempts)
@@ -95,45 +78,54 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Settings":
-        env = _text(config.get("WBS_ENV"), "development").lower()
-        smtp_host = _text(config.get("SMTP_HOST"))
-        starttls = _flag(config.get("SMTP_STARTTLS"), False)
+        env = text(config.get("WBS_ENV"), "development").lower()
+        smtp_host = text(config.get("SMTP_HOST"))
+        starttls = flag(config.get("SMTP_STARTTLS"), False)
         default_port = 587 if starttls else 25
         settings = cls(
             env=env,
-            data_dir=_text(config.get("WBS_DATA_DIR"), "./var"),
+            data_dir=text(config.get("WBS_DATA_DIR"), "./var"),
             smtp_host=smtp_host,
-            smtp_port=int(_number(config.get("SMTP_PORT"), default_port)),
-            smtp_username=_text(config.get("SMTP_USERNAME")),
+            smtp_port=integer(config.get("SMTP_PORT"), default_port,
+                              key="SMTP_PORT"),
+            smtp_username=text(config.get("SMTP_USERNAME")),
             smtp_password=_secret(config, "SMTP_PASSWORD"),
             smtp_starttls=starttls,
-            smtp_timeout=_number(config.get("SMTP_TIMEOUT_SECONDS"), 10.0),
-            mail_from=_text(config.get("MAIL_FROM"), "wbs@localhost"),
-            console_url=_text(config.get("WBS_CONSOLE_URL"), "http://localhost:8001").rstrip("/"),
-            retry_base_seconds=_number(config.get("NOTIFY_RETRY_BASE_SECONDS"), 30.0),
-            retry_max_seconds=_number(config.get("NOTIFY_RETRY_MAX_SECONDS"), 3600.0),
-            max_attempts=int(_number(config.get("NOTIFY_MAX_ATTEMPTS"), 10)),
-            claim_seconds=_number(config.get("NOTIFY_CLAIM_SECONDS"), 120.0),
-            sweep_interval_seconds=_number(config.get("NOTIFY_SWEEP_INTERVAL_SECONDS"), 5.0),
-            sweep_batch=int(_number(config.get("NOTIFY_SWEEP_BATCH"), 50)),
-            rpc_timeout_seconds=_number(config.get("NOTIFY_RPC_TIMEOUT_SECONDS"), 10.0),
+            smtp_timeout=number(config.get("SMTP_TIMEOUT_SECONDS"), 10.0,
+                                key="SMTP_TIMEOUT_SECONDS"),
+            mail_from=text(config.get("MAIL_FROM"), "wbs@localhost"),
+            console_url=text(config.get("WBS_CONSOLE_URL"), "http://localhost:8001").rstrip("/"),
+            retry_base_seconds=number(config.get("NOTIFY_RETRY_BASE_SECONDS"), 30.0,
+                                      key="NOTIFY_RETRY_BASE_SECONDS"),
+            retry_max_seconds=number(config.get("NOTIFY_RETRY_MAX_SECONDS"), 3600.0,
+                                     key="NOTIFY_RETRY_MAX_SECONDS"),
+            max_attempts=integer(config.get("NOTIFY_MAX_ATTEMPTS"), 10,
+                                 key="NOTIFY_MAX_ATTEMPTS"),
+            claim_seconds=number(config.get("NOTIFY_CLAIM_SECONDS"), 120.0,
+                                 key="NOTIFY_CLAIM_SECONDS"),
+            sweep_interval_seconds=number(config.get("NOTIFY_SWEEP_INTERVAL_SECONDS"), 5.0,
+                                          key="NOTIFY_SWEEP_INTERVAL_SECONDS"),
+            sweep_batch=integer(config.get("NOTIFY_SWEEP_BATCH"), 50,
+                                key="NOTIFY_SWEEP_BATCH"),
+            rpc_timeout_seconds=number(config.get("NOTIFY_RPC_TIMEOUT_SECONDS"), 10.0,
+                                       key="NOTIFY_RPC_TIMEOUT_SECONDS"),
         )
         settings.check()
-        if env == "production" and not _text(config.get("WBS_CONSOLE_URL")):
+        if env == "production" and not text(config.get("WBS_CONSOLE_URL")):
             # The link is the whole point of the email; a default pointing at localhost
             # would send every inspector to their own machine.
-            raise ConfigurationError("WBS_CONSOLE_URL must be set in production")
+            raise ConfigError("WBS_CONSOLE_URL must be set in production")
         return settings
 
     def check(self) -> None:
         if self.max_attempts < 1:
-            raise ConfigurationError("NOTIFY_MAX_ATTEMPTS must be at least 1")
+            raise ConfigError("NOTIFY_MAX_ATTEMPTS must be at least 1")
         if self.retry_base_seconds <= 0 or self.retry_max_seconds < self.retry_base_seconds:
-            raise ConfigurationError("NOTIFY_RETRY_* must satisfy 0 < base <= max")
+            raise ConfigError("NOTIFY_RETRY_* must satisfy 0 < base <= max")
         if self.env == "production":
             if not self.smtp_host:
-                raise ConfigurationError(
+                raise ConfigError(
                     "WBS_ENV=production needs SMTP_HOST: the outbox folder is for development only"
                 )
             if self.smtp_username and not self.smtp_password:
-                raise ConfigurationError("SMTP_USERNAME is set but SMTP_PASSWORD is missing")
+                raise ConfigError("SMTP_USERNAME is set but SMTP_PASSWORD is missing")

@@ -21,7 +21,8 @@ from notification.mailer import (
     render,
 )
 from notification.models import Base, CaseAssignee, Notification, OutboxMessage, ProcessedEvent
-from notification.settings import ConfigurationError, Settings
+from notification.settings import Settings
+from wbs_plumbing.config import ConfigError
 
 CASE_ID = "6f1c2a3b-1111-4222-8333-944455556666"
 INSPECTOR_ID = "0a0b0c0d-1111-4222-8333-944455556666"
@@ -362,11 +363,11 @@ def test_settings_from_config_and_production_refusals(tmp_path):
         ("mail", 2525, True, "https://c", "")
     assert Settings.from_config({}).uses_smtp is False
     assert Settings.from_config({"WBS_DATA_DIR": "/x"}).outbox_dir == "/x/outbox"
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigError):
         Settings.from_config({"WBS_ENV": "production", "WBS_CONSOLE_URL": "https://c"})
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigError):
         Settings.from_config({"WBS_ENV": "production", "SMTP_HOST": "mail"})
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigError):
         Settings.from_config({"WBS_ENV": "production", "SMTP_HOST": "mail", "WBS_CONSOLE_URL": "https://c",
                               "SMTP_USERNAME": "u"})
     secret = tmp_path / "pw"

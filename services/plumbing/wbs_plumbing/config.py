@@ -1,10 +1,18 @@
 """Configuration helpers shared by every service's typed settings.
 
 nameko hands each container a plain dict (from `config.yml`, where `${VAR:default}` pulls in the
-environment). Each service parses that dict once into a frozen dataclass in its `settings.py`;
-these helpers hold the rules every service shares, so they are written down once.
+environment). Each service parses that dict once into a frozen dataclass in its `settings.py`
+(`text`, `number`, `integer`, `flag` are the one set of parsing rules; `ConfigError` the one
+error type) and every DependencyProvider of the service gets that same object through
+`service_settings`, so no provider reads a raw key with rules of its own.
 """
+import os
 from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from nameko.extensions import DependencyProvider
+
+T = TypeVar("T")
 
 DEVELOPMENT = "development"
 PRODUCTION = "production"
@@ -45,6 +53,35 @@ def database_url(config: dict, service_name: str) -> str:
     return f"sqlite:///{data_dir(config) / (service_name + '.db')}"
 
 
+def text(value: Any, default: str = "") -> str:
+    """A string setting, stripped. nameko's `${VAR:}` turns an empty variable into None."""
+    if value is None:
+        return default
+    return str(value).strip()
+
+
+def _parse(value, default, convert, kind: str, key: str, minimum):
+    if value is None or value == "":
+        return default
+    try:
+        parsed = convert(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be {kind}") from None
+    if minimum is not None and parsed < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}")
+    return parsed
+
+
+def number(value: Any, default: float, *, key: str = "value", minimum: float | None = None) -> float:
+    """A number setting; `ConfigError` naming `key` when it is not one or below `minimum`."""
+    return _parse(value, default, float, "a number", key, minimum)
+
+
+def integer(value: Any, default: int, *, key: str = "value", minimum: int | None = None) -> int:
+    """An integer setting; `ConfigError` naming `key` when it is not one or below `minimum`."""
+    return _parse(value, default, int, "an integer", key, minimum)
+
+
 def flag(value, default=False) -> bool:
     """Parse a boolean that may arrive as a YAML bool or as an environment string."""
     if value is None or value == "":
@@ -68,9 +105,35 @@ def secret_file(config: dict, key: str, default_name: str, generate) -> Path:
             raise ConfigError(f"{key}: {path} does not exist; production never generates secrets")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb", opener=lambda p, f: __import__("os").open(p, f, 0o600)) as handle:
+        with open(tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
             handle.write(generate())
         tmp.replace(path)
     if is_production(config) and path.stat().st_mode & 0o077:
         raise ConfigError(f"{key}: {path} is readable by other users; chmod 600 it")
     return path
+
+
+_SETTINGS_ATTRIBUTE = "_wbs_settings"
+
+
+def service_settings(container, parse: Callable[[dict], T]) -> T:
+    """The service's typed settings, parsed once per container by `parse` (its
+    `Settings.from_config`) and shared by every provider that asks: one parse, one object."""
+    cache = container.__dict__.setdefault(_SETTINGS_ATTRIBUTE, {})
+    if parse not in cache:
+        cache[parse] = parse(container.config)
+    return cache[parse]
+
+
+class SettingsProvider(DependencyProvider):
+    """Hands workers the service's typed settings (`service_settings`). Subclass with
+    `parse = staticmethod(Settings.from_config)`; the parse runs at container setup, so a bad
+    configuration stops the service at start, not at its first request."""
+
+    parse: Callable[[dict], Any]
+
+    def setup(self):
+        self.settings = service_settings(self.container, type(self).parse)
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
