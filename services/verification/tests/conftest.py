@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
-from verification import auth, domain
+from verification import auth
+from verification.demo import seed_demo
 from verification.models import Base
 
 
@@ -51,7 +52,7 @@ def session():
 @pytest.fixture
 def demo(session, passwords):
     """The demo directory (itjen > dit-smp, kpu-dki; inspektur and supervisor at itjen)."""
-    result = domain.seed_demo(session, passwords, development=True)
+    result = seed_demo(session, passwords, development=True)
     session.flush()
     return result
 

@@ -4,7 +4,7 @@ import datetime as dt
 import pyotp
 import pytest
 
-from verification import auth, domain
+from verification import auth, directory
 from verification.errors import AuthenticationFailed
 from verification.models import Staff, StaffSession
 
@@ -55,8 +55,8 @@ def test_totp_code_cannot_be_replayed():
 
 
 def _account(session, passwords):
-    domain.add_unit(session, "itjen", "Inspektorat Jenderal", None, True)
-    return domain.add_staff(session, passwords, "ani", "ani@example.org", "itjen", "inspector")
+    directory.add_unit(session, "itjen", "Inspektorat Jenderal", None, True)
+    return directory.add_staff(session, passwords, "ani", "ani@example.org", "itjen", "inspector")
 
 
 def test_login_needs_all_three_factors_and_rejects_replayed_code(session, passwords):
@@ -129,8 +129,8 @@ def test_disabling_an_account_revokes_its_sessions_at_once(session, passwords):
     acct = _account(session, passwords)
     signed = auth.login(session, passwords, "ani", acct["password"], code_at(acct["totp_secret"], NOW), ttl=TTL, now=NOW)
     session.flush()
-    result = domain.set_staff_active(session, "ani", False)
+    result = directory.set_staff_active(session, "ani", False)
     assert result["sessions_revoked"] == 1
-    domain.set_staff_active(session, "ani", True)
+    directory.set_staff_active(session, "ani", True)
     with pytest.raises(AuthenticationFailed):  # re-enabling does not bring the old session back
         auth.authenticate(session, signed.token, now=NOW)

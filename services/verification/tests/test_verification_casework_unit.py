@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from wbs_contracts.events import validate_event
 
-from verification import audit, deadlines, domain, routing, statistics
+from verification import assignment, audit, cases, deadlines, directory, reach, routing, statistics
 from verification.errors import Forbidden, InvalidInput, NotEligible, NotFound
 from verification.models import AuditEntry, CaseClock, OutboxMessage, Staff
 
@@ -38,9 +38,9 @@ def staff(session, result):
 
 def test_status_changes_carry_report_id_and_coded_reasons(session, demo):
     inspector = staff(session, demo["inspector"])
-    case = domain.open_case(session, report_event())
-    domain.transition_case(session, inspector, case.case_id, "verification")
-    out = domain.transition_case(session, inspector, case.case_id, "referred", "wewenang KPK", detail="kpk")
+    case = cases.open_case(session, report_event())
+    cases.transition_case(session, inspector, case.case_id, "verification")
+    out = cases.transition_case(session, inspector, case.case_id, "referred", "wewenang KPK", detail="kpk")
     assert out["state"]["code"] == "referred" and out["end_detail"]["labels"]["en"] == "Corruption Eradication Commission (KPK)"
     assert out["history"][-1]["detail"]["code"] == "kpk"
     changes = [b for t, b in outbox(session) if t == "case_status_changed"]
@@ -52,18 +52,18 @@ def test_status_changes_carry_report_id_and_coded_reasons(session, demo):
 
 def test_flags_and_legal_hold_supervisor_only_audited_and_announced(session, demo):
     inspector, supervisor = staff(session, demo["inspector"]), staff(session, demo["supervisor"])
-    case = domain.open_case(session, report_event())
-    assert domain.set_flags(session, inspector, case.case_id, on_hold=True)["flags"]["on_hold"] is True
+    case = cases.open_case(session, report_event())
+    assert cases.set_flags(session, inspector, case.case_id, on_hold=True)["flags"]["on_hold"] is True
     with pytest.raises(Forbidden):
-        domain.set_flags(session, inspector, case.case_id, conflict_flagged=True)
+        cases.set_flags(session, inspector, case.case_id, conflict_flagged=True)
     with pytest.raises(Forbidden):
-        domain.set_legal_hold(session, inspector, case.case_id, True, "sengketa")
+        cases.set_legal_hold(session, inspector, case.case_id, True, "sengketa")
     with pytest.raises(InvalidInput):
-        domain.set_legal_hold(session, supervisor, case.case_id, True, " ")
-    out = domain.set_legal_hold(session, supervisor, case.case_id, True, "perkara di pengadilan")
+        cases.set_legal_hold(session, supervisor, case.case_id, True, " ")
+    out = cases.set_legal_hold(session, supervisor, case.case_id, True, "perkara di pengadilan")
     assert out["flags"]["legal_hold"] is True
-    domain.set_legal_hold(session, supervisor, case.case_id, True, "again")  # no change, no event
-    domain.set_legal_hold(session, supervisor, case.case_id, False, "perkara selesai")
+    cases.set_legal_hold(session, supervisor, case.case_id, True, "again")  # no change, no event
+    cases.set_legal_hold(session, supervisor, case.case_id, False, "perkara selesai")
     holds = [b for t, b in outbox(session) if t == "legal_hold_changed"]
     assert [h["legal_hold"] for h in holds] == [True, False]
     assert holds[0] == {"case_id": case.case_id, "report_id": case.report_id, "legal_hold": True,
@@ -75,16 +75,16 @@ def test_flags_and_legal_hold_supervisor_only_audited_and_announced(session, dem
 
 def test_messages_ask_the_reporter_pause_clocks_and_the_answer_resumes(session, demo):
     inspector = staff(session, demo["inspector"])
-    case = domain.open_case(session, report_event(), now=NOW)
-    domain.transition_case(session, inspector, case.case_id, "verification", now=NOW)
+    case = cases.open_case(session, report_event(), now=NOW)
+    cases.transition_case(session, inspector, case.case_id, "verification", now=NOW)
     message_id = str(uuid.uuid4())
-    posted = domain.post_message(session, inspector, case.case_id, message_id, "reporter",
+    posted = cases.post_message(session, inspector, case.case_id, message_id, "reporter",
                                  awaiting_reporter=True, now=NOW + dt.timedelta(hours=1))
     assert posted["state"] == "awaiting_reporter" and posted["direction"] == "to_reporter"
-    note = domain.post_message(session, inspector, case.case_id, str(uuid.uuid4()), "internal", now=NOW)
+    note = cases.post_message(session, inspector, case.case_id, str(uuid.uuid4()), "internal", now=NOW)
     assert note["direction"] == "internal"
     with pytest.raises(InvalidInput):
-        domain.post_message(session, inspector, case.case_id, str(uuid.uuid4()), "public")
+        cases.post_message(session, inspector, case.case_id, str(uuid.uuid4()), "public")
     clock = session.get(CaseClock, (case.case_id, "verification"))
     assert clock.paused_since is not None
     due_before = deadlines.as_utc(clock.due_at)
@@ -92,11 +92,11 @@ def test_messages_ask_the_reporter_pause_clocks_and_the_answer_resumes(session, 
     # the reporter answers two days later: the case is back in verification, the clock moved on
     answer = {"event_id": str(uuid.uuid4()), "report_id": case.report_id, "message_id": str(uuid.uuid4())}
     later = NOW + dt.timedelta(days=2, hours=1)
-    assert domain.record_reporter_message(session, answer, now=later)["case_id"] == case.case_id
-    assert domain.record_reporter_message(session, answer, now=later) is None  # redelivery
+    assert cases.record_reporter_message(session, answer, now=later)["case_id"] == case.case_id
+    assert cases.record_reporter_message(session, answer, now=later) is None  # redelivery
     session.refresh(clock)
     assert clock.paused_since is None and deadlines.as_utc(clock.due_at) == due_before + dt.timedelta(days=2)
-    assert domain.get_case(session, inspector, case.case_id)["state"]["code"] == "verification"
+    assert cases.get_case(session, inspector, case.case_id)["state"]["code"] == "verification"
 
     posted_events = [b for t, b in outbox(session) if t == "case_message_posted"]
     assert [(b["direction"], b["message_id"]) for b in posted_events] == [
@@ -104,7 +104,7 @@ def test_messages_ask_the_reporter_pause_clocks_and_the_answer_resumes(session, 
     for body in posted_events:
         valid("case_message_posted", {k: body[k] for k in ("case_id", "direction", "message_id")})
 
-    status = domain.report_status(session, case.report_id, "en")
+    status = cases.report_status(session, case.report_id, "en")
     assert [m["direction"] for m in status["messages"]] == ["to_reporter", "from_reporter"]  # never internal
     assert status["state"]["label"] == "Under verification"
 
@@ -112,58 +112,58 @@ def test_messages_ask_the_reporter_pause_clocks_and_the_answer_resumes(session, 
 def test_reporter_message_for_an_unknown_report_is_retried_not_dropped(session, demo):
     from verification.errors import CaseNotYetOpen
     with pytest.raises(CaseNotYetOpen):
-        domain.record_reporter_message(session, {"report_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4())})
+        cases.record_reporter_message(session, {"report_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4())})
     with pytest.raises(InvalidInput):
-        domain.record_reporter_message(session, {"report_id": str(uuid.uuid4()), "message_id": "x"})
+        cases.record_reporter_message(session, {"report_id": str(uuid.uuid4()), "message_id": "x"})
 
 
 def test_routing_excludes_named_parties_and_records_why(session, demo, passwords):
-    domain.add_staff(session, passwords, "budi", "budi@example.org", "itjen", "inspector",
+    directory.add_staff(session, passwords, "budi", "budi@example.org", "itjen", "inspector",
                      display_name="Budi Santoso", nip="198001012005011001")
     parties = routing.parties_from_report({"parties": [{"name": "Inspektur Demo"}, {"name": "X", "nip": "198001012005011001"}]})
-    case = domain.open_case(session, report_event(), parties=parties)
+    case = cases.open_case(session, report_event(), parties=parties)
     assert case.assignee_id is None and case.routing_note == "routing_failed: no_eligible_inspector"
     assert case.conflict_flagged
     supervisor = staff(session, demo["supervisor"])
-    detail = domain.get_case(session, supervisor, case.case_id)
+    detail = cases.get_case(session, supervisor, case.case_id)
     assert {e["username"]: e["reason"] for e in detail["routing_exclusions"]} == {
         "inspektur": "party_named", "budi": "party_nip"}
     # the supervisor sees it in the unassigned list, and cannot hand it to a named person
-    assert [c["case_id"] for c in domain.list_cases(session, supervisor, unassigned=True)] == [case.case_id]
+    assert [c["case_id"] for c in cases.list_cases(session, supervisor, unassigned=True)] == [case.case_id]
     with pytest.raises(NotEligible):
-        domain.reassign(session, supervisor, case.case_id, "budi", parties)
-    domain.add_staff(session, passwords, "citra", "citra@example.org", "itjen", "inspector")
-    out = domain.reassign(session, supervisor, case.case_id, "citra", parties)
+        assignment.reassign(session, supervisor, case.case_id, "budi", parties)
+    directory.add_staff(session, passwords, "citra", "citra@example.org", "itjen", "inspector")
+    out = assignment.reassign(session, supervisor, case.case_id, "citra", parties)
     assert out["assignee"]["username"] == "citra"
     with pytest.raises(NotEligible):  # a supervisor is not in the inspectors' pool
-        domain.reassign(session, supervisor, case.case_id, "supervisor", parties)
+        assignment.reassign(session, supervisor, case.case_id, "supervisor", parties)
 
 
 def test_declared_conflict_and_recusal_reroute_with_the_same_checks(session, demo, passwords):
     inspector = staff(session, demo["inspector"])
-    domain.add_staff(session, passwords, "citra", "citra@example.org", "itjen", "inspector")
+    directory.add_staff(session, passwords, "citra", "citra@example.org", "itjen", "inspector")
     citra = session.query(Staff).filter_by(username="citra").one()
-    domain.declare_conflict(session, citra, unit="kpu-dki", note="suami bekerja di sana")
-    case = domain.open_case(session, report_event(unit="kpu-dki"))
+    directory.declare_conflict(session, citra, unit="kpu-dki", note="suami bekerja di sana")
+    case = cases.open_case(session, report_event(unit="kpu-dki"))
     assert case.assignee_id == inspector.id  # citra excluded by her declaration
-    out = domain.recuse(session, inspector, case.case_id, "kerabat terlapor", [])
+    out = assignment.recuse(session, inspector, case.case_id, "kerabat terlapor", [])
     assert out["assignee_id"] is None and out["routing_note"] == "routing_failed: no_eligible_inspector"
     with pytest.raises(NotFound):  # recused: out of reach now
-        domain.get_case(session, inspector, case.case_id)
+        cases.get_case(session, inspector, case.case_id)
     reasons = {(e["username"], e["reason"]) for e in
-               domain.get_case(session, staff(session, demo["supervisor"]), case.case_id)["routing_exclusions"]}
+               cases.get_case(session, staff(session, demo["supervisor"]), case.case_id)["routing_exclusions"]}
     assert reasons == {("citra", "declared_conflict"), ("inspektur", "recused")}
 
 
 def test_escalation_pool_takes_reports_about_the_inspectorate(session, demo, passwords):
-    domain.add_unit(session, "irjen-inv", "Inspektorat Investigasi", None, True)
-    domain.add_staff(session, passwords, "eska", "eska@example.org", "irjen-inv", "supervisor", escalation_pool=True)
-    case = domain.open_case(session, report_event(unit="itjen"))
+    directory.add_unit(session, "irjen-inv", "Inspektorat Investigasi", None, True)
+    directory.add_staff(session, passwords, "eska", "eska@example.org", "irjen-inv", "supervisor", escalation_pool=True)
+    case = cases.open_case(session, report_event(unit="itjen"))
     eska = session.query(Staff).filter_by(username="eska").one()
     assert case.escalated and case.assignee_id == eska.id
-    assert domain.visible_case_ids(session, staff(session, demo["supervisor"])) == set()
-    assert domain.visible_case_ids(session, staff(session, demo["inspector"])) == set()
-    assert domain.visible_case_ids(session, eska) == {case.case_id}
+    assert reach.visible_case_ids(session, staff(session, demo["supervisor"])) == set()
+    assert reach.visible_case_ids(session, staff(session, demo["inspector"])) == set()
+    assert reach.visible_case_ids(session, eska) == {case.case_id}
 
 
 def test_working_days_skip_weekends_national_holidays_and_cuti_bersama():
@@ -184,39 +184,39 @@ def test_working_days_skip_weekends_national_holidays_and_cuti_bersama():
 def test_breaches_are_announced_once_per_clock_and_paused_clocks_wait(session, demo):
     inspector = staff(session, demo["inspector"])
     cal = deadlines.Calendar()
-    case = domain.open_case(session, report_event(), now=NOW, calendar=cal)
+    case = cases.open_case(session, report_event(), now=NOW, calendar=cal)
     assert deadlines.check_breaches(session, NOW + dt.timedelta(days=6)) == []
     first = deadlines.check_breaches(session, NOW + dt.timedelta(days=7, minutes=1))
     assert [(b["clock"], b["case_id"]) for b in first] == [("acknowledge", case.case_id)]
     assert deadlines.check_breaches(session, NOW + dt.timedelta(days=8)) == []          # once
     # acknowledged late; verification runs 5 working days, paused while waiting for the reporter
-    domain.transition_case(session, inspector, case.case_id, "verification", now=NOW + dt.timedelta(days=8), calendar=cal)
-    domain.transition_case(session, inspector, case.case_id, "awaiting_reporter", now=NOW + dt.timedelta(days=8, hours=1), calendar=cal)
+    cases.transition_case(session, inspector, case.case_id, "verification", now=NOW + dt.timedelta(days=8), calendar=cal)
+    cases.transition_case(session, inspector, case.case_id, "awaiting_reporter", now=NOW + dt.timedelta(days=8, hours=1), calendar=cal)
     assert deadlines.check_breaches(session, NOW + dt.timedelta(days=40)) == []          # paused: nothing
-    domain.transition_case(session, inspector, case.case_id, "verification", now=NOW + dt.timedelta(days=40), calendar=cal)
+    cases.transition_case(session, inspector, case.case_id, "verification", now=NOW + dt.timedelta(days=40), calendar=cal)
     late = deadlines.check_breaches(session, NOW + dt.timedelta(days=60))
     assert sorted(b["clock"] for b in late) == ["verification"]
     published = [b for t, b in outbox(session) if t == "sla_breached"]
     assert len(published) == 2
     for body in published:
         valid("sla_breached", {k: body[k] for k in ("case_id", "clock", "due_at")})
-    view = {d["clock"]: d["status"] for d in domain.get_case(session, inspector, case.case_id, now=NOW + dt.timedelta(days=60))["deadlines"]}
+    view = {d["clock"]: d["status"] for d in cases.get_case(session, inspector, case.case_id, now=NOW + dt.timedelta(days=60))["deadlines"]}
     assert view == {"acknowledge": "late", "verification": "breached", "feedback": "running"}
 
 
 def test_unit_clocks_are_configurable(session, demo):
-    domain.set_unit_clocks(session, "dit-smp", ack_days=3, ack_working_days=True)
-    case = domain.open_case(session, report_event(), now=dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.timezone.utc))  # Friday
+    directory.set_unit_clocks(session, "dit-smp", ack_days=3, ack_working_days=True)
+    case = cases.open_case(session, report_event(), now=dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.timezone.utc))  # Friday
     due = deadlines.as_utc(session.get(CaseClock, (case.case_id, "acknowledge")).due_at)
     assert due == dt.datetime(2026, 12, 2, 3, 0, tzinfo=dt.timezone.utc)  # Mon, Tue, Wed
 
 
 def test_audit_chain_detects_altered_removed_and_inserted_rows(session, demo):
     inspector = staff(session, demo["inspector"])
-    case = domain.open_case(session, report_event())
-    domain.audit_read(session, inspector, case.case_id, audit.CONTENT_READ)
-    domain.transition_case(session, inspector, case.case_id, "verification")
-    domain.audit_read(session, inspector, case.case_id, audit.EVIDENCE_DOWNLOAD, evidence_id="ev-1")
+    case = cases.open_case(session, report_event())
+    cases.audit_read(session, inspector, case.case_id, audit.CONTENT_READ)
+    cases.transition_case(session, inspector, case.case_id, "verification")
+    cases.audit_read(session, inspector, case.case_id, audit.EVIDENCE_DOWNLOAD, evidence_id="ev-1")
     session.flush()
     verdict = audit.verify(session)
     assert verdict.ok and verdict.entries == 3  # routing's own assignment is not a staff action
@@ -232,9 +232,9 @@ def test_audit_chain_detects_altered_removed_and_inserted_rows(session, demo):
 
 def test_audit_chain_detects_a_removed_and_an_inserted_row(session, demo):
     inspector = staff(session, demo["inspector"])
-    case = domain.open_case(session, report_event())
+    case = cases.open_case(session, report_event())
     for _ in range(3):
-        domain.audit_read(session, inspector, case.case_id, audit.CONTENT_READ)
+        cases.audit_read(session, inspector, case.case_id, audit.CONTENT_READ)
     session.commit()
     session.execute(text("DELETE FROM audit_log WHERE seq = 2"))
     assert audit.verify(session).first_bad_seq == 2
@@ -255,13 +255,13 @@ def test_audit_chain_detects_a_removed_and_an_inserted_row(session, demo):
 
 
 def test_statistics_suppress_small_counts_and_export_csv(session, demo, passwords):
-    domain.add_staff(session, passwords, "admin", "admin@example.org", "itjen", "admin")
+    directory.add_staff(session, passwords, "admin", "admin@example.org", "itjen", "admin")
     admin = session.query(Staff).filter_by(username="admin").one()
     inspector = staff(session, demo["inspector"])
     for i in range(6):
-        case = domain.open_case(session, report_event(category="bribery"), now=NOW + dt.timedelta(minutes=i))
-        domain.transition_case(session, inspector, case.case_id, "verification", now=NOW + dt.timedelta(days=1, minutes=i))
-    domain.open_case(session, report_event(unit="kpu-dki", category="fraud"), now=NOW)
+        case = cases.open_case(session, report_event(category="bribery"), now=NOW + dt.timedelta(minutes=i))
+        cases.transition_case(session, inspector, case.case_id, "verification", now=NOW + dt.timedelta(days=1, minutes=i))
+    cases.open_case(session, report_event(unit="kpu-dki", category="fraud"), now=NOW)
     figures = statistics.compute(session, admin, now=NOW + dt.timedelta(days=2))
     assert figures["total"] == 7
     assert {r["key"]: r["count"] for r in figures["by_unit"]} == {"dit-smp": 6, "kpu-dki": "<5"}
@@ -277,26 +277,26 @@ def test_statistics_suppress_small_counts_and_export_csv(session, demo, password
 
 
 def test_case_contacts_name_the_assignee_and_the_supervisors_who_reach_the_case(session, demo, passwords):
-    case = domain.open_case(session, report_event())
-    domain.add_staff(session, passwords, "sup-kpu", "s@example.org", "kpu-dki", "supervisor")  # oversees kpu-dki only
-    contacts = domain.case_contacts(session, case.case_id)
+    case = cases.open_case(session, report_event())
+    directory.add_staff(session, passwords, "sup-kpu", "s@example.org", "kpu-dki", "supervisor")  # oversees kpu-dki only
+    contacts = directory.case_contacts(session, case.case_id)
     assert contacts == {"case_id": case.case_id, "assignee_id": demo["inspector"]["staff_id"],
                         "supervisor_ids": [demo["supervisor"]["staff_id"]]}
-    assert domain.case_contacts(session, str(uuid.uuid4())) is None
+    assert directory.case_contacts(session, str(uuid.uuid4())) is None
 
 
 def test_parties_added_later_exclude_the_named_assignee_for_good_and_reroute(session, demo, passwords):
     inspector, supervisor = staff(session, demo["inspector"]), staff(session, demo["supervisor"])
-    case = domain.open_case(session, report_event())
+    case = cases.open_case(session, report_event())
     assert case.assignee_id == inspector.id
-    domain.add_staff(session, passwords, "citra", "citra@example.org", "itjen", "inspector", display_name="Citra Lestari")
-    out = domain.add_parties(session, inspector, case.case_id,
+    directory.add_staff(session, passwords, "citra", "citra@example.org", "itjen", "inspector", display_name="Citra Lestari")
+    out = assignment.add_parties(session, inspector, case.case_id,
                              routing.parties_from_report({"parties": [{"name": "Inspektur  Demo"}]}))
     citra = session.query(Staff).filter_by(username="citra").one()
     assert out["assignee_id"] == citra.id and out["excluded"] == [{"staff_id": inspector.id, "reason": "party_named"}]
     with pytest.raises(NotFound):
-        domain.get_case(session, inspector, case.case_id)
+        cases.get_case(session, inspector, case.case_id)
     # a later reroute (citra recuses) never brings the named inspector back
-    assert domain.recuse(session, citra, case.case_id, "kenal terlapor", [])["assignee_id"] is None
+    assert assignment.recuse(session, citra, case.case_id, "kenal terlapor", [])["assignee_id"] is None
     assert [b["inspector_id"] for t, b in outbox(session) if t == "case_assigned"] == [inspector.id, citra.id]
-    assert domain.get_case(session, supervisor, case.case_id)["flags"]["conflict_flagged"]
+    assert cases.get_case(session, supervisor, case.case_id)["flags"]["conflict_flagged"]

@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from verification import domain
+from verification import cases, directory, views
+from verification.demo import DEMO_STAFF, seed_demo
 from verification.errors import Conflict, InvalidInput, NotFound, TransitionForbidden
 from verification.models import Case, CaseHistory, OutboxMessage, Staff
 
@@ -25,7 +26,7 @@ def staff(session, result):
 
 def test_open_case_routes_and_announces(session, demo):
     ev = report_event()
-    case = domain.open_case(session, ev)
+    case = cases.open_case(session, ev)
     assert case.state == "received" and case.assignee_id == demo["inspector"]["staff_id"]
     events = outbox(session)
     assert [t for t, _ in events] == ["case_opened", "case_assigned"]
@@ -39,53 +40,53 @@ def test_open_case_routes_and_announces(session, demo):
 
 def test_open_case_twice_for_one_report_opens_one_case_and_announces_once(session, demo):
     ev = report_event()
-    first = domain.open_case(session, ev)
-    again = domain.open_case(session, dict(ev, event_id=str(uuid.uuid4())))
+    first = cases.open_case(session, ev)
+    again = cases.open_case(session, dict(ev, event_id=str(uuid.uuid4())))
     assert again.case_id == first.case_id
     assert session.query(Case).count() == 1
     assert len(outbox(session)) == 2
 
 
 def test_unroutable_case_is_opened_unassigned_with_a_note(session, demo):
-    case = domain.open_case(session, report_event(unit="unknown-unit"))
+    case = cases.open_case(session, report_event(unit="unknown-unit"))
     assert case.assignee_id is None and case.routing_note == "routing_failed: unknown_unit"
     assert [t for t, _ in outbox(session)] == ["case_opened"]
 
 
 def test_open_case_refuses_an_event_without_fields(session, demo):
     with pytest.raises(InvalidInput):
-        domain.open_case(session, {"report_id": str(uuid.uuid4()), "unit": "dit-smp"})
+        cases.open_case(session, {"report_id": str(uuid.uuid4()), "unit": "dit-smp"})
 
 
 def test_reach_inspector_sees_only_assigned_supervisor_the_subtree_admin_nothing(session, passwords, demo):
     inspector = staff(session, demo["inspector"])
     supervisor = staff(session, demo["supervisor"])
-    other = staff(session, domain.add_staff(session, passwords, "lain", "lain@example.org", "itjen", "inspector"))
-    admin = staff(session, domain.add_staff(session, passwords, "admin", "admin@example.org", "itjen", "admin"))
-    domain.add_unit(session, "lain-kemen", "Kementerian lain")
-    c1 = domain.open_case(session, report_event())        # -> inspektur (0 open)
-    c2 = domain.open_case(session, report_event("kpu-dki"))  # -> lain (0 open vs 1)
-    c3 = domain.open_case(session, report_event("lain-kemen"))  # outside itjen: unassigned
+    other = staff(session, directory.add_staff(session, passwords, "lain", "lain@example.org", "itjen", "inspector"))
+    admin = staff(session, directory.add_staff(session, passwords, "admin", "admin@example.org", "itjen", "admin"))
+    directory.add_unit(session, "lain-kemen", "Kementerian lain")
+    c1 = cases.open_case(session, report_event())        # -> inspektur (0 open)
+    c2 = cases.open_case(session, report_event("kpu-dki"))  # -> lain (0 open vs 1)
+    c3 = cases.open_case(session, report_event("lain-kemen"))  # outside itjen: unassigned
     session.flush()
     assert c1.assignee_id == inspector.id and c2.assignee_id == other.id and c3.assignee_id is None
 
-    assert [c["case_id"] for c in domain.list_cases(session, inspector)] == [c1.case_id]
-    assert {c["case_id"] for c in domain.list_cases(session, supervisor)} == {c1.case_id, c2.case_id}
-    assert domain.list_cases(session, admin) == []
-    assert domain.get_case(session, inspector, c1.case_id)["case_id"] == c1.case_id
+    assert [c["case_id"] for c in cases.list_cases(session, inspector)] == [c1.case_id]
+    assert {c["case_id"] for c in cases.list_cases(session, supervisor)} == {c1.case_id, c2.case_id}
+    assert cases.list_cases(session, admin) == []
+    assert cases.get_case(session, inspector, c1.case_id)["case_id"] == c1.case_id
     for who, cid in ((inspector, c2.case_id), (admin, c1.case_id), (supervisor, c3.case_id),
                      (inspector, str(uuid.uuid4())), (inspector, "not-a-uuid")):
         with pytest.raises(NotFound):
-            domain.get_case(session, who, cid)
-    assert [c["case_id"] for c in domain.list_cases(session, supervisor, unit="kpu-dki")] == [c2.case_id]
-    assert domain.list_cases(session, supervisor, state="closed") == []
+            cases.get_case(session, who, cid)
+    assert [c["case_id"] for c in cases.list_cases(session, supervisor, unit="kpu-dki")] == [c2.case_id]
+    assert cases.list_cases(session, supervisor, state="closed") == []
 
 
 def test_transition_records_history_and_announces(session, demo):
     inspector = staff(session, demo["inspector"])
-    case = domain.open_case(session, report_event())
+    case = cases.open_case(session, report_event())
     outbox(session)
-    out = domain.transition_case(session, inspector, case.case_id, "verification", None)
+    out = cases.transition_case(session, inspector, case.case_id, "verification", None)
     assert out["state"]["code"] == "verification" and out["state"]["label"] == "Verifikasi"
     assert [(h["from_state"], h["to_state"]) for h in out["history"]] == [(None, "received"), ("received", "verification")]
     assert out["history"][1]["actor"] == "inspektur"
@@ -96,34 +97,34 @@ def test_transition_records_history_and_announces(session, demo):
 
 def test_forbidden_transition_changes_nothing(session, demo):
     inspector = staff(session, demo["inspector"])
-    case = domain.open_case(session, report_event())
+    case = cases.open_case(session, report_event())
     before = len(outbox(session))
     with pytest.raises(TransitionForbidden):
-        domain.transition_case(session, inspector, case.case_id, "closed", "done")
+        cases.transition_case(session, inspector, case.case_id, "closed", "done")
     with pytest.raises(InvalidInput):
-        domain.transition_case(session, inspector, case.case_id, "not_actionable", "")
+        cases.transition_case(session, inspector, case.case_id, "not_actionable", "")
     assert case.state == "received" and len(outbox(session)) == before
 
 
 def test_reopen_by_supervisor_only(session, demo):
     inspector = staff(session, demo["inspector"])
     supervisor = staff(session, demo["supervisor"])
-    case = domain.open_case(session, report_event())
-    domain.transition_case(session, inspector, case.case_id, "referred", "KPK", detail="kpk")
+    case = cases.open_case(session, report_event())
+    cases.transition_case(session, inspector, case.case_id, "referred", "KPK", detail="kpk")
     with pytest.raises(TransitionForbidden):
-        domain.transition_case(session, inspector, case.case_id, "analysis", "again")
-    out = domain.transition_case(session, supervisor, case.case_id, "analysis", "new evidence")
+        cases.transition_case(session, inspector, case.case_id, "analysis", "again")
+    out = cases.transition_case(session, supervisor, case.case_id, "analysis", "new evidence")
     assert out["state"]["code"] == "analysis"
 
 
 def test_attach_content_shows_narrative_and_parties_never_reporter_identity(session, demo):
     inspector = staff(session, demo["inspector"])
-    case = domain.open_case(session, report_event())
-    meta = domain.get_case(session, inspector, case.case_id)
+    case = cases.open_case(session, report_event())
+    meta = cases.get_case(session, inspector, case.case_id)
     content = json.dumps({"title": "T", "description": "Kronologi", "parties": [{"name": "Budi S."}],
                           "reporter": {"relationship": "employee", "involved": False,
                                        "identity": {"name": "SECRET-NAME"}}}).encode()
-    out = domain.attach_content(meta, content, [{"evidence_id": "e1", "filename": "a.pdf", "media_type": "application/pdf",
+    out = views.attach_content(meta, content, [{"evidence_id": "e1", "filename": "a.pdf", "media_type": "application/pdf",
                                                  "size_bytes": 3, "sha256": "00"}])
     assert out["narrative"] == "Kronologi" and out["parties"] == [{"name": "Budi S."}]
     assert out["evidence"][0]["filename"] == "a.pdf"
@@ -131,50 +132,50 @@ def test_attach_content_shows_narrative_and_parties_never_reporter_identity(sess
 
 
 def test_directory_units_staff_recipient(session, passwords):
-    assert domain.add_unit(session, "itjen", "Inspektorat Jenderal", None, True)["code"] == "itjen"
-    domain.add_unit(session, "dit-a", "Direktorat A", "itjen")
+    assert directory.add_unit(session, "itjen", "Inspektorat Jenderal", None, True)["code"] == "itjen"
+    directory.add_unit(session, "dit-a", "Direktorat A", "itjen")
     with pytest.raises(Conflict):
-        domain.add_unit(session, "itjen", "again")
+        directory.add_unit(session, "itjen", "again")
     with pytest.raises(InvalidInput):
-        domain.add_unit(session, "x", "X", parent="missing")
+        directory.add_unit(session, "x", "X", parent="missing")
     with pytest.raises(InvalidInput):
-        domain.add_unit(session, "Bad Code!", "X")
-    assert [u["code"] for u in domain.list_units(session)] == ["dit-a", "itjen"]
-    acct = domain.add_staff(session, passwords, "Ani", "ani@example.org", "dit-a", "supervisor")
+        directory.add_unit(session, "Bad Code!", "X")
+    assert [u["code"] for u in directory.list_units(session)] == ["dit-a", "itjen"]
+    acct = directory.add_staff(session, passwords, "Ani", "ani@example.org", "dit-a", "supervisor")
     assert acct["username"] == "ani" and len(acct["password"]) >= 12
     with pytest.raises(Conflict):
-        domain.add_staff(session, passwords, "ani", "ani2@example.org", "dit-a")
+        directory.add_staff(session, passwords, "ani", "ani2@example.org", "dit-a")
     with pytest.raises(InvalidInput):
-        domain.add_staff(session, passwords, "budi", "budi@example.org", "dit-a", role="boss")
-    assert domain.get_recipient(session, acct["staff_id"]) == {"email": "ani@example.org", "display_name": "ani", "language": "id"}
-    assert domain.get_recipient(session, str(uuid.uuid4())) is None
-    assert domain.get_recipient(session, "garbage") is None
+        directory.add_staff(session, passwords, "budi", "budi@example.org", "dit-a", role="boss")
+    assert directory.get_recipient(session, acct["staff_id"]) == {"email": "ani@example.org", "display_name": "ani", "language": "id"}
+    assert directory.get_recipient(session, str(uuid.uuid4())) is None
+    assert directory.get_recipient(session, "garbage") is None
     hashed = session.get(Staff, acct["staff_id"]).password_hash
     assert acct["password"] not in hashed and hashed.startswith("$argon2id$")
 
 
 def test_seed_demo_is_idempotent_and_random_outside_development(session, passwords):
-    first = domain.seed_demo(session, passwords, development=False)
-    assert first["inspector"]["created"] and first["inspector"]["password"] != domain.DEMO_STAFF["inspector"]["password"]
-    again = domain.seed_demo(session, passwords, development=False)
+    first = seed_demo(session, passwords, development=False)
+    assert first["inspector"]["created"] and first["inspector"]["password"] != DEMO_STAFF["inspector"]["password"]
+    again = seed_demo(session, passwords, development=False)
     assert not again["inspector"]["created"] and again["inspector"]["password"] is None
     assert again["inspector"]["staff_id"] == first["inspector"]["staff_id"]
     assert session.query(Staff).count() == 2
-    assert {u["code"]: u["parent"] for u in domain.list_units(session)} == {"itjen": None, "dit-smp": "itjen", "kpu-dki": "itjen"}
+    assert {u["code"]: u["parent"] for u in directory.list_units(session)} == {"itjen": None, "dit-smp": "itjen", "kpu-dki": "itjen"}
 
 
 def test_seed_demo_in_development_uses_the_fixed_sign_in(session, passwords, demo):
     assert demo["inspector"]["username"] == "inspektur" and demo["supervisor"]["username"] == "supervisor"
-    assert demo["inspector"]["password"] == domain.DEMO_STAFF["inspector"]["password"]
-    assert domain.seed_demo(session, passwords, development=True)["supervisor"]["totp_secret"] == domain.DEMO_STAFF["supervisor"]["totp_secret"]
+    assert demo["inspector"]["password"] == DEMO_STAFF["inspector"]["password"]
+    assert seed_demo(session, passwords, development=True)["supervisor"]["totp_secret"] == DEMO_STAFF["supervisor"]["totp_secret"]
 
 
 def test_supervisor_never_reaches_a_report_about_their_own_unit(session, demo):
     supervisor = staff(session, demo["supervisor"])
-    about_itjen = domain.open_case(session, report_event(unit="itjen"))
-    below = domain.open_case(session, report_event(unit="dit-smp"))
+    about_itjen = cases.open_case(session, report_event(unit="itjen"))
+    below = cases.open_case(session, report_event(unit="dit-smp"))
     session.flush()
     assert about_itjen.assignee_id is None  # escalation: nothing above itjen in the demo tree
-    assert [c["case_id"] for c in domain.list_cases(session, supervisor)] == [below.case_id]
+    assert [c["case_id"] for c in cases.list_cases(session, supervisor)] == [below.case_id]
     with pytest.raises(NotFound):
-        domain.get_case(session, supervisor, about_itjen.case_id)
+        cases.get_case(session, supervisor, about_itjen.case_id)

@@ -1,7 +1,7 @@
 """Routing: nearest inspectorate, home-unit exclusion, least open cases, failures."""
 import uuid
 
-from verification import domain, lifecycle, routing
+from verification import cases, directory, lifecycle, routing
 from verification.models import Case, CaseExclusion
 from verification.routing import Candidate, UnitNode
 
@@ -121,7 +121,7 @@ def _case(session, assignee_id, state):
 
 
 def test_route_counts_only_open_cases(session, passwords, demo):
-    second = domain.add_staff(session, passwords, "kedua", "kedua@example.org", "itjen", "inspector")
+    second = directory.add_staff(session, passwords, "kedua", "kedua@example.org", "itjen", "inspector")
     first_id = demo["inspector"]["staff_id"]
     for _ in range(3):
         _case(session, first_id, lifecycle.CLOSED)          # ended cases do not count
@@ -141,8 +141,8 @@ def test_route_skips_supervisors_and_inactive_inspectors(session, passwords, dem
 
 
 def test_open_case_records_home_unit_exclusion(session, passwords, demo):
-    local = domain.add_staff(session, passwords, "lokal", "lokal@example.org", "kpu-dki", "inspector")
-    case = domain.open_case(session, {"report_id": str(uuid.uuid4()), "unit": "kpu-dki", "category": "bribery"})
+    local = directory.add_staff(session, passwords, "lokal", "lokal@example.org", "kpu-dki", "inspector")
+    case = cases.open_case(session, {"report_id": str(uuid.uuid4()), "unit": "kpu-dki", "category": "bribery"})
     session.flush()
     assert case.assignee_id == demo["inspector"]["staff_id"]
     exclusions = session.query(CaseExclusion).filter_by(case_id=case.case_id).all()

@@ -3,7 +3,7 @@
 A hypothesis state machine creates cases, reassigns them, moves staff between units, changes
 what supervisors oversee, escalates reports about inspectorates, disables and re-enables
 accounts, and after every step compares what the database lets each account reach
-(``domain.visible_case_ids`` and ``domain.get_case``) with an oracle written from DOMAIN.md's
+(``reach.visible_case_ids`` and ``cases.get_case``) with an oracle written from DOMAIN.md's
 rules over a plain-Python model of the same facts.
 """
 import uuid
@@ -14,7 +14,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
-from verification import auth, domain
+from verification import assignment, auth, cases, directory, reach
 from verification.errors import NotEligible, NotFound
 from verification.models import Base, Case, Staff
 
@@ -53,14 +53,14 @@ class ScopeMachine(RuleBasedStateMachine):
         self.engine = engine
         self.session = Session(engine)
         for code, parent, inspectorate in UNITS:
-            domain.add_unit(self.session, code, code, parent, inspectorate)
+            directory.add_unit(self.session, code, code, parent, inspectorate)
         self.staff = {}  # id -> dict(role, home, active, pool, oversees)
         specs = [("ins1", "itjen", "inspector", False), ("ins2", "dit-a", "inspector", False),
                  ("ins3", "irjen", "inspector", False), ("sup1", "itjen", "supervisor", False),
                  ("sup2", "dit-a", "supervisor", False), ("esc1", "irjen", "supervisor", True),
                  ("adm", "itjen", "admin", False)]
         for username, home, role, pool in specs:
-            made = domain.add_staff(self.session, PASSWORDS, username, f"{username}@example.org", home, role,
+            made = directory.add_staff(self.session, PASSWORDS, username, f"{username}@example.org", home, role,
                                     escalation_pool=pool)
             self.staff[made["staff_id"]] = dict(role=role, home=home, active=True, pool=pool,
                                                 oversees={home} if role == "supervisor" else set())
@@ -95,7 +95,7 @@ class ScopeMachine(RuleBasedStateMachine):
 
     @rule(target=cases, unit=st.sampled_from(CODES))
     def report(self, unit):
-        case = domain.open_case(self.session, {"event_id": str(uuid.uuid4()), "report_id": str(uuid.uuid4()),
+        case = cases.open_case(self.session, {"event_id": str(uuid.uuid4()), "report_id": str(uuid.uuid4()),
                                                "unit": unit, "category": "fraud"})
         self.cases[case.case_id] = dict(unit=unit, escalated=unit in INSPECTORATE, assignee=case.assignee_id)
         assert case.escalated == (unit in INSPECTORATE)
@@ -107,7 +107,7 @@ class ScopeMachine(RuleBasedStateMachine):
         by, target = ids[by_index % len(ids)], ids[target_index % len(ids)]
         actor = self.session.get(Staff, by)
         try:
-            domain.reassign(self.session, actor, case, self.session.get(Staff, target).username, [])
+            assignment.reassign(self.session, actor, case, self.session.get(Staff, target).username, [])
         except (NotFound, NotEligible):
             return
         except Exception as exc:  # Forbidden (not a supervisor), InvalidInput (inactive target)
@@ -119,7 +119,7 @@ class ScopeMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 6), unit=st.sampled_from(CODES))
     def move(self, index, unit):
         who = self.person(index)
-        domain.move_staff(self.session, who, unit)
+        directory.move_staff(self.session, who, unit)
         self.staff[who]["home"] = unit
 
     @rule(index=st.integers(0, 6), units=st.sets(st.sampled_from(CODES), max_size=2))
@@ -127,13 +127,13 @@ class ScopeMachine(RuleBasedStateMachine):
         who = self.person(index)
         if self.staff[who]["role"] != "supervisor":
             return
-        domain.set_supervision(self.session, who, sorted(units))
+        directory.set_supervision(self.session, who, sorted(units))
         self.staff[who]["oversees"] = set(units)
 
     @rule(index=st.integers(0, 6), active=st.booleans())
     def set_active(self, index, active):
         who = self.person(index)
-        domain.set_staff_active(self.session, who, active)
+        directory.set_staff_active(self.session, who, active)
         self.staff[who]["active"] = active
 
     # ------------------------------------------------------------------ the invariant
@@ -146,12 +146,12 @@ class ScopeMachine(RuleBasedStateMachine):
         for staff_id in self.staff:
             viewer = self.session.get(Staff, staff_id)
             expected = {c for c in self.cases if self.in_scope(staff_id, c)}
-            assert domain.visible_case_ids(self.session, viewer) == expected, (viewer.username, viewer.role)
-            listed = {c["case_id"] for c in domain.list_cases(self.session, viewer)}
+            assert reach.visible_case_ids(self.session, viewer) == expected, (viewer.username, viewer.role)
+            listed = {c["case_id"] for c in cases.list_cases(self.session, viewer)}
             assert listed == expected
             for case_id in self.cases:
                 try:
-                    domain.get_case(self.session, viewer, case_id)
+                    cases.get_case(self.session, viewer, case_id)
                     seen = True
                 except NotFound:
                     seen = False

@@ -39,7 +39,7 @@ def test_malformed_report_submitted_is_permanent_not_retried():
 
     service.db.handle_once.return_value = _Once()
     from unittest import mock
-    with mock.patch("verification.domain.open_case", side_effect=InvalidInput("report_submitted lacks unit")):
+    with mock.patch("verification.cases.open_case", side_effect=InvalidInput("report_submitted lacks unit")):
         with pytest.raises(PermanentError):
             service.handle_report_submitted({"event_id": "e"})
 
@@ -92,7 +92,7 @@ def test_openapi_is_valid_and_describes_every_api_route():
 def test_routing_reads_parties_and_never_routes_blind_while_storage_is_away():
     from verification import casefile
     from verification.dependencies import VaultUnavailable
-    from verification.errors import NotFound as DomainNotFound
+    from verification.errors import NotFound as DomainNotFound, VaultError
 
     class Vault:
         def __init__(self, outcome):
@@ -106,9 +106,9 @@ def test_routing_reads_parties_and_never_routes_blind_while_storage_is_away():
     parties, note = casefile.routing_parties(Vault(b'{"parties": [{"name": "Dr. Ani"}]}'), "r1")
     assert [p.name for p in parties] == ["ani"] and note is None
     assert casefile.routing_parties(Vault(DomainNotFound("x")), "r1") == ([], "parties_unavailable")
-    with pytest.raises(casefile.VaultError):  # storage down: retried, never routed blind
+    with pytest.raises(VaultError):  # storage down: retried, never routed blind
         casefile.routing_parties(Vault(VaultUnavailable("x")), "r1")
-    with pytest.raises(casefile.VaultError):  # a console read while storage is away is a 503
+    with pytest.raises(VaultError):  # a console read while storage is away is a 503
         casefile._vault_call(Vault(VaultUnavailable("x")).read_report_content, "r1", None)
 
 
@@ -130,3 +130,49 @@ def test_an_evidence_download_withholds_its_end_unless_the_sha256_matches(caplog
             served.append(data)
     assert served == [b"a" * 10, b"B" * 10]  # the last chunk never leaves: the download is short
     assert "ev-1 does not match" in caplog.text and "BBBB" not in caplog.text
+
+
+def _entrypoints(cls):
+    """{method name: is it an HTTP entrypoint} over a service class's entrypoints."""
+    from nameko.web.handlers import HttpRequestHandler
+
+    return {name: isinstance(ext, HttpRequestHandler) for name in dir(cls)
+            for ext in getattr(getattr(cls, name), "nameko_entrypoints", ())}
+
+
+def test_the_web_and_worker_tiers_split_the_service_without_overlap():
+    """``verification.web_tier`` serves only HTTP, ``verification.worker_tier`` everything else;
+    together they are exactly the one-process service, under the same name."""
+    from verification.web_tier import VerificationWeb
+    from verification.worker_tier import VerificationWorkers
+
+    web_side, workers, whole = (_entrypoints(c) for c in (VerificationWeb, VerificationWorkers, VerificationService))
+    assert web_side and all(web_side.values())
+    assert workers and not any(workers.values())
+    assert dict(web_side, **workers) == whole and not set(web_side) & set(workers)
+    assert VerificationWeb.name == VerificationWorkers.name == VerificationService.name == "verification"
+
+
+@pytest.mark.parametrize("module, expected", [
+    ("verification.service", {"VerificationService"}),
+    ("verification.web_tier", {"VerificationWeb"}),
+    ("verification.worker_tier", {"VerificationWorkers"}),
+])
+def test_nameko_run_finds_exactly_one_service_per_module(module, expected):
+    from nameko.cli.run import import_service
+
+    assert {cls.__name__ for cls in import_service(module)} == expected
+
+
+def test_domain_errors_are_plain_and_mapped_to_http_in_one_place():
+    from verification import errors, http_errors
+
+    plain = [e for e in vars(errors).values() if isinstance(e, type) and issubclass(e, errors.DomainError)]
+    assert all(not hasattr(e, "status") for e in plain)
+    statuses = {e: http_errors.to_api_error(e("x")).status for e in plain}
+    assert statuses[errors.InvalidInput] == 400 and statuses[errors.AuthenticationFailed] == 401
+    assert statuses[errors.Forbidden] == 403 and statuses[errors.NotFound] == 404
+    assert statuses[errors.TransitionForbidden] == statuses[errors.NotEligible] == statuses[errors.Conflict] == 409
+    assert statuses[errors.VaultError] == 503
+    assert http_errors.to_api_error(errors.AuthenticationFailed()).headers == {"WWW-Authenticate": "Bearer"}
+    assert http_errors.to_api_error(ValueError("a fault, not an answer")) is None

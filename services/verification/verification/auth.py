@@ -16,7 +16,7 @@ Why each piece is as it is:
   nothing. Sessions expire and logout revokes them.
 * Sign-in is throttled per account (:class:`Throttle`): after a few consecutive failures the
   account is locked for a while, so a password cannot be guessed online even with TOTP codes
-  observed. Disabling an account revokes its sessions at once (``domain.set_staff_active``) and
+  observed. Disabling an account revokes its sessions at once (``directory.set_staff_active``) and
   :func:`authenticate` checks ``active`` on every request as well.
 * A failed sign-in says nothing about which factor was wrong, and an unknown username still
   costs one password verification, so timing does not reveal which usernames exist.

@@ -6,6 +6,9 @@ verbs, ``passwords``, ``settings``) and owns the order of things: the database t
 always closed before storage is asked for anything (DESIGN.md: never RPC inside a
 transaction), and reach is checked in the database *before* any content is requested, so storage
 only ever sees reads by the case's own inspectors or supervisors.
+
+Every staff use case starts with :func:`signed_in` (a transaction and the authenticated staff
+member); :func:`as_staff` and :func:`with_viewer` run one domain function inside it.
 """
 from __future__ import annotations
 
@@ -13,24 +16,37 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-from typing import Iterator
-
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 from wbs_contracts.errors import remote_error_type
 
-from . import audit, auth, domain, routing, statistics
+from . import assignment, audit, auth, cases, directory, routing, statistics, views
 from .dependencies import Reader
-from .errors import AuthenticationFailed, DomainError, InvalidInput, NotFound
+from .errors import AuthenticationFailed, DomainError, InvalidInput, NotFound, VaultError
 
 log = logging.getLogger(__name__)
 
 
-class VaultError(DomainError):
-    """storage could not give the content back right now."""
+@contextmanager
+def signed_in(db, token: str | None):
+    """Open a transaction and authenticate ``token`` in it: yields (session, staff). Every
+    staff use case starts here, so a disabled or signed-out account is refused everywhere."""
+    with db.transaction() as session:
+        yield session, auth.authenticate(session, token)
 
-    status = 503
-    code = "vault_unavailable"
+
+def as_staff(db, token: str | None, use_case, *args, **kwargs):
+    """``use_case(session, staff, *args, **kwargs)`` for the signed-in staff member."""
+    with signed_in(db, token) as (session, staff):
+        return use_case(session, staff, *args, **kwargs)
+
+
+def with_viewer(db, token: str | None, use_case, *args, **kwargs) -> tuple[dict, object]:
+    """(the signed-in staff member, ``use_case(session, staff, ...)``), for pages that show both."""
+    with signed_in(db, token) as (session, staff):
+        return views.staff_view(staff), use_case(session, staff, *args, **kwargs)
 
 
 ROUTING_READER = "verification"
@@ -55,48 +71,36 @@ def sign_out(db, token: str | None) -> None:
 
 
 def whoami(db, token: str | None) -> dict:
-    with db.transaction() as session:
-        return domain.staff_view(auth.authenticate(session, token))
+    with signed_in(db, token) as (_, staff):
+        return views.staff_view(staff)
 
 
 def list_cases(db, token: str | None, now: dt.datetime | None = None, **filters) -> tuple[dict, list[dict]]:
     """(the signed-in staff member, the cases in their reach)."""
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.staff_view(staff), domain.list_cases(session, staff, now=now, **filters)
+    return with_viewer(db, token, cases.list_cases, now=now, **filters)
 
 
 def transition(db, token: str | None, case_id: str, to_state: str, reason: str | None,
                detail: str | None = None, *, calendar=None, now: dt.datetime | None = None) -> dict:
-    """Move a case (see domain.transition_case); gives back the case's metadata and history."""
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.transition_case(session, staff, case_id, to_state, reason, detail=detail,
-                                      now=now, calendar=calendar)
+    """Move a case (see cases.transition_case); gives back the case's metadata and history."""
+    return as_staff(db, token, cases.transition_case, case_id, to_state, reason, detail=detail,
+                    now=now, calendar=calendar)
 
 
 def set_flags(db, token: str | None, case_id: str, **flags) -> dict:
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.set_flags(session, staff, case_id, **flags)
+    return as_staff(db, token, cases.set_flags, case_id, **flags)
 
 
 def set_legal_hold(db, token: str | None, case_id: str, legal_hold: bool, reason: str | None) -> dict:
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.set_legal_hold(session, staff, case_id, legal_hold, reason)
+    return as_staff(db, token, cases.set_legal_hold, case_id, legal_hold, reason)
 
 
 def declare_conflict(db, token: str | None, **declared) -> dict:
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.declare_conflict(session, staff, **declared)
+    return as_staff(db, token, directory.declare_conflict, **declared)
 
 
 def my_conflicts(db, token: str | None) -> tuple[dict, list[dict]]:
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.staff_view(staff), domain.list_declared_conflicts(session, staff)
+    return with_viewer(db, token, directory.list_declared_conflicts)
 
 
 def _vault_call(fn, *args):
@@ -114,7 +118,7 @@ def _vault_call(fn, *args):
 
 
 def _parties(vault, report_id: str, reader: Reader) -> list[routing.Party]:
-    return routing.parties_from_report(domain.parse_report(_vault_call(vault.read_report_content, report_id, reader)))
+    return routing.parties_from_report(views.parse_report(_vault_call(vault.read_report_content, report_id, reader)))
 
 
 def routing_parties(vault, report_id: str) -> tuple[list[routing.Party], str | None]:
@@ -123,10 +127,10 @@ def routing_parties(vault, report_id: str) -> tuple[list[routing.Party], str | N
     without parties, noted on the case; storage being away (down, or not started yet) raises
     VaultError and the event is retried: routing without the parties could hand the case to a
     named person."""
-    reader = Reader(ROUTING_READER, domain.case_id_for(report_id))
+    reader = Reader(ROUTING_READER, cases.case_id_for(report_id))
     try:
         content = _vault_call(vault.read_report_content, report_id, reader)
-        return routing.parties_from_report(domain.parse_report(content)), None
+        return routing.parties_from_report(views.parse_report(content)), None
     except NotFound:
         return [], "parties_unavailable"
 
@@ -138,20 +142,19 @@ def read_case_file(db, vault, token: str | None, case_id: str) -> tuple[dict, di
     content leaves the vault unrecorded. Raises AuthenticationFailed, NotFound (missing or out
     of reach) or VaultError.
     """
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        case = domain.get_case(session, staff, case_id)
-        viewer = domain.staff_view(staff)
+    with signed_in(db, token) as (session, staff):
+        case = cases.get_case(session, staff, case_id)
+        viewer = views.staff_view(staff)
         if not case["flags"]["content_destroyed"]:
-            domain.audit_read(session, staff, case["case_id"], audit.CONTENT_READ)
+            cases.audit_read(session, staff, case["case_id"], audit.CONTENT_READ)
     if case["flags"]["content_destroyed"]:
-        return viewer, domain.attach_content(case, None, [])
+        return viewer, views.attach_content(case, None, [])
     reader = Reader(staff_id(viewer), case["case_id"])
     content = _vault_call(vault.read_report_content, case["report_id"], reader)
     evidence = _vault_call(vault.list_evidence, case["report_id"], reader)
     message_ids = [m["message_id"] for m in case.get("messages", [])]
     texts = _vault_call(vault.read_messages, case["report_id"], message_ids, reader) if message_ids else {}
-    return viewer, domain.attach_content(case, content, evidence, texts)
+    return viewer, views.attach_content(case, content, evidence, texts)
 
 
 def staff_id(viewer: dict) -> str:
@@ -165,12 +168,11 @@ def open_evidence(db, vault, token: str | None, case_id: str, evidence_id: str) 
     becomes a proper error status instead of a broken download; the rest is fetched one chunk
     at a time as the client reads, so the whole file is never in this process's memory.
     """
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        case = domain.get_case(session, staff, case_id)
+    with signed_in(db, token) as (session, staff):
+        case = cases.get_case(session, staff, case_id)
         if case["flags"]["content_destroyed"]:
             raise NotFound("No such evidence")
-        domain.audit_read(session, staff, case["case_id"], audit.EVIDENCE_DOWNLOAD, evidence_id=str(evidence_id)[:64])
+        cases.audit_read(session, staff, case["case_id"], audit.EVIDENCE_DOWNLOAD, evidence_id=str(evidence_id)[:64])
         reader = Reader(staff.id, case["case_id"])
     report_id = case["report_id"]
     items = _vault_call(vault.list_evidence, report_id, reader) or []
@@ -229,24 +231,20 @@ def post_message(db, vault, token: str | None, case_id: str, text: str | None, v
         raise InvalidInput("'text' is required")
     if len(text) > MAX_MESSAGE_CHARS or len(text.encode("utf-8")) > 64 * 1024:
         raise InvalidInput("Message too long")
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        case = domain.case_for_message(session, staff, case_id, visibility or "")
+    with signed_in(db, token) as (session, staff):
+        case = cases.case_for_message(session, staff, case_id, visibility or "")
         report_id, real_case_id = case.report_id, case.case_id
     message_id = str(uuid.uuid4())
     _vault_call(vault.store_message, report_id, message_id, text)
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.post_message(session, staff, real_case_id, message_id, visibility,
-                                   awaiting_reporter=awaiting_reporter, calendar=calendar)
+    return as_staff(db, token, cases.post_message, real_case_id, message_id, visibility,
+                    awaiting_reporter=awaiting_reporter, calendar=calendar)
 
 
 def _case_and_reader(db, token, case_id):
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        case = domain.get_case(session, staff, case_id)
+    with signed_in(db, token) as (session, staff):
+        case = cases.get_case(session, staff, case_id)
         if not case["flags"]["content_destroyed"]:
-            domain.audit_read(session, staff, case["case_id"], audit.CONTENT_READ)
+            cases.audit_read(session, staff, case["case_id"], audit.CONTENT_READ)
         return case, Reader(staff.id, case["case_id"])
 
 
@@ -254,9 +252,7 @@ def recuse(db, vault, token: str | None, case_id: str, reason: str | None) -> di
     """The assignee steps aside; the case is routed again against the report's parties."""
     case, reader = _case_and_reader(db, token, case_id)
     parties = [] if case["flags"]["content_destroyed"] else _parties(vault, case["report_id"], reader)
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.recuse(session, staff, case_id, reason, parties)
+    return as_staff(db, token, assignment.recuse, case_id, reason, parties)
 
 
 def reassign(db, vault, token: str | None, case_id: str, assignee: str | None) -> dict:
@@ -265,14 +261,12 @@ def reassign(db, vault, token: str | None, case_id: str, assignee: str | None) -
         raise InvalidInput("'assignee' is required")
     case, reader = _case_and_reader(db, token, case_id)
     parties = [] if case["flags"]["content_destroyed"] else _parties(vault, case["report_id"], reader)
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.reassign(session, staff, case_id, assignee, parties)
+    return as_staff(db, token, assignment.reassign, case_id, assignee, parties)
 
 
 def add_parties(db, vault, token: str | None, case_id: str, parties: list) -> dict:
     """Record people found later: their names go to storage as an internal note (content stays
-    in the vault), then everyone is checked against them (domain.add_parties)."""
+    in the vault), then everyone is checked against them (assignment.add_parties)."""
     cleaned = []
     for p in parties or []:
         if not isinstance(p, dict) or not (p.get("name") or p.get("nip")):
@@ -283,16 +277,14 @@ def add_parties(db, vault, token: str | None, case_id: str, parties: list) -> di
     note = "Terlapor tambahan / additional parties:\n" + "\n".join(
         " · ".join(p[k] for k in ("name", "nip", "position", "unit") if p.get(k)) for p in cleaned)
     post_message(db, vault, token, case_id, note, "internal")
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.add_parties(session, staff, case_id, routing.parties_from_report({"parties": cleaned}))
+    return as_staff(db, token, assignment.add_parties, case_id, routing.parties_from_report({"parties": cleaned}))
 
 
 def report_status(db, signer, report_id: str, language: str = "id") -> dict | None:
     """The reporter's view (intake asks): state, history, message ids, and a grant that lets the
     reporter's session read exactly those messages (never an internal note)."""
     with db.transaction() as session:
-        status = domain.report_status(session, report_id, language)
+        status = cases.report_status(session, report_id, language)
     if status is None:
         return None
     ids = [m["message_id"] for m in status["messages"]]
@@ -302,6 +294,4 @@ def report_status(db, signer, report_id: str, language: str = "id") -> dict | No
 
 
 def stats(db, token: str | None, now: dt.datetime | None = None) -> tuple[dict, dict]:
-    with db.transaction() as session:
-        staff = auth.authenticate(session, token)
-        return domain.staff_view(staff), statistics.compute(session, staff, now=now)
+    return with_viewer(db, token, statistics.compute, now=now)

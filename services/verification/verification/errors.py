@@ -1,14 +1,13 @@
-"""Domain errors of the verification service.
+"""Domain errors of the verification service: plain exceptions that say what went wrong.
 
-Each carries the HTTP status and error code the inspector API answers with, so entrypoints map
-them in one place (``service.py``) and never decide statuses themselves. Messages are safe to
-show: they never contain report content or anything about the reporter.
+They know nothing of HTTP or RPC. Each surface maps them in one place: ``http_errors`` for the
+inspector API and the console pages, ``entrypoints.base.remote_errors`` for RPC callers, and
+``entrypoints.events`` turns a malformed event into a dead-letter. Messages are safe to show:
+they never contain report content or anything about the reporter.
 """
 
 
 class DomainError(Exception):
-    status = 400
-    code = "invalid"
     default_message = "The request cannot be processed"
 
     def __init__(self, message: str = ""):
@@ -22,36 +21,22 @@ class DomainError(Exception):
 class InvalidInput(DomainError):
     """The request is malformed or misses a required field."""
 
-    status = 400
-    code = "invalid_input"
-
 
 class NotFound(DomainError):
     """No such thing, or it is outside the caller's reach (the two are indistinguishable)."""
-
-    status = 404
-    code = "not_found"
 
 
 class TransitionForbidden(DomainError):
     """The lifecycle does not allow this move."""
 
-    status = 409
-    code = "transition_forbidden"
-
 
 class Conflict(DomainError):
-    """The thing already exists."""
-
-    status = 409
-    code = "conflict"
+    """The thing already exists, or its state no longer allows the change."""
 
 
 class AuthenticationFailed(DomainError):
     """Wrong username, password or one-time code (deliberately not saying which)."""
 
-    status = 401
-    code = "authentication_failed"
     default_message = "Wrong username, password or one-time code"
 
 
@@ -59,15 +44,13 @@ class Forbidden(DomainError):
     """The caller reaches the case but their role may not do this (e.g. an inspector placing a
     legal hold)."""
 
-    status = 403
-    code = "forbidden"
-
 
 class NotEligible(DomainError):
     """The chosen staff member may not handle the case (conflict of interest or wrong pool)."""
 
-    status = 409
-    code = "not_eligible"
+
+class VaultError(DomainError):
+    """storage could not give the content back right now (down, slow, or it refused)."""
 
 
 class CaseNotYetOpen(Exception):

@@ -30,6 +30,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin
 
 ROLES = ("inspector", "supervisor", "admin")
+# The ``actor`` of history rows and audit entries that no staff member caused.
+SYSTEM_ACTOR = "system"
+REPORTER_ACTOR = "reporter"
 
 
 def utcnow() -> dt.datetime:

@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import deadlines, lifecycle
+from . import deadlines, lifecycle, reach, views
 from .models import Case, CaseClock, CaseHistory, Staff, as_utc, utcnow
 
 SUPPRESS_BELOW = 5
@@ -31,11 +31,9 @@ def masked(count: int) -> int | str:
 
 
 def _cases(session: Session, staff: Staff) -> list[Case]:
-    from .domain import _scope_filter  # reach is defined in one place
-
     if staff.role == "admin" and staff.active:
         return list(session.scalars(select(Case)))
-    condition = _scope_filter(session, staff)
+    condition = reach.scope_filter(session, staff)  # reach is defined in one place
     return [] if condition is None else list(session.scalars(select(Case).where(condition)).unique())
 
 
@@ -99,11 +97,9 @@ def compute(session: Session, staff: Staff, now: dt.datetime | None = None) -> d
 
 def localise(stats: dict, lang: str) -> dict:
     """The same figures with category, state and clock labels in ``lang`` (for the console)."""
-    from .domain import CATEGORY_LABELS
-
     index = 1 if lang == "en" else 0
     out = dict(stats)
-    out["by_category"] = [dict(r, label=CATEGORY_LABELS.get(r["key"], (r["key"], r["key"]))[index])
+    out["by_category"] = [dict(r, label=views.CATEGORY_LABELS.get(r["key"], (r["key"], r["key"]))[index])
                           for r in stats["by_category"]]
     out["by_state"] = [dict(r, label=(lifecycle.LABELS[r["key"]].staff_en if index else lifecycle.LABELS[r["key"]].staff_id)
                             if r["key"] in lifecycle.LABELS else r["key"]) for r in stats["by_state"]]
@@ -112,9 +108,7 @@ def localise(stats: dict, lang: str) -> dict:
 
 
 def _category_label(code: str) -> str:
-    from .domain import CATEGORY_LABELS
-
-    return CATEGORY_LABELS.get(code, (code, code))[0]
+    return views.CATEGORY_LABELS.get(code, (code, code))[0]
 
 
 def to_csv(stats: dict) -> str:

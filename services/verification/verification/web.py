@@ -23,10 +23,11 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.wrappers import Response
 
-from wbs_plumbing.web import ApiError, error_response, json_response
+from wbs_plumbing.web import error_response, json_response
 
 from . import lifecycle
 from .errors import AuthenticationFailed, DomainError, InvalidInput
+from .http_errors import to_api_error
 
 COOKIE_NAME = "wbs_console"
 MAX_JSON_BYTES = 64 * 1024
@@ -162,7 +163,7 @@ def same_origin(request) -> None:
 
 
 def api(handler):
-    """Answer domain errors as JSON errors with their status (400/401/404/409/503).
+    """Answer domain errors as JSON errors with their status (``http_errors.to_api_error``).
 
     The error is returned, not raised: a refused sign-in or a 404 is an answer, not a fault, and
     raising would make nameko log it at ERROR with a traceback for every wrong password.
@@ -173,8 +174,7 @@ def api(handler):
         try:
             return handler(*args, **kwargs)
         except DomainError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return error_response(ApiError(exc.status, exc.code, exc.message, headers=headers))
+            return error_response(to_api_error(exc))
 
     return wrapper
 
@@ -252,8 +252,9 @@ def console(handler):
         except DomainError as exc:
             request = args[1] if len(args) > 1 else None
             lang = language(request) if request is not None else "id"
-            return page("error.html", status=exc.status, lang=lang, message=_error_text(exc, lang),
-                        detail=exc.message if exc.status in (400, 403, 409) else None)
+            error = to_api_error(exc)
+            return page("error.html", status=error.status, lang=lang, message=_error_text(error.status, lang),
+                        detail=error.message if error.status in (400, 403, 409) else None)
 
     return wrapper
 
@@ -272,14 +273,14 @@ def console_form(handler):
     return wrapper
 
 
-def _error_text(exc: DomainError, lang: str = "id") -> str:
+def _error_text(status: int, lang: str = "id") -> str:
     texts = {
         "id": {404: "Kasus tidak ditemukan.", 403: "Peran Anda tidak mengizinkan tindakan ini.",
                409: "Perubahan ini tidak diizinkan.", 503: "Penyimpanan tidak menjawab; silakan coba lagi."},
         "en": {404: "Case not found.", 403: "Your role does not allow this.",
                409: "This change is not allowed.", 503: "The store did not answer; please try again."},
     }[lang if lang in LANGUAGES else "id"]
-    return texts.get(exc.status, "Permintaan tidak valid." if lang == "id" else "Invalid request.")
+    return texts.get(status, "Permintaan tidak valid." if lang == "id" else "Invalid request.")
 
 
 def stylesheet() -> Response:

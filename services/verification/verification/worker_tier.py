@@ -1,0 +1,12 @@
+"""The workers of verification alone: events, the deadline timer, and the RPCs.
+
+``nameko run verification.worker_tier`` serves no HTTP; run as many as the event load needs
+(event handling is idempotent, and the deadline timer publishes each breach once).
+"""
+from __future__ import annotations
+
+from .entrypoints import admin_rpc, events, service_rpc
+
+
+class VerificationWorkers(events.EventsAndTimers, service_rpc.ServiceRpc, admin_rpc.AdminRpc):
+    name = "verification"
