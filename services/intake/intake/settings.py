@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from wbs_plumbing.config import ConfigError, integer, is_production, number, secret_file
+from wbs_plumbing.config import ConfigError, integer_at, is_production, number_at, secret_file
 
 from intake.uploads import UploadLimits
 
@@ -21,10 +21,6 @@ GIB = 1024 * MIB
 #: About one second of work for the bundled pure-JavaScript solver on a mid-range phone.
 DEFAULT_POW_BITS = 18
 MIN_KEY_BYTES = 32
-
-
-def _int(config: dict, key: str, default: int, minimum: int = 0) -> int:
-    return integer(config.get(key), default, key=key, minimum=minimum)
 
 
 def _decode_key(text: str, source: str) -> bytes:
@@ -74,29 +70,27 @@ class Settings:
         from intake.receipts import derive_key
 
         key = load_receipt_key(config)
-        bits = _int(config, "WBS_POW_BITS", DEFAULT_POW_BITS)
+        bits = integer_at(config, "WBS_POW_BITS", DEFAULT_POW_BITS, 0)
         if bits > 32:
             raise ConfigError("WBS_POW_BITS above 32 would lock every reporter out")
-        max_json = _int(config, "INTAKE_MAX_JSON_BYTES", 256 * 1024, 1024)
+        max_json = integer_at(config, "INTAKE_MAX_JSON_BYTES", 256 * 1024, 1024)
         limits = UploadLimits(
-            max_request_bytes=_int(config, "INTAKE_MAX_REQUEST_BYTES", 2 * GIB, 1024),
-            max_files=_int(config, "INTAKE_MAX_FILES", 20),
-            max_file_bytes=_int(config, "INTAKE_MAX_FILE_BYTES", 1 * GIB, 1),
+            max_request_bytes=integer_at(config, "INTAKE_MAX_REQUEST_BYTES", 2 * GIB, 1024),
+            max_files=integer_at(config, "INTAKE_MAX_FILES", 20, 0),
+            max_file_bytes=integer_at(config, "INTAKE_MAX_FILE_BYTES", 1 * GIB, 1),
             max_field_bytes=max_json,
-            max_report_bytes=_int(config, "INTAKE_MAX_REPORT_BYTES", 2 * GIB, 1),
+            max_report_bytes=integer_at(config, "INTAKE_MAX_REPORT_BYTES", 2 * GIB, 1),
         )
         return cls(
             receipt_key=derive_key(key, "receipt"),
             pow_key=derive_key(key, "pow"),
             pow_bits=bits,
-            pow_ttl_seconds=_int(config, "WBS_POW_TTL_SECONDS", 600, 10),
-            session_ttl_seconds=_int(config, "INTAKE_SESSION_TTL_SECONDS", 1800, 60),
+            pow_ttl_seconds=integer_at(config, "WBS_POW_TTL_SECONDS", 600, 10),
+            session_ttl_seconds=integer_at(config, "INTAKE_SESSION_TTL_SECONDS", 1800, 60),
             limits=limits,
             max_json_bytes=max_json,
-            units_cache_seconds=number(config.get("INTAKE_UNITS_CACHE_SECONDS"), 30.0,
-                                       key="INTAKE_UNITS_CACHE_SECONDS"),
-            rpc_timeout_seconds=number(config.get("INTAKE_RPC_TIMEOUT_SECONDS"), 30.0,
-                                       key="INTAKE_RPC_TIMEOUT_SECONDS"),
+            units_cache_seconds=number_at(config, "INTAKE_UNITS_CACHE_SECONDS", 30.0),
+            rpc_timeout_seconds=number_at(config, "INTAKE_RPC_TIMEOUT_SECONDS", 30.0),
             evidence_chunk_bytes=MIB,
-            throttle_per_minute=_int(config, "INTAKE_THROTTLE_PER_MINUTE", 600),
+            throttle_per_minute=integer_at(config, "INTAKE_THROTTLE_PER_MINUTE", 600, 0),
         )

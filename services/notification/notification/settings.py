@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Tuple
 
-from wbs_plumbing.config import ConfigError, flag, integer, number, text
+from wbs_plumbing.config import ConfigError, flag, integer_at, number_at, text
 
 
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:
@@ -86,29 +86,20 @@ class Settings:
             env=env,
             data_dir=text(config.get("WBS_DATA_DIR"), "./var"),
             smtp_host=smtp_host,
-            smtp_port=integer(config.get("SMTP_PORT"), default_port,
-                              key="SMTP_PORT"),
+            smtp_port=integer_at(config, "SMTP_PORT", default_port),
             smtp_username=text(config.get("SMTP_USERNAME")),
             smtp_password=_secret(config, "SMTP_PASSWORD"),
             smtp_starttls=starttls,
-            smtp_timeout=number(config.get("SMTP_TIMEOUT_SECONDS"), 10.0,
-                                key="SMTP_TIMEOUT_SECONDS"),
+            smtp_timeout=number_at(config, "SMTP_TIMEOUT_SECONDS", 10.0),
             mail_from=text(config.get("MAIL_FROM"), "wbs@localhost"),
             console_url=text(config.get("WBS_CONSOLE_URL"), "http://localhost:8001").rstrip("/"),
-            retry_base_seconds=number(config.get("NOTIFY_RETRY_BASE_SECONDS"), 30.0,
-                                      key="NOTIFY_RETRY_BASE_SECONDS"),
-            retry_max_seconds=number(config.get("NOTIFY_RETRY_MAX_SECONDS"), 3600.0,
-                                     key="NOTIFY_RETRY_MAX_SECONDS"),
-            max_attempts=integer(config.get("NOTIFY_MAX_ATTEMPTS"), 10,
-                                 key="NOTIFY_MAX_ATTEMPTS"),
-            claim_seconds=number(config.get("NOTIFY_CLAIM_SECONDS"), 120.0,
-                                 key="NOTIFY_CLAIM_SECONDS"),
-            sweep_interval_seconds=number(config.get("NOTIFY_SWEEP_INTERVAL_SECONDS"), 5.0,
-                                          key="NOTIFY_SWEEP_INTERVAL_SECONDS"),
-            sweep_batch=integer(config.get("NOTIFY_SWEEP_BATCH"), 50,
-                                key="NOTIFY_SWEEP_BATCH"),
-            rpc_timeout_seconds=number(config.get("NOTIFY_RPC_TIMEOUT_SECONDS"), 10.0,
-                                       key="NOTIFY_RPC_TIMEOUT_SECONDS"),
+            retry_base_seconds=number_at(config, "NOTIFY_RETRY_BASE_SECONDS", 30.0),
+            retry_max_seconds=number_at(config, "NOTIFY_RETRY_MAX_SECONDS", 3600.0),
+            max_attempts=integer_at(config, "NOTIFY_MAX_ATTEMPTS", 10),
+            claim_seconds=number_at(config, "NOTIFY_CLAIM_SECONDS", 120.0),
+            sweep_interval_seconds=number_at(config, "NOTIFY_SWEEP_INTERVAL_SECONDS", 5.0),
+            sweep_batch=integer_at(config, "NOTIFY_SWEEP_BATCH", 50),
+            rpc_timeout_seconds=number_at(config, "NOTIFY_RPC_TIMEOUT_SECONDS", 10.0),
         )
         settings.check()
         if env == "production" and not text(config.get("WBS_CONSOLE_URL")):

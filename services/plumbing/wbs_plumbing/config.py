@@ -2,7 +2,8 @@
 
 nameko hands each container a plain dict (from `config.yml`, where `${VAR:default}` pulls in the
 environment). Each service parses that dict once into a frozen dataclass in its `settings.py`
-(`text`, `number`, `integer`, `flag` are the one set of parsing rules; `ConfigError` the one
+(`text`, `number`, `integer`, `flag` and the `*_at(config, key, ...)` forms are the one set
+of parsing rules; `ConfigError` the one
 error type) and every DependencyProvider of the service gets that same object through
 `service_settings`, so no provider reads a raw key with rules of its own.
 """
@@ -80,6 +81,16 @@ def number(value: Any, default: float, *, key: str = "value", minimum: float | N
 def integer(value: Any, default: int, *, key: str = "value", minimum: int | None = None) -> int:
     """An integer setting; `ConfigError` naming `key` when it is not one or below `minimum`."""
     return _parse(value, default, int, "an integer", key, minimum)
+
+
+def number_at(config, key: str, default: float, minimum: float | None = None) -> float:
+    """`config[key]` as a number (see `number`)."""
+    return number(config.get(key), default, key=key, minimum=minimum)
+
+
+def integer_at(config, key: str, default: int, minimum: int | None = None) -> int:
+    """`config[key]` as an integer (see `integer`)."""
+    return integer(config.get(key), default, key=key, minimum=minimum)
 
 
 def flag(value, default=False) -> bool:

@@ -4,10 +4,10 @@ Collaborators are passed in, never looked up: ``transaction`` (a context-manager
 a SQLAlchemy session that commits when the block succeeds -- ``Database.transaction`` in the
 service, a plain session factory in tests), ``keyring`` (:class:`storage.crypto.KeyRing`),
 ``store`` (an object store from :mod:`storage.objectstore`) and ``uploads`` (the in-process
-:class:`Uploads` registry). No function here commits by itself.
+:class:`storage.uploads.Uploads` registry). No function here commits by itself.
 
 Why these functions take ``transaction`` rather than a session: object-store I/O (megabytes, maybe
-seconds) must never run inside a database transaction (DESIGN §4: transactions stay short), and
+seconds) must never run inside a database transaction (docs/architecture.md: transactions stay short), and
 the order of the two matters for what a crash leaves behind. The rule throughout:
 
 * **write the object first, then commit the row** that points at it. A crash in between leaves an
@@ -18,17 +18,21 @@ the order of the two matters for what a crash leaves behind. The rule throughout
 Every read of sealed content is recorded (``content_reads``) in the same transaction that loads
 the key, *before* any plaintext is returned: a read that is not logged does not happen.
 Nothing here logs content, file names or keys.
+
+Why one module of some 600 lines: every use case here (content, messages, evidence in and out,
+discarding) shares the same few checks and the same object-then-row ordering, and reading them
+side by side is how that ordering is reviewed; the in-process upload registry, which shares
+neither, lives in :mod:`storage.uploads`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
@@ -41,6 +45,8 @@ from storage.models import (ContentRead, DataKeyRecord, Evidence, Message, Outbo
                             ReportContent)
 from storage.objectstore import ObjectNotFound, ObjectStoreError, new_object_key
 from storage.settings import CHUNK_SIZE
+from storage.uploads import (Upload, Uploads, abort_all_uploads, abort_locked,  # noqa: F401
+                             abort_upload, reap_idle_uploads)
 
 log = logging.getLogger(__name__)
 
@@ -401,68 +407,6 @@ def read_messages(transaction, keyring, grants, report_id, message_ids, grant, r
 # Evidence uploads (sessions live in this process; chunks reach it through the sticky route)
 # ---------------------------------------------------------------------------------------------
 
-@dataclass
-class Upload:
-    """An evidence upload in progress: encryptor, running hash and store writer, in memory only."""
-
-    upload_id: str
-    report_id: str
-    evidence_id: str
-    object_key: str
-    sealed_meta: bytes
-    key_id: bytes  # the data key it is sealed under; finish checks that key is still the report's
-    encryptor: crypto.SegmentEncryptor
-    store: object
-    writer: object = None
-    sender_key: bytes | None = None  # chunks arrive sealed in transit from this sender
-    sha256: object = field(default_factory=hashlib.sha256)
-    size_bytes: int = 0
-    last_activity: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    closed: bool = False
-
-    def __repr__(self):  # keep sealed metadata, keys and hashes out of logs
-        return f"Upload({self.upload_id}, size={self.size_bytes})"
-
-
-class Uploads:
-    """Registry of this process's uploads in progress, bounded in number."""
-
-    def __init__(self, max_uploads: int = 64):
-        self.max_uploads = max_uploads
-        self._uploads: dict[str, Upload] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self):
-        return len(self._uploads)
-
-    def add(self, upload: Upload) -> None:
-        with self._lock:
-            if len(self._uploads) >= self.max_uploads:
-                raise Conflict("too many uploads in progress; try again later")
-            self._uploads[upload.upload_id] = upload
-
-    def get(self, upload_id) -> Upload:
-        upload = self._uploads.get(upload_id) if isinstance(upload_id, str) else None
-        if upload is None:
-            raise NotFound("no such upload (finished, aborted, expired, or on another instance)")
-        return upload
-
-    def pop(self, upload_id) -> Upload | None:
-        with self._lock:
-            return self._uploads.pop(upload_id, None) if isinstance(upload_id, str) else None
-
-    def idle(self, now: float, idle_seconds: float) -> list[str]:
-        return [u.upload_id for u in list(self._uploads.values())
-                if now - u.last_activity >= idle_seconds]
-
-    def for_report(self, report_id: str) -> list[str]:
-        return [u.upload_id for u in list(self._uploads.values()) if u.report_id == report_id]
-
-    def all_ids(self) -> list[str]:
-        return list(self._uploads)
-
-
 def begin_upload(transaction, keyring, store, uploads: Uploads, report_id, filename,
                  media_type, transit=None, sender_key=None) -> str:
     """Start an evidence upload for ``report_id``; returns the upload id.
@@ -520,7 +464,7 @@ def append_upload(uploads: Uploads, upload_id, chunk, max_chunk: int = CHUNK_SIZ
             ciphertext = upload.encryptor.update(chunk)
             upload.writer.write(ciphertext)
         except BaseException:
-            _abort(uploads, upload)
+            abort_locked(uploads, upload)
             raise
         upload.sha256.update(chunk)
         upload.size_bytes += len(chunk)
@@ -563,56 +507,6 @@ def finish_upload(transaction, uploads: Uploads, upload_id) -> dict:
         _delete_objects(upload.store, [upload.object_key])
         raise
     return result
-
-
-def abort_upload(uploads: Uploads, upload_id) -> None:
-    """Drop an upload: its partial object is removed. Aborting an unknown upload is a no-op."""
-    upload = uploads.pop(upload_id)
-    if upload is None:
-        return
-    with upload.lock:
-        _abort(uploads, upload)
-
-
-def _abort(uploads: Uploads, upload: Upload) -> None:
-    upload.closed = True
-    uploads.pop(upload.upload_id)
-    if upload.writer is not None:
-        try:
-            upload.writer.abort()
-        except Exception:  # noqa: BLE001 -- nothing more to do; the data key still guards it
-            log.warning("could not abort an upload's object writer")
-
-
-def reap_idle_uploads(uploads: Uploads, idle_seconds: float, now: float | None = None) -> int:
-    """Abort uploads that received nothing for ``idle_seconds`` (the client went away)."""
-    now = time.monotonic() if now is None else now
-    reaped = 0
-    for upload_id in uploads.idle(now, idle_seconds):
-        try:
-            upload = uploads.get(upload_id)
-        except NotFound:
-            continue
-        if not upload.lock.acquire(blocking=False):
-            continue  # a chunk is being written right now: not idle
-        try:
-            if not upload.closed and now - upload.last_activity >= idle_seconds:
-                _abort(uploads, upload)
-                reaped += 1
-        finally:
-            upload.lock.release()
-    if reaped:
-        log.info("aborted %d idle upload(s)", reaped)
-    return reaped
-
-
-def abort_all_uploads(uploads: Uploads) -> int:
-    """At shutdown: this instance's route disappears with it, so its uploads can never finish."""
-    count = 0
-    for upload_id in uploads.all_ids():
-        abort_upload(uploads, upload_id)
-        count += 1
-    return count
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Mapping
 
-from wbs_plumbing.config import ConfigError, data_dir, environment, flag
+from wbs_plumbing.config import ConfigError, data_dir, environment, flag, integer_at, number_at, text
 
 FILE, S3 = "file", "s3"
 CHUNK_SIZE = 1024 * 1024  # the unit of append_evidence and read_evidence_chunk
@@ -25,19 +25,6 @@ END_STATES = ("not_actionable", "referred", "closed")
 # concluded inspection files; set it to what your records schedule (JRA) says).
 DEFAULT_RETENTION_DAYS = {"not_actionable": 90, "referred": 730, "closed": 1825}
 _DEFAULT_S3_CREDENTIALS = {("minioadmin", "minioadmin"), ("minio", "minio123")}
-
-
-def _text(value: Any, default: str = "") -> str:
-    # nameko's ``${VAR:}`` substitution turns an empty variable into None (YAML null).
-    if value is None:
-        return default
-    return str(value).strip()
-
-
-def _number(value: Any, default: float) -> float:
-    if value is None or value == "":
-        return default
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -67,7 +54,7 @@ class Settings:
     upload_idle_seconds: float
     reaper_interval_seconds: float
     max_uploads: int
-    require_sealed_transit: bool = False
+    require_sealed_transit: bool = True
     chunk_size: int = CHUNK_SIZE
     retention: dict = field(default_factory=lambda: {
         state: timedelta(days=days) for state, days in DEFAULT_RETENTION_DAYS.items()})
@@ -82,21 +69,21 @@ class Settings:
     def from_config(cls, config: Mapping[str, Any]) -> "Settings":
         env = environment(dict(config))
         base = str(data_dir(dict(config)))
-        store = _text(config.get("EVIDENCE_STORE"), FILE).lower()
+        store = text(config.get("EVIDENCE_STORE"), FILE).lower()
         if store not in (FILE, S3):
             raise ConfigError(f"EVIDENCE_STORE must be '{FILE}' or '{S3}', not {store!r}")
         s3 = None
         if store == S3:
             s3 = S3Settings(
-                endpoint=_text(config.get("S3_ENDPOINT")),
-                access_key=_text(config.get("S3_ACCESS_KEY")),
-                secret_key=_text(config.get("S3_SECRET_KEY")),
-                bucket=_text(config.get("S3_BUCKET"), "wbs-evidence"),
+                endpoint=text(config.get("S3_ENDPOINT")),
+                access_key=text(config.get("S3_ACCESS_KEY")),
+                secret_key=text(config.get("S3_SECRET_KEY")),
+                bucket=text(config.get("S3_BUCKET"), "wbs-evidence"),
                 secure=flag(config.get("S3_SECURE"), default=True),
-                region=_text(config.get("S3_REGION")) or None,
-                part_size=int(_number(config.get("S3_PART_SIZE"), 8 * 1024 * 1024)),
-                parallel_uploads=int(_number(config.get("S3_PARALLEL_UPLOADS"), 2)),
-                object_lock_days=_number(config.get("S3_OBJECT_LOCK_DAYS"), 90.0),
+                region=text(config.get("S3_REGION")) or None,
+                part_size=integer_at(config, "S3_PART_SIZE", 8 * 1024 * 1024),
+                parallel_uploads=integer_at(config, "S3_PARALLEL_UPLOADS", 2),
+                object_lock_days=number_at(config, "S3_OBJECT_LOCK_DAYS", 90.0),
             )
             if not s3.endpoint:
                 raise ConfigError("EVIDENCE_STORE=s3 needs S3_ENDPOINT")
@@ -107,10 +94,11 @@ class Settings:
                     raise ConfigError("S3 credentials are a well-known default; refusing to start")
             if s3.part_size < 5 * 1024 * 1024:
                 raise ConfigError("S3_PART_SIZE must be at least 5 MiB (S3 minimum part size)")
-        key_file = _text(config.get("WBS_KEY_FILE")) or os.path.join(base, "keys.json")
+        key_file = text(config.get("WBS_KEY_FILE")) or os.path.join(base, "keys.json")
         retention = {}
         for state, days in DEFAULT_RETENTION_DAYS.items():
-            value = _number(config.get(f"RETENTION_{state.upper()}_DAYS"), days)
+            key = f"RETENTION_{state.upper()}_DAYS"
+            value = number_at(config, key, days)
             if value < 0:
                 raise ConfigError(f"RETENTION_{state.upper()}_DAYS must not be negative")
             retention[state] = timedelta(days=value)
@@ -121,11 +109,11 @@ class Settings:
             evidence_root=os.path.join(base, "evidence"),
             key_file=key_file,
             s3=s3,
-            upload_idle_seconds=_number(config.get("UPLOAD_IDLE_SECONDS"), 600.0),
-            reaper_interval_seconds=_number(config.get("UPLOAD_REAPER_INTERVAL_SECONDS"), 30.0),
-            max_uploads=int(_number(config.get("MAX_CONCURRENT_UPLOADS"), 64)),
-            require_sealed_transit=flag(config.get("REQUIRE_SEALED_TRANSIT"), default=False),
+            upload_idle_seconds=number_at(config, "UPLOAD_IDLE_SECONDS", 600.0),
+            reaper_interval_seconds=number_at(config, "UPLOAD_REAPER_INTERVAL_SECONDS", 30.0),
+            max_uploads=integer_at(config, "MAX_CONCURRENT_UPLOADS", 64),
+            require_sealed_transit=flag(config.get("REQUIRE_SEALED_TRANSIT"), default=True),
             retention=retention,
-            retention_interval_seconds=_number(config.get("RETENTION_INTERVAL_SECONDS"), 86400.0),
-            key_rotation_grace_seconds=_number(config.get("KEY_ROTATION_GRACE_SECONDS"), 10.0),
+            retention_interval_seconds=number_at(config, "RETENTION_INTERVAL_SECONDS", 86400.0),
+            key_rotation_grace_seconds=number_at(config, "KEY_ROTATION_GRACE_SECONDS", 10.0),
         )

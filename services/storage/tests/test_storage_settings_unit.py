@@ -17,9 +17,9 @@ def test_development_defaults(tmp_path):
     assert s.evidence_root == str(tmp_path / "evidence")
     assert s.key_file == str(tmp_path / "keys.json")
     assert s.chunk_size == 1024 * 1024
-    assert s.require_sealed_transit is False
-    assert Settings.from_config({"WBS_DATA_DIR": str(tmp_path),
-                                 "REQUIRE_SEALED_TRANSIT": "true"}).require_sealed_transit
+    assert s.require_sealed_transit is True  # as in config.yml
+    assert not Settings.from_config({"WBS_DATA_DIR": str(tmp_path),
+                                     "REQUIRE_SEALED_TRANSIT": "false"}).require_sealed_transit
 
 
 def test_s3_settings_and_secret_not_in_repr(tmp_path):
