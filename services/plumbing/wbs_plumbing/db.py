@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from wbs_plumbing.config import database_url, flag
 from wbs_plumbing.migrations import migrate
-from wbs_plumbing.outbox import OUTBOX_FLAG, pending_batch
+from wbs_plumbing.outbox import OUTBOX_FLAG, message_properties, pending_batch
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +181,8 @@ class Database(DependencyProvider):
         try:
             self.publisher.publish(
                 json.loads(row.body), exchange=row.exchange, routing_key=row.event_type,
-                message_id=row.event_id, content_encoding="utf-8",
                 declare=[_topic_exchange(row.exchange)],
+                **message_properties(row, self.container.config["AMQP_URI"], self.container.service_name),
             )
         except UndeliverableMessage:
             # No queue is bound for this event type: nobody subscribes to it, so there is no

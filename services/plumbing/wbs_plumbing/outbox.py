@@ -73,6 +73,22 @@ def add_event(session, outbox_model, event_type: str, payload: dict) -> dict:
     return body
 
 
+def message_properties(row, amqp_uri: str, service: str) -> dict:
+    """AMQP properties of a published event, so a consumer needs no body parsing to route or
+    deduplicate it: ``message_id`` = event_id, ``type`` = event type, ``content_type``, a
+    ``timestamp`` (Unix seconds, when it was staged), ``app_id`` = the producing service, and the
+    ``user_id`` of the publishing connection, which RabbitMQ validates: with one broker identity
+    per service it proves the producer (``wbs_plumbing.reliable``)."""
+    from wbs_plumbing.reliable import broker_user
+
+    created = row.created_at or utcnow()
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return {"message_id": row.event_id, "type": row.event_type,
+            "content_encoding": "utf-8", "timestamp": int(created.timestamp()), "app_id": service,
+            "user_id": broker_user(amqp_uri)}
+
+
 def pending_batch(session, outbox_model, limit: int):
     """Unsent rows, oldest first; on PostgreSQL rows taken by another relay are skipped."""
     query = (select(outbox_model).where(outbox_model.published_at.is_(None))

@@ -14,8 +14,20 @@ neither:
 
 The original message is acknowledged only after its retry or dead-letter copy was confirmed by
 the broker; if that publish fails, the message is requeued instead. Nothing is lost either way.
+
+Who published it (DESIGN §10): with one broker identity per service (``BROKER_IDENTITIES:
+per-service``), RabbitMQ refuses a ``user_id`` property that is not the publishing connection's
+user, so ``user_id`` proves the producer. An event is accepted only if its ``user_id`` is its
+source service's identity (``wbs-<service>``), or if it is a retry copy this consumer made itself
+or a dead letter the admin replayed (their ``user_id`` is this consumer's or ``wbs-admin``, and
+the ``wbs-producer`` header they carry was copied from the original). Anything else, such as an
+event another service pushed into this queue through the default exchange, is dead-lettered
+with the reason. With one shared development identity the check is off: ``user_id`` proves
+nothing there.
 """
 import logging
+import os
+from urllib.parse import unquote, urlsplit
 from datetime import datetime, timezone
 from functools import partial
 
@@ -33,6 +45,26 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_QUEUE = "wbs.dead-letters"
 DEFAULT_RETRY_DELAYS_MS = (500, 2000, 10000)
 ATTEMPTS_HEADER = "x-wbs-attempts"
+PRODUCER_HEADER = "wbs-producer"  # not x-wbs-: `wbs dlq replay` keeps it
+ADMIN_USER = "wbs-admin"
+
+
+def broker_user(amqp_uri: str) -> str:
+    """The user a connection to ``amqp_uri`` authenticates as (RabbitMQ's ``user_id``)."""
+    return unquote(urlsplit(amqp_uri).username or "guest")
+
+
+def per_service_identities(config: dict) -> bool:
+    value = config.get("BROKER_IDENTITIES") or os.environ.get("WBS_BROKER_IDENTITIES") or "shared"
+    return str(value).strip().lower() in ("per-service", "per_service")
+
+
+def producer_of(message, own_user: str) -> str | None:
+    """The identity that published ``message`` first, as far as the broker's ``user_id`` proves."""
+    user_id = (message.properties or {}).get("user_id")
+    if user_id in (own_user, ADMIN_USER):
+        return (message.headers or {}).get(PRODUCER_HEADER)
+    return user_id
 
 
 def dead_letter_queue() -> Queue:
@@ -86,6 +118,8 @@ class ReliableEventHandler(EventHandler):
         config = self.container.config
         self.retry_delays = [int(d) for d in (config.get("RETRY_DELAYS_MS") or DEFAULT_RETRY_DELAYS_MS)]
         self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=False)
+        self.own_user = broker_user(config["AMQP_URI"])
+        self.check_producer = per_service_identities(config)
 
     def start(self):
         # Topology before traffic: the retry queues and the dead-letter queue exist before the
@@ -97,6 +131,12 @@ class ReliableEventHandler(EventHandler):
         super().start()
 
     def handle_message(self, body, message):
+        expected = f"wbs-{self.source_service}"
+        if self.check_producer and producer_of(message, self.own_user) != expected:
+            user_id = (message.properties or {}).get("user_id")
+            reason = f"refused: {self.source_service}.{self.event_type} not published by {expected} (user_id {user_id!r})"
+            self._settle(message, lambda: self.dead_letter(message, reason, attempts=0))
+            return
         try:
             if not isinstance(body, dict):
                 raise InvalidEvent(f"{self.event_type}: body is not a JSON object")
@@ -151,11 +191,14 @@ class ReliableEventHandler(EventHandler):
         merged = dict(message.headers or {})
         merged.update(headers)
         properties = message.properties or {}
+        merged[PRODUCER_HEADER] = producer_of(message, self.own_user) or ""
+        extra = {name: properties[name] for name in ("type", "timestamp", "app_id")
+                 if properties.get(name) is not None}
         self.publisher.publish(
             message.body, exchange="", routing_key=routing_key, declare=declare,
             headers=merged, content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
-            message_id=properties.get("message_id"),
+            message_id=properties.get("message_id"), user_id=self.own_user, **extra,
         )
 
 
