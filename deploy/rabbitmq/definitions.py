@@ -8,8 +8,19 @@ PRECONDITION_FAILED. Reading the service classes is the only way to stay in step
 queues before any service starts is DESIGN §4.4 ("topology before traffic"): an event published
 while its consumer has never run still waits in the consumer's queue.
 
-    python deploy/rabbitmq/definitions.py generate            # rewrite deploy/rabbitmq/definitions.json
-    python deploy/rabbitmq/definitions.py render OUT.json     # topology + user from RABBITMQ_USER/RABBITMQ_PASSWORD[_FILE]
+    python deploy/rabbitmq/definitions.py generate            # rewrite definitions.json and permissions.json
+    python deploy/rabbitmq/definitions.py render OUT.json     # topology + one user per service and the admin
+    python deploy/rabbitmq/definitions.py matrix              # the permission matrix, readable
+
+Why one broker identity per service (DESIGN §10): many programs and people hold broker
+credentials. With one shared user, whoever holds it can call every RPC and publish every event.
+Each identity here may configure, write and read only its own queues (vhost permissions) and
+publish only its own routing keys (topic permissions on ``nameko-rpc`` and on each
+``<service>.events`` exchange): intake may call storage's upload RPCs but not ``run_retention``,
+only verification publishes ``verification.*`` events, only ``wbs-admin`` calls admin RPCs.
+Topic permissions allow everything on an exchange they do not name, so every identity gets an
+entry for every exchange of ours. The broker's checks are one wall; the signed commands of
+``wbs_plumbing.grants`` are the other, and hold even with one shared identity.
 
 Why rendered at deploy time: a broker that imports definitions at boot creates no default user,
 and the user's password must come from a secret, never from the repository. The broker stores
@@ -29,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = Path(__file__).resolve().with_name("definitions.json")
+MATRIX = Path(__file__).resolve().with_name("permissions.json")  # the identities' permissions, for review
 SERVICES = ("intake", "storage", "verification", "notification")
 VHOST = "/"
 RPC_EXCHANGE = "nameko-rpc"
@@ -131,15 +143,140 @@ def _secret(name: str) -> str:
     return os.environ.get(name, "")
 
 
+# -- identities -----------------------------------------------------------------------------
+
+ADMIN = "admin"
+UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # nameko's reply routing keys
+ROUTE = "(?:-[0-9a-f]{12})?"  # a storage instance's private route (wbs_plumbing.rpc)
+# Who calls whom over RPC. A call not listed here is refused by the broker (ACCESS_REFUSED on
+# publish, which closes the caller's channel). The wbs command (admin) may call every RPC;
+# the privileged ones also need its signed command (wbs_plumbing.grants).
+RPC_CALLS = {
+    "intake": {"storage": ("open_transit", "begin_evidence", "append_evidence", "finish_evidence",
+                           "abort_evidence", "store_report_content", "store_message",
+                           "read_messages", "discard_report"),
+               "verification": ("list_units", "get_report_status")},
+    "verification": {"storage": ("open_transit", "store_message", "read_report_content",
+                                 "list_evidence", "read_evidence_chunk", "read_messages")},
+    "storage": {"verification": ("case_retention_state",)},
+    "notification": {"verification": ("get_recipient", "case_contacts")},
+}
+
+
+def user_name(identity: str) -> str:
+    """The broker user of a service (``wbs-intake``) or of the wbs command (``wbs-admin``)."""
+    return "wbs-{}".format(identity)
+
+
+def _any(items) -> str:
+    items = sorted(set(items))
+    return "^(?:{})$".format("|".join(items)) if items else "^$"
+
+
+def _events_by_exchange() -> dict:
+    from wbs_contracts.events import event_types, exchange_name
+    found = {exchange: [] for exchange in EVENT_EXCHANGES}
+    for event_type in event_types():
+        found.setdefault(exchange_name(event_type), []).append(event_type)
+    return found
+
+
+def _consumed(doc: dict, service: str) -> dict:
+    """``{source exchange: [event types]}`` this service's handlers bind, read from the topology."""
+    consumed = {}
+    for binding in doc["bindings"]:
+        if "--{}.".format(service) in binding["destination"] and binding["source"] in EVENT_EXCHANGES:
+            consumed.setdefault(binding["source"], []).append(binding["routing_key"])
+    return consumed
+
+
+def _service_queues(service: str) -> str:
+    return ("rpc-{s}|rpc-{s}-[0-9a-f]{{12}}|rpc\\.reply-{s}-{uuid}"
+            "|evt-[a-z_]+-[a-z_]+--{s}\\.[a-z_]+(?:\\.retry\\.[0-9]+ms)?").format(s=service, uuid=UUID)
+
+
+def _rpc_keys(calls: dict) -> list:
+    keys = []
+    for target, methods in calls.items():
+        route = ROUTE if target == "storage" else ""
+        keys.append("{}{}\\.(?:{})".format(target, route, "|".join(sorted(methods))))
+    return keys
+
+
+def identities(doc: dict | None = None) -> dict:
+    """Every identity's vhost and topic permissions (regexes), from the topology and RPC_CALLS.
+
+    Returns ``{identity: {"user", "configure", "write", "read", "topic": {exchange: {"write",
+    "read"}}}}``. On an exchange, ``write`` is checked against the routing key of each publish and
+    ``read`` against the routing key of each binding.
+    """
+    doc = doc or topology()
+    events = _events_by_exchange()
+    dead, history = "wbs\\.dead-letters", "wbs\\.events\\.history"
+    exchanges_re = "|".join(e.replace(".", "\\.") for e in EVENT_EXCHANGES)
+    result = {}
+    for service in SERVICES:
+        own = "{}.events".format(service)
+        consumed = _consumed(doc, service)
+        queues = _service_queues(service)
+        sources = [e.replace(".", "\\.") for e in consumed]
+        topic = {RPC_EXCHANGE: {
+            "write": _any(_rpc_keys(RPC_CALLS.get(service, {})) + [UUID]),
+            "read": _any(["{}\\.\\*".format(service), "{}-[0-9a-f]{{12}}\\.\\*".format(service), UUID]),
+        }}
+        for exchange in EVENT_EXCHANGES:
+            topic[exchange] = {
+                "write": _any(events.get(exchange, [])) if exchange == own else "^$",
+                # its own exchange: the history stream's "#" binding (and its own handlers')
+                "read": _any(["#"] * (exchange == own) + consumed.get(exchange, [])),
+            }
+        result[service] = {
+            "user": user_name(service),
+            "configure": _any([queues, RPC_EXCHANGE, own.replace(".", "\\."), dead, history] + sources),
+            "write": _any([queues, RPC_EXCHANGE, own.replace(".", "\\."), "amq\\.default", history]),
+            "read": _any([queues, RPC_EXCHANGE, own.replace(".", "\\.")] + sources),
+            "topic": topic,
+        }
+    reply = "rpc\\.reply-standalone_rpc_proxy-{}|amq\\.gen-[A-Za-z0-9_-]+".format(UUID)
+    result[ADMIN] = {
+        "user": user_name(ADMIN),
+        "configure": _any([reply, RPC_EXCHANGE, dead, exchanges_re]),
+        "write": _any([reply, RPC_EXCHANGE, "amq\\.default"]),
+        "read": _any([reply, RPC_EXCHANGE, dead, history, exchanges_re]),
+        "topic": dict({RPC_EXCHANGE: {"write": _any(["(?:{})\\.[a-z_]+".format("|".join(SERVICES)), UUID]),
+                                      "read": _any([UUID])}},
+                      **{exchange: {"write": "^$", "read": "^#$"} for exchange in EVENT_EXCHANGES}),
+    }
+    return result
+
+
 def render(out: Path) -> None:
-    user = os.environ.get("RABBITMQ_USER", "wbs")
-    password = _secret("RABBITMQ_PASSWORD")
-    if len(password) < 12 or password in ("guest", "wbs", "password"):
-        raise SystemExit("RABBITMQ_PASSWORD (or RABBITMQ_PASSWORD_FILE) must be set to a real secret")
+    """Topology and users. ``RABBITMQ_USER``/``RABBITMQ_PASSWORD[_FILE]`` name the operators'
+    administrator (all permissions; alone may manage users, e.g. integrators, through the
+    management API). With ``RABBITMQ_<IDENTITY>_PASSWORD[_FILE]`` set for every identity (INTAKE,
+    STORAGE, VERIFICATION, NOTIFICATION, ADMIN), each gets its user, vhost and topic permissions
+    from :func:`identities`; with none set, the services share the administrator's identity, and
+    this says so."""
     doc = json.loads(TOPOLOGY.read_text())
-    doc["users"] = [{"name": user, "password_hash": rabbit_password_hash(password),
-                     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}]
-    doc["permissions"] = [{"user": user, "vhost": VHOST, "configure": ".*", "write": ".*", "read": ".*"}]
+    matrix = identities(doc)
+    admin = os.environ.get("RABBITMQ_USER", "wbs")
+    users = [(admin, _real_secret("RABBITMQ_PASSWORD"), ["administrator"])]
+    doc["permissions"] = [{"user": admin, "vhost": VHOST, "configure": ".*", "write": ".*", "read": ".*"}]
+    names = ["RABBITMQ_{}_PASSWORD".format(identity.upper()) for identity in matrix]
+    given = [name for name in names if _secret(name)]
+    if given:
+        users += [(entry["user"], _real_secret(name), []) for name, entry in zip(names, matrix.values())]
+        doc["permissions"] += [{"user": e["user"], "vhost": VHOST, "configure": e["configure"],
+                                "write": e["write"], "read": e["read"]} for e in matrix.values()]
+        doc["topic_permissions"] = [{"user": e["user"], "vhost": VHOST, "exchange": exchange,
+                                     "write": p["write"], "read": p["read"]}
+                                    for e in matrix.values() for exchange, p in sorted(e["topic"].items())]
+    else:
+        print("definitions: no RABBITMQ_<IDENTITY>_PASSWORD set: every service shares the identity "
+              "{} (development only; DESIGN §10 wants one per service)".format(admin), file=sys.stderr)
+    doc["users"] = [{"name": name, "password_hash": rabbit_password_hash(password),
+                     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": tags}
+                    for name, password, tags in users]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -148,10 +285,21 @@ def render(out: Path) -> None:
     print("definitions: wrote {} ({} queues, user {})".format(out, len(doc["queues"]), user))
 
 
+def _real_secret(name: str) -> str:
+    password = _secret(name)
+    if len(password) < 12 or password in ("guest", "wbs", "password"):
+        raise SystemExit("{0} (or {0}_FILE) must be set to a real secret".format(name))
+    return password
+
+
 def main(argv):
     if argv[:1] == ["generate"]:
-        TOPOLOGY.write_text(json.dumps(topology(), indent=2) + "\n")
-        print("definitions: wrote {}".format(TOPOLOGY))
+        doc = topology()
+        TOPOLOGY.write_text(json.dumps(doc, indent=2) + "\n")
+        MATRIX.write_text(json.dumps(identities(doc), indent=2) + "\n")
+        print("definitions: wrote {} and {}".format(TOPOLOGY, MATRIX))
+    elif argv[:1] == ["matrix"]:
+        print(json.dumps(identities(), indent=2))
     elif argv[:1] == ["render"] and len(argv) == 2:
         render(Path(argv[1]))
     else:
