@@ -67,8 +67,9 @@ def make_stack(tmp_path, rabbit_uri, pg_database, smtp_sink, store, s3_server=No
                  s3=s3_server if store == "s3" else None, s3_bucket=s3_bucket)
 
 
-def enrol(stack, username, unit):
-    output = stack.wbs("inspector", "add", username, "--email", f"{username}@itjen.example.go.id", "--unit", unit)
+def enrol(stack, username, unit, *options):
+    output = stack.wbs("inspector", "add", username, "--email", f"{username}@itjen.example.go.id", "--unit", unit,
+                       *options)
     password = next(line.split(":", 1)[1].strip() for line in output.splitlines() if line.startswith("password:"))
     uri = next(word for word in output.split() if word.startswith("otpauth://"))
     return {"username": username, "password": password, "totp": pyotp.parse_uri(uri)}
