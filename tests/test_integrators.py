@@ -95,8 +95,8 @@ def fresh(event_type):
     return dict(example(event_type), event_id=str(uuid.uuid4()))
 
 
-def read_stream(uri, offset, count, timeout=10):
-    """Up to `count` (offset, body) pairs from the history stream, starting at `offset`."""
+def read_properties_from_stream(uri, count, offset="first", timeout=10):
+    """Up to `count` (properties, method, body) triples from the history stream."""
     connection = connect(uri)
     channel = connection.channel()
     channel.basic_qos(prefetch_count=100)  # a stream consumer must set one
@@ -105,13 +105,19 @@ def read_stream(uri, offset, count, timeout=10):
                                                     inactivity_timeout=timeout):
         if method is None:
             break
-        got.append((properties.headers["x-stream-offset"], json.loads(body)))
+        got.append((properties, method, json.loads(body)))
         channel.basic_ack(method.delivery_tag)
         if len(got) >= count:
             break
     channel.cancel()
     connection.close()
     return got
+
+
+def read_stream(uri, offset, count, timeout=10):
+    """Up to `count` (offset, body) pairs from the history stream, starting at `offset`."""
+    return [(properties.headers["x-stream-offset"], body)
+            for properties, _method, body in read_properties_from_stream(uri, count, offset, timeout)]
 
 
 # -- what an integrator may do ---------------------------------------------------------------

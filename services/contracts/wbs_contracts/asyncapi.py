@@ -40,7 +40,7 @@ DELIVERY = (
 PROPERTIES = (
     "AMQP properties of every event: `message_id` = `event_id`; `type` = the event type (also the "
     "routing key); `content_type` = `application/json`; `content_encoding` = `utf-8`; "
-    "`timestamp` = publication time (seconds); `app_id` = the publishing service; `user_id` = the "
+    "`timestamp` = when the event was staged (seconds); `app_id` = the publishing service; `user_id` = the "
     "broker identity that published it (validated by RabbitMQ, so it cannot be forged); "
     "`delivery_mode` = 2."
 )
