@@ -233,6 +233,7 @@ def record_report(session, report_id, unit, category, language, receipt_hash, re
     return add_event(session, OutboxMessage, "report_submitted", {
         "report_id": report_id, "unit": unit, "category": category,
         "evidence_count": evidence_count,
+        "occurred_at": iso(received_at),  # to the minute, as kept: an exact time would fingerprint
     })
 
 
@@ -488,7 +489,8 @@ def post_reporter_message(report_id: str, text: Any, *, vault, transaction: Call
     vault.store_message(report_id, message_id, text)
     with transaction() as session:
         add_event(session, OutboxMessage, "reporter_message_posted",
-                  {"report_id": report_id, "message_id": message_id})
+                  {"report_id": report_id, "message_id": message_id,
+                   "occurred_at": iso(utcnow().replace(second=0, microsecond=0))})  # like received_at
     return {"message_id": message_id}
 
 
