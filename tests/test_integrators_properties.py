@@ -1,12 +1,17 @@
 """Every event the outbox relay publishes carries the documented AMQP properties (docs/events.md),
 and reaches the history stream with them: one event of every type in the catalogue, published by
 the real relay of a real nameko container, read back from `wbs.events.history`."""
+import datetime as dt
+import json
+from contextlib import contextmanager
+
 import pika
 from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from intake import domain
 from tests.test_integrators import read_properties_from_stream
 from wbs_contracts.asyncapi import example
 from wbs_contracts.events import event_types, exchange_name
@@ -62,3 +67,35 @@ def test_every_published_event_has_the_documented_properties(container_factory, 
         assert properties.app_id == "intake"
         assert properties.user_id == "guest"  # the test broker's identity; RabbitMQ validated it
         assert properties.delivery_mode == pika.DeliveryMode.Persistent.value
+
+
+class _Session:
+    """Just enough of a SQLAlchemy session for staging: what was added, and its info dict."""
+
+    def __init__(self):
+        self.added, self.info = [], {}
+
+    def add(self, row):
+        self.added.append(row)
+
+
+def test_reporter_caused_events_are_no_more_precise_than_intakes_record():
+    received_at = dt.datetime(2026, 3, 2, 9, 41, tzinfo=dt.timezone.utc)  # as intake keeps it
+    body = domain.record_report(_Session(), "9b2f0c1e-8d4a-4b7e-9c1d-2a3b4c5d6e7f", "itjen-keuangan",
+                                "bribery", "id", "h" * 64, received_at, 0)
+    assert body["occurred_at"] == "2026-03-02T09:41:00Z"
+
+    session = _Session()
+
+    @contextmanager
+    def transaction():
+        yield session
+
+    class Vault:
+        def store_message(self, report_id, message_id, text):
+            pass
+    domain.post_reporter_message("9b2f0c1e-8d4a-4b7e-9c1d-2a3b4c5d6e7f", "ada dokumen baru", vault=Vault(),
+                                 transaction=transaction)
+    posted = json.loads(next(row.body for row in session.added if row.event_type == "reporter_message_posted"))
+    occurred = dt.datetime.fromisoformat(posted["occurred_at"].replace("Z", "+00:00"))
+    assert (occurred.second, occurred.microsecond) == (0, 0)
