@@ -1,4 +1,4 @@
-# The two commands of CONTRACT.md §1, plus benchmarks. Everything installs into .venv.
+# The two commands of docs/interface.md §1, plus benchmarks. Everything installs into .venv.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin

@@ -1,4 +1,4 @@
-"""The `wbs` command against running services on a real broker (CONTRACT.md §5)."""
+"""The `wbs` command against running services on a real broker (docs/interface.md §5)."""
 import json
 import subprocess
 import sys

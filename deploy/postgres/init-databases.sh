@@ -1,5 +1,5 @@
 #!/bin/sh
-# One database and one login role per service (DESIGN §1: nobody reads another service's tables).
+# One database and one login role per service (docs/architecture.md §1: nobody reads another service's tables).
 # Runs once, on the first start of an empty data volume (docker-entrypoint-initdb.d).
 # Passwords come from the environment or from *_FILE (Docker secrets); none has a default.
 set -eu

@@ -5,14 +5,14 @@ Why generated: a queue's name and arguments must match, byte for byte, what the 
 (nameko's ``evt-<source>-<event>--<service>.<method>``, the reliable handler's retry queues with
 their TTL and dead-letter arguments), or the broker refuses the service's declaration with
 PRECONDITION_FAILED. Reading the service classes is the only way to stay in step. Declaring the
-queues before any service starts is DESIGN §4.4 ("topology before traffic"): an event published
+queues before any service starts is docs/architecture.md §4.4 ("topology before traffic"): an event published
 while its consumer has never run still waits in the consumer's queue.
 
     python deploy/rabbitmq/definitions.py generate            # rewrite definitions.json and permissions.json
     python deploy/rabbitmq/definitions.py render OUT.json     # topology + one user per service and the admin
     python deploy/rabbitmq/definitions.py matrix              # the permission matrix, readable
 
-Why one broker identity per service (DESIGN §10): many programs and people hold broker
+Why one broker identity per service (docs/architecture.md §10): many programs and people hold broker
 credentials. With one shared user, whoever holds it can call every RPC and publish every event.
 Each identity here may configure, write and read only its own queues (vhost permissions) and
 publish only its own routing keys (topic permissions on ``nameko-rpc`` and on each
@@ -273,7 +273,7 @@ def render(out: Path) -> None:
                                     for e in matrix.values() for exchange, p in sorted(e["topic"].items())]
     else:
         print("definitions: no RABBITMQ_<IDENTITY>_PASSWORD set: every service shares the identity "
-              "{} (development only; DESIGN §10 wants one per service)".format(admin), file=sys.stderr)
+              "{} (development only; docs/architecture.md §10 wants one per service)".format(admin), file=sys.stderr)
     doc["users"] = [{"name": name, "password_hash": rabbit_password_hash(password),
                      "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": tags}
                     for name, password, tags in users]

@@ -258,7 +258,7 @@ HOW_HEADING = {"id": "Bagaimana (modus):", "en": "How it was done:"}
 
 
 def report_from_form(fields: dict[str, bytes]) -> dict:
-    """The reporter web page's fields (the guided 4W1H form) -> the report dict of CONTRACT.md §2.
+    """The reporter web page's fields (the guided 4W1H form) -> the report dict of docs/interface.md §2.
 
     The page asks "what happened" and "how was it done" separately, because a frightened
     reporter answers a small question more easily than a blank page; the report keeps one

@@ -9,7 +9,7 @@ template, run `services/intake/translations.sh` (extract, update, compile).
 How the language is chosen, and why not from the browser: Bahasa Indonesia unless the reporter
 picked English with the switch at the top of every page (`?lang=en`), which the page remembers
 in a `wbs_lang` cookie of this site only. The `Accept-Language` header is never read: it is
-device metadata (DESIGN.md §5.1 forbids recording it, and the safest way never to record a
+device metadata (docs/architecture.md §5.1 forbids recording it, and the safest way never to record a
 header is never to read it); it would also narrow down who reported, because few browsers in an
 Indonesian ministry are set to English. A choice made on the page says nothing about the device.
 """

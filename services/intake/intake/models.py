@@ -2,7 +2,7 @@
 
 What is deliberately *not* here: narrative, parties, the reporter's identity or contact, file
 names, and anything about the reporter's device or network. Those go sealed to storage (or
-nowhere). `received_at` is kept to the minute: precise enough for every deadline (DOMAIN.md
+nowhere). `received_at` is kept to the minute: precise enough for every deadline (docs/domain.md
 counts days), coarse enough not to line up a submission with a door log or a proxy log.
 """
 

@@ -1,4 +1,4 @@
-"""Proof of work: abuse control that identifies nobody (CONTRACT.md §2).
+"""Proof of work: abuse control that identifies nobody (docs/interface.md §2).
 
 Rate limiting by IP address is off the table (no reporter metadata is ever read), so a client
 pays for each submission and sign-in with CPU instead: it fetches a challenge, finds a decimal

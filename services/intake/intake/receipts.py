@@ -19,11 +19,11 @@ about 2^100 / 10^12 / 3.15x10^7 ≈ 4x10^10 years to cover half the space. Witho
 stored hashes are useless altogether (HMAC is a PRF), so a leaked database alone reveals nothing
 and cannot be brute-forced at any entropy. A slow KDF would add nothing to that margin but would
 cost ~1 s of CPU per submission and per sign-in (GlobaLeaks' figure), which is the throughput
-budget of the whole pipeline (DESIGN.md §8) and an easy denial-of-service lever.
+budget of the whole pipeline (docs/architecture.md §8) and an easy denial-of-service lever.
 
 Because the hash is deterministic, sign-in is a single indexed lookup: no per-report salt, no
 scan. Cost per sign-in: one HMAC-SHA256 over ~35 bytes (~1-2 µs) plus that lookup. This is a
-deliberate departure from DESIGN.md §5.4's "Argon2id for receipts", which that document's own §8
+deliberate departure from docs/architecture.md §5.4's "Argon2id for receipts", which that document's own §8
 invites ("a receipt with enough entropy needs only a keyed hash").
 
 Key rotation: the prefix ``v1`` versions the construction; rotating K means keeping the old key

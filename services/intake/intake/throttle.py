@@ -1,7 +1,7 @@
 """A global throttle: the last line of abuse control when proof of work is not enough.
 
 Why global and not per client: intake does not know who its clients are and must not learn it
-(no IP addresses, no device data: DESIGN.md §5.1), so it cannot tell one flooder from a
+(no IP addresses, no device data: docs/architecture.md §5.1), so it cannot tell one flooder from a
 thousand reporters. What it can do is cap the *total* rate of costly requests (submissions,
 receipt sign-ins, messages, evidence) so that a flood that paid its proofs of work still cannot
 swamp storage, verification and the database; everyone then gets a clear 429 with Retry-After

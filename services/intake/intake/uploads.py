@@ -2,7 +2,7 @@
 
 Why not werkzeug's form parser: `request.files` / `request.form` use `MultiPartParser`, whose
 default stream factory spools any file above 500 KB to a *plaintext temporary file*
-(DESIGN.md §5.2, §9), and `request.get_data()` holds the whole body in memory. Instead the
+(docs/architecture.md §5.2, §9), and `request.get_data()` holds the whole body in memory. Instead the
 caller reads `request.stream` in small chunks and feeds them to werkzeug's sans-io
 `MultipartDecoder`, which turns bytes into events and writes nothing anywhere. The generator
 below adds what the decoder does not: limits checked *as bytes arrive* (request size, file

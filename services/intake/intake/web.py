@@ -3,7 +3,7 @@
 Only these request headers are ever read: Content-Type, Content-Length, X-WBS-PoW,
 Authorization, and the site's own two cookies (`wbs_lang`, the page language the reporter
 picked; `wbs_session`, the follow-up sign-in). REMOTE_ADDR, User-Agent, X-Forwarded-For and
-Accept-Language are never touched (DESIGN.md §5.1); the page language is Bahasa Indonesia unless
+Accept-Language are never touched (docs/architecture.md §5.1); the page language is Bahasa Indonesia unless
 the reporter switches, never guessed from the browser (intake.i18n says why).
 """
 

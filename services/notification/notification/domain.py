@@ -119,7 +119,7 @@ def record_case_assigned(session, event: dict, now: datetime) -> str:
 
 def record_sla_breached(session, event: dict, now: datetime, contacts: Optional[dict] = None) -> List[str]:
     """``sla_breached`` -> one notification for the case's assignee and one for each supervisor
-    who oversees it (DOMAIN.md: "escalate to the supervisor when a clock is breached").
+    who oversees it (docs/domain.md: "escalate to the supervisor when a clock is breached").
 
     ``contacts`` is verification's ``case_contacts`` answer (ids only), fetched by the caller
     outside this transaction. Without it (older callers), the assignee known from earlier

@@ -3,7 +3,7 @@
 Why the templates can carry nothing sensitive: they are rendered from exactly two values, the
 notification kind (which picks the template) and the console link built from the case id. The
 render function does not accept anything else, so no event field, recipient name, unit or
-report content can reach an email even by mistake (DESIGN §5.6). A reporter's case is named
+report content can reach an email even by mistake (docs/architecture.md §5.6). A reporter's case is named
 only by its opaque id inside a link that requires signing in.
 
 Transports (``SMTP_HOST`` set or not):

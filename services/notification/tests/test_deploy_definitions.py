@@ -1,7 +1,7 @@
 """The RabbitMQ definitions of deploy/ against the real broker: they import, the rendered user can
 sign in with its password, and a service started on the pre-declared topology finds its queues
 equivalent to its own declarations (a mismatch is PRECONDITION_FAILED at start) and consumes an
-event that was published before it ever ran (DESIGN §4.4, topology before traffic)."""
+event that was published before it ever ran (docs/architecture.md §4.4, topology before traffic)."""
 import importlib.util
 import json
 import secrets

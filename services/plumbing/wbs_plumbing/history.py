@@ -7,7 +7,7 @@ and lets any number of readers start where they choose (`x-stream-offset`: `firs
 or a timestamp) without taking anything from each other. It is bound with `#` to every
 `<service>.events` exchange, so it receives exactly what the exchanges route, in order.
 
-Declared twice on purpose, like all topology (DESIGN.md §4.4): in the deploy definitions, and by
+Declared twice on purpose, like all topology (docs/architecture.md §4.4): in the deploy definitions, and by
 each service at start for its own exchange (`ensure_history`), so a broker without definitions
 still records from the first event. A broker that refuses the declaration (a service identity
 without configure permission on the stream, or a retention that differs from the declared one)

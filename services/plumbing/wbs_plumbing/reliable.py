@@ -15,7 +15,7 @@ neither:
 The original message is acknowledged only after its retry or dead-letter copy was confirmed by
 the broker; if that publish fails, the message is requeued instead. Nothing is lost either way.
 
-Who published it (DESIGN §10): with one broker identity per service (``BROKER_IDENTITIES:
+Who published it (docs/architecture.md §10): with one broker identity per service (``BROKER_IDENTITIES:
 per-service``), RabbitMQ refuses a ``user_id`` property that is not the publishing connection's
 user, so ``user_id`` proves the producer. An event is accepted only if its ``user_id`` is its
 source service's identity (``wbs-<service>``), or if it is a retry copy this consumer made itself

@@ -28,7 +28,7 @@ objects whose headers name it.
 
 Object format (evidence files and report content)
 -------------------------------------------------
-Large files must stream with bounded memory (DESIGN §4.6), so an object is not one GCM message but a
+Large files must stream with bounded memory (docs/architecture.md §4.6), so an object is not one GCM message but a
 sequence of independently authenticated *segments* (the STREAM construction of Hoang, Reyhanitabar,
 Rogaway and Vizár, "Online Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", as used
 by Tink's streaming AEAD and age)::

@@ -13,7 +13,7 @@ random (``new_object_key``): no report id, case id or file name appears in a pat
 listing, so the store's own logs and listings reveal nothing about who reported what. The
 mapping from report to object lives only in the storage database.
 
-Memory stays bounded whatever the object size (DESIGN §4.6): the file store writes straight to
+Memory stays bounded whatever the object size (docs/architecture.md §4.6): the file store writes straight to
 disk, and the S3 store feeds ``put_object(length=-1, part_size=8 MiB)`` from a bounded pipe, so at
 most a few parts are in memory at once.
 """

@@ -1,4 +1,4 @@
-"""Bounded memory (DESIGN §4.6): streaming an upload through the vault never holds the file.
+"""Bounded memory (docs/architecture.md §4.6): streaming an upload through the vault never holds the file.
 
 Measured with tracemalloc (Python allocations, which is where buffered evidence would live).
 """

@@ -3,7 +3,7 @@
 A hypothesis state machine creates cases, reassigns them, moves staff between units, changes
 what supervisors oversee, escalates reports about inspectorates, disables and re-enables
 accounts, and after every step compares what the database lets each account reach
-(``reach.visible_case_ids`` and ``cases.get_case``) with an oracle written from DOMAIN.md's
+(``reach.visible_case_ids`` and ``cases.get_case``) with an oracle written from docs/domain.md's
 rules over a plain-Python model of the same facts.
 """
 import uuid

@@ -1,4 +1,4 @@
-"""The tamper-evident audit trail: every staff action, hash-chained (DOMAIN.md "every view of
+"""The tamper-evident audit trail: every staff action, hash-chained (docs/domain.md "every view of
 content is audited"; issue: sign-in, content read, evidence download, transition, assignment,
 message, legal hold).
 

@@ -2,7 +2,7 @@
 
 Why each piece is as it is:
 
-* Passwords are hashed with Argon2id (DESIGN.md §5.4). Hashing deliberately costs tens of
+* Passwords are hashed with Argon2id (docs/architecture.md §5.4). Hashing deliberately costs tens of
   milliseconds of CPU and memory; run on the eventlet hub it would starve AMQP heartbeats and
   every other request in the process, so :class:`Passwords` runs it in ``eventlet.tpool``'s
   native threads (argon2-cffi releases the GIL). The cost is configurable only so the test

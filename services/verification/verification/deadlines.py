@@ -1,4 +1,4 @@
-"""Deadline clocks of a case (DOMAIN.md "Deadlines people are held to").
+"""Deadline clocks of a case (docs/domain.md "Deadlines people are held to").
 
 Three clocks, each unit configures its own (defaults in brackets):
 

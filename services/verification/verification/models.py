@@ -1,6 +1,6 @@
 """The verification service's own tables: units, staff, sessions, cases and their history.
 
-Only metadata lives here (DOMAIN.md "Sensitivity"): unit, category, state, timestamps and who
+Only metadata lives here (docs/domain.md "Sensitivity"): unit, category, state, timestamps and who
 handles a case. Narrative, parties, evidence and anything about the reporter stay in storage's
 vault and are fetched per request, never copied into this database.
 
@@ -79,7 +79,7 @@ class Unit(Base):
         String(64), ForeignKey("units.code"), nullable=True, index=True
     )
     inspectorate: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Deadline clocks of this unit (DOMAIN.md "Deadlines"); working days skip Indonesian
+    # Deadline clocks of this unit (docs/domain.md "Deadlines"); working days skip Indonesian
     # holidays and the configured cuti bersama dates.
     ack_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
     ack_working_days: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))

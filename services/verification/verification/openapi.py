@@ -1,4 +1,4 @@
-"""The OpenAPI 3.0 document of the inspector API (CONTRACT.md §3 and what this round added),
+"""The OpenAPI 3.0 document of the inspector API (docs/interface.md §3 and what this round added),
 served at ``GET /api/v1/openapi.json``. Built as data so a test can validate it and compare its
 paths with the routes the service really serves."""
 from __future__ import annotations

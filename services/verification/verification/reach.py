@@ -1,4 +1,4 @@
-"""Who may see a case: reach, as one SQL condition (DESIGN.md §5.5).
+"""Who may see a case: reach, as one SQL condition (docs/architecture.md §5.5).
 
 Always computed from the database *now*, so moving, disabling or re-scoping an account takes
 effect on its next request:
