@@ -69,3 +69,45 @@ def test_production_needs_an_explicit_public_key(tmp_path, pair):
     assert verifier.check(token, report_id=REPORT, scope="content")["sub"] == "s"
     with pytest.raises(ConfigError):
         GrantSigner.from_config(production)
+
+
+# -- signed commands ----------------------------------------------------------------------------
+
+def _command_pair(tmp_path, issuer="intake"):
+    from wbs_plumbing.grants import CommandSigner, CommandVerifier
+    config = {"WBS_DATA_DIR": str(tmp_path)}
+    return CommandSigner.from_config(config, issuer), CommandVerifier.from_config(config, ("intake", "admin"))
+
+
+def test_a_command_opens_only_its_rpc_its_arguments_and_its_issuers(tmp_path):
+    from wbs_plumbing.grants import CommandSigner, GrantError
+    signer, verifier = _command_pair(tmp_path)
+    token = signer.issue("discard_report", report_id="r-1")
+    assert verifier.check(token, "discard_report", ("intake",), report_id="r-1")["iss"] == "intake"
+    refusals = [
+        (token, "discard_report", ("intake",), {"report_id": "r-2"}, "other arguments"),
+        (token, "run_retention", ("intake",), {"report_id": "r-1"}, "not for run_retention"),
+        (token, "discard_report", ("admin",), {"report_id": "r-1"}, "may not be asked by"),
+        (None, "discard_report", ("intake",), {"report_id": "r-1"}, "missing or malformed"),
+        (token[:-4] + "AAAA", "discard_report", ("intake",), {"report_id": "r-1"}, "does not verify"),
+    ]
+    for bad, command, issuers, bind, reason in refusals:
+        with pytest.raises(GrantError, match=reason):
+            verifier.check(bad, command, issuers, **bind)
+    # a key of its own that claims to be intake is not intake's key
+    forger = CommandSigner.from_config({"WBS_DATA_DIR": str(tmp_path / "elsewhere")}, "intake")
+    with pytest.raises(GrantError, match="does not verify"):
+        verifier.check(forger.issue("discard_report", report_id="r-1"), "discard_report",
+                       ("intake",), report_id="r-1")
+    old = signer.issue("discard_report", now=1000.0, report_id="r-1")
+    with pytest.raises(GrantError, match="expired"):
+        verifier.check(old, "discard_report", ("intake",), report_id="r-1")
+
+
+def test_production_needs_the_command_public_key(tmp_path):
+    from wbs_plumbing.config import ConfigError
+    from wbs_plumbing.grants import CommandSigner, CommandVerifier
+    with pytest.raises(ConfigError, match="WBS_ADMIN_COMMAND_PUBLIC_KEY"):
+        CommandVerifier.from_config({"WBS_ENV": "production", "WBS_DATA_DIR": str(tmp_path)}, ("admin",))
+    with pytest.raises(ConfigError, match="never generates"):
+        CommandSigner.from_config({"WBS_ENV": "production", "WBS_DATA_DIR": str(tmp_path)}, "admin")

@@ -19,7 +19,12 @@ bypassing governance-mode object lock). Finally it rotates the key-encryption ke
 retired one (:mod:`storage.keyfile`), so that a backup of the database taken before the shredding
 (which still holds the wrapped data key) cannot be opened with anything that remains.
 
-Times come in as arguments (``now``, ``occurred_at``): tests drive the clock, nothing sleeps.
+An event is a candidate, not an order: anyone with broker credentials could publish one. Before
+shredding, ``confirm(report_id, now)`` asks verification, the owner of the case, for its state
+(``confirmed_due``); a report it does not confirm is kept and asked about again next run.
+
+Times come in as arguments (``now``, ``occurred_at``) to the functions here; the service passes
+its own clock (``run_retention`` takes none from its caller).
 """
 from __future__ import annotations
 
@@ -102,6 +107,19 @@ def due_reports(session, now: datetime) -> list[str]:
     return list(session.scalars(query))
 
 
+def confirmed_due(periods: dict, state, now: datetime) -> bool:
+    """Whether verification's answer ``{"state", "since", "legal_hold"}`` about a case makes its
+    report due at ``now``: an end state whose period has passed since ``since``, and no hold."""
+    if not isinstance(state, dict) or state.get("legal_hold") is not False:
+        return False
+    period = periods.get(state.get("state"))
+    try:
+        since = parse_time(state["since"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return period is not None and since + period <= now
+
+
 def shred_report(transaction, store, uploads, report_id: str, now: datetime) -> bool:
     """Crypto-shred one report if it is still due; returns whether it was shredded.
 
@@ -130,7 +148,7 @@ def shred_report(transaction, store, uploads, report_id: str, now: datetime) -> 
     return True
 
 
-def run_retention(transaction, store, uploads, now: datetime, rotate=None) -> list[str]:
+def run_retention(transaction, store, uploads, now: datetime, rotate=None, confirm=None) -> list[str]:
     """Shred every report past retention and not on legal hold; returns their ids.
 
     ``rotate(last_shredded_at)`` (new KEK, re-wrap, destroy retired KEKs, unless the active KEK is
@@ -140,6 +158,8 @@ def run_retention(transaction, store, uploads, now: datetime, rotate=None) -> li
     """
     with transaction() as session:
         candidates = due_reports(session, now)
+    if confirm is not None:
+        candidates = [r for r in candidates if confirm(r, now)]
     shredded = [r for r in candidates if shred_report(transaction, store, uploads, r, now)]
     if rotate is not None:
         with transaction() as session:

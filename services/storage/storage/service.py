@@ -9,6 +9,14 @@ records every read with the grant's subject, case and id.
 Retention: storage keeps each report's retention schedule from verification's
 ``case_status_changed`` and ``legal_hold_changed`` events (reliable handlers, each event applied
 once) and shreds what is due from a daily timer or ``run_retention`` (``wbs retention run``).
+An event only makes a report a candidate: before shredding, storage asks verification
+(``case_retention_state``) and shreds only what verification confirms (DESIGN §10: events are
+facts to verify, not orders); the clock is storage's own.
+
+Privileged RPCs need a signed command (``wbs_plumbing.grants``) besides broker access:
+``discard_report`` one from intake bound to the report (intake discards only its own failed
+submission), ``run_retention`` one from the admin key (the wbs command). Each is checked before
+any effect and audited; a refusal is ``Forbidden``.
 
 Evidence uploads are conversations: ``begin_evidence`` (any instance, plain ``@rpc``) opens an
 upload in *this* process's memory and returns this instance's private ``route``; the chunks,
@@ -35,9 +43,11 @@ hub; ``eventlet.tpool`` would add a thread hand-off per chunk without a heartbea
 import logging
 from functools import partial
 
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 from wbs_contracts.errors import Conflict, Forbidden, Invalid, IntegrityError, NotFound
 from wbs_plumbing.db import Database
+from wbs_plumbing.deadline import call_with_deadline
+from wbs_plumbing.grants import CommandCheck
 from wbs_plumbing.outbox import utcnow
 from wbs_plumbing.reliable import event_handler
 from wbs_plumbing.rpc import InstanceRoute, instance_rpc
@@ -65,6 +75,8 @@ class StorageService:
     grants = Grants()
     settings = StorageSettings()
     route = InstanceRoute()
+    commands = CommandCheck("intake", "admin")
+    verification = RpcProxy("verification")
 
     @rpc(expected_exceptions=EXPECTED)
     def open_transit(self):
@@ -139,12 +151,14 @@ class StorageService:
 
     @rpc(expected_exceptions=EXPECTED)
     @instance_rpc(expected_exceptions=EXPECTED)
-    def discard_report(self, report_id):
+    def discard_report(self, report_id, command=None):
         """Destroy everything of a report: data key (crypto-shredding), rows, objects, uploads.
 
-        Used when intake fails half-way. Idempotent. Returns None. Events: none.
-        Errors: ``Invalid``.
+        Used when intake fails half-way: ``command`` is intake's signed ``discard_report`` for
+        this ``report_id``. Idempotent. Returns None. Events: none.
+        Errors: ``Forbidden`` (no valid command from intake for this report), ``Invalid``.
         """
+        self.commands(command, "discard_report", ("intake",), report_id=str(report_id))
         domain.discard_report(self.db.transaction, self.store, self.uploads, report_id)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -244,22 +258,36 @@ class StorageService:
                 retention.record_legal_hold(session, event)
 
     @rpc(expected_exceptions=EXPECTED)
-    def run_retention(self, now=None):
-        """Shred every report past its retention and not on legal hold (``wbs retention run``).
+    def run_retention(self, command=None):
+        """Shred every report past its retention, confirmed by verification and not on legal
+        hold (``wbs retention run``). The clock is storage's; no caller sets it.
 
-        Input: ``now`` (ISO 8601; default the current time; tests drive the clock with it).
-        Returns ``{"shredded": [report ids]}``. Events: ``report_shredded`` {report_id} per
-        report, through the outbox in the transaction that destroys its data key.
-        Errors: ``Invalid`` (bad ``now``).
+        Input: ``command``, the admin key's signed ``run_retention``. Returns ``{"shredded":
+        [report ids]}``. Events: ``report_shredded`` {report_id} per report, through the outbox
+        in the transaction that destroys its data key. Errors: ``Forbidden``.
         """
-        try:
-            moment = retention.parse_time(now) if now is not None else utcnow()
-        except (TypeError, ValueError):
-            raise Invalid("now must be an ISO 8601 date-time") from None
-        return {"shredded": retention.run_retention(
-            self.db.transaction, self.store, self.uploads, moment,
+        self.commands(command, "run_retention", ("admin",))
+        return {"shredded": self._retention()}
+
+    def _retention(self):
+        return retention.run_retention(
+            self.db.transaction, self.store, self.uploads, utcnow(),
             rotate=partial(self.keyring.rotate_after, transaction=self.db.transaction,
-                           grace_seconds=self.settings.key_rotation_grace_seconds))}
+                           grace_seconds=self.settings.key_rotation_grace_seconds),
+            confirm=self._confirmed_due)
+
+    def _confirmed_due(self, report_id, now):
+        """Whether verification, asked now, says the report's case is past retention and not
+        held. Any doubt (verification away, unknown report, an answer that does not add up)
+        keeps the report: the next run asks again."""
+        try:
+            state = call_with_deadline(self.verification.case_retention_state,
+                                       self.settings.retention_confirm_timeout_seconds, report_id)
+        except Exception as exc:  # noqa: BLE001 -- not confirmed is the safe answer
+            log.warning("retention: report %s not confirmed by verification (%s); kept",
+                        report_id, type(exc).__name__)
+            return False
+        return retention.confirmed_due(self.settings.retention, state, now)
 
     @configured_timer(interval=86400, config_key="RETENTION_INTERVAL_SECONDS")
     def retention_timer(self):
@@ -268,6 +296,6 @@ class StorageService:
         Input: none (timer). Events: ``report_shredded`` per report shredded. Errors: logged;
         the next tick tries again.
         """
-        shredded = self.run_retention()["shredded"]
+        shredded = self._retention()
         if shredded:
             log.info("retention timer: shredded %d report(s)", len(shredded))

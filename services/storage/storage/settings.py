@@ -60,6 +60,7 @@ class Settings:
         state: timedelta(days=days) for state, days in DEFAULT_RETENTION_DAYS.items()})
     retention_interval_seconds: float = 86400.0
     key_rotation_grace_seconds: float = 10.0
+    retention_confirm_timeout_seconds: float = 10.0  # verification's answer before a shredding
 
     @property
     def production(self) -> bool:
@@ -116,4 +117,5 @@ class Settings:
             retention=retention,
             retention_interval_seconds=number_at(config, "RETENTION_INTERVAL_SECONDS", 86400.0),
             key_rotation_grace_seconds=number_at(config, "KEY_ROTATION_GRACE_SECONDS", 10.0),
+            retention_confirm_timeout_seconds=number_at(config, "RETENTION_CONFIRM_TIMEOUT_SECONDS", 10.0),
         )

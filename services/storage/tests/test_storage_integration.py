@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
-from wbs_plumbing.grants import GrantSigner
+from wbs_plumbing.grants import CommandSigner, GrantSigner
 from wbs_plumbing.migrations import schema_differences
 from wbs_plumbing.rpc import RoutedRpcProxy
 
@@ -38,6 +38,14 @@ def grant(config, report_id, scope=("content", "evidence", "messages"), **kwargs
     """A read grant as verification signs it (same config, so the same development key)."""
     return GrantSigner.from_config(config).issue(sub="staff-7", case_id="case-7",
                                                   report_id=report_id, scope=scope, **kwargs)
+
+
+def discard(proxy, config, report_id):
+    """discard_report as intake asks it: with its signed command for this report."""
+    command = CommandSigner.from_config(config, "intake").issue("discard_report", report_id=report_id)
+    return proxy.storage.discard_report(report_id, command=command)
+
+
 FILENAME = "bukti_CANARY_transfer.pdf"
 
 
@@ -62,7 +70,9 @@ def start(service_config, container_factory, request):
     containers, proxies = [], []
 
     def start(store="file", **overrides):
-        settings = {"UPLOAD_REAPER_INTERVAL_SECONDS": 0.2}
+        # Most of these tests talk to the vault directly in plaintext, which production refuses
+        # (REQUIRE_SEALED_TRANSIT is true by default); the sealed path has tests of its own.
+        settings = {"UPLOAD_REAPER_INTERVAL_SECONDS": 0.2, "REQUIRE_SEALED_TRANSIT": False}
         if store == "s3":
             s3 = request.getfixturevalue("s3_server")
             settings.update(EVIDENCE_STORE="s3", S3_ENDPOINT=s3["endpoint"],
@@ -277,14 +287,14 @@ def test_discard_report_shreds_everything(start):
     began = proxy.storage.begin_evidence(report_id, "f.txt", "text/plain")
     proxy[began["route"]].append_evidence(began["upload_id"], b"evidence")
     result = proxy[began["route"]].finish_evidence(began["upload_id"])
-    assert proxy.storage.discard_report(report_id) is None
+    assert discard(proxy, config, report_id) is None
     with pytest.raises(RemoteError):
         proxy.storage.read_report_content(report_id, grant(config, report_id))
     with pytest.raises(RemoteError):
         proxy.storage.read_evidence_chunk(result["evidence_id"], 0, grant(config, report_id))
     objects = [p for p in Path(config["WBS_DATA_DIR"], "evidence").rglob("*") if p.is_file()]
     assert objects == []
-    proxy.storage.discard_report(report_id)  # idempotent
+    discard(proxy, config, report_id)  # idempotent
 
 
 def test_idle_uploads_are_reaped(start):
@@ -492,36 +502,65 @@ def _retention_events(report_id, case_id, at):
     return status
 
 
+CASE_STATES = {}  # report id -> what the stand-in verification answers
+
+
+class VerificationStandIn:
+    """verification's ``case_retention_state``, answering what the test decided."""
+
+    name = "verification"
+
+    @rpc
+    def case_retention_state(self, report_id):
+        return CASE_STATES.get(report_id)
+
+
 @pytest.mark.parametrize("store", ["file", "s3"])
-def test_retention_from_verification_events_to_report_shredded(start, store):
-    """verification's events schedule the shredding; legal hold blocks it; run_retention shreds,
-    removes every object version and announces report_shredded (report id only)."""
+def test_retention_from_verification_events_to_report_shredded(start, store, container_factory):
+    """verification's events make reports candidates; only what verification confirms is shredded
+    (a forged end state is not); legal hold blocks it; run_retention needs the admin's signed
+    command, shreds, removes every object version and announces report_shredded (report id only)."""
     config, container, _client, proxy = start(store, KEY_ROTATION_GRACE_SECONDS=0)
+    container_factory(VerificationStandIn, config).start()
     uri = config["AMQP_URI"]
     connection, channel, queue = listen(uri, "storage.events", "report_shredded")
     try:
-        reports = {name: str(uuid.uuid4()) for name in ("due", "held")}
+        reports = {name: str(uuid.uuid4()) for name in ("due", "held", "forged")}
+        CASE_STATES.update({
+            reports["due"]: {"state": "not_actionable", "since": "2025-01-10T08:00:00Z", "legal_hold": False},
+            reports["held"]: {"state": "not_actionable", "since": "2025-01-10T08:00:00Z", "legal_hold": True},
+            reports["forged"]: {"state": "investigation", "since": "2025-01-10T08:00:00Z", "legal_hold": False},
+        })
         for report_id in reports.values():
             proxy.storage.store_report_content(report_id, b"narrative CANARY")
             proxy.storage.store_report_content(report_id, b"narrative CANARY v2")  # 2 objects
         case_id = str(uuid.uuid4())
         for name, report_id in reports.items():
-            event = _retention_events(report_id, case_id, "2027-01-10T08:00:00Z")
+            event = _retention_events(report_id, case_id, "2025-01-10T08:00:00Z")
             publish(uri, "verification.events", "case_status_changed", event)
             publish(uri, "verification.events", "case_status_changed", event)  # redelivered
         publish(uri, "verification.events", "legal_hold_changed", {
             "schema_version": 1, "event_id": str(uuid.uuid4()),
-            "occurred_at": "2027-01-11T08:00:00Z", "case_id": case_id,
+            "occurred_at": "2025-01-11T08:00:00Z", "case_id": case_id,
             "report_id": reports["held"], "legal_hold": True})
 
         def scheduled():
             records = {r.report_id: r for r in rows(config, RetentionRecord)}
-            return (len(records) == 2 and records[reports["held"]].legal_hold
+            return (len(records) == 3 and records[reports["held"]].legal_hold
                     and all(r.shred_after is not None for r in records.values()))
         wait_until(scheduled, timeout=20)
 
-        assert proxy.storage.run_retention("2027-04-01T00:00:00Z") == {"shredded": []}
-        assert proxy.storage.run_retention("2027-04-11T00:00:00Z") == {"shredded": [reports["due"]]}
+        with pytest.raises(RemoteError) as err:
+            proxy.storage.run_retention()  # broker access alone is not enough
+        assert err.value.exc_type == "Forbidden"
+        intake_says = CommandSigner.from_config(config, "intake").issue("run_retention")
+        with pytest.raises(RemoteError) as err:
+            proxy.storage.run_retention(command=intake_says)  # nor another service's key
+        assert err.value.exc_type == "Forbidden"
+        admin = CommandSigner.from_config(config, "admin")
+        assert proxy.storage.run_retention(command=admin.issue("run_retention")) == {"shredded": [reports["due"]]}
+        assert proxy.storage.read_report_content(
+            reports["forged"], grant(config, reports["forged"])) == b"narrative CANARY v2"
         with pytest.raises(RemoteError) as err:
             proxy.storage.read_report_content(reports["due"], grant(config, reports["due"]))
         assert err.value.exc_type == "NotFound"
@@ -546,7 +585,7 @@ def test_retention_from_verification_events_to_report_shredded(start, store):
                          if p.is_file()]
         else:
             remaining = list(objects.client.list_objects(objects.bucket, include_version=True))
-        assert len(remaining) == 1  # the held report's current content only; no old versions
+        assert len(remaining) == 2  # the held and the unconfirmed report's current content only
     finally:
         connection.close()
 
@@ -576,7 +615,7 @@ def test_s3_object_lock_governance_retention_and_bypassed_shredding(start, s3_se
     assert proxy.storage.read_report_content(report_id, grant(config, report_id)) == b"locked CANARY 2"
     versions = list(client.list_objects(bucket, include_version=True))
     assert len(versions) == 1
-    proxy.storage.discard_report(report_id)
+    discard(proxy, config, report_id)
     assert list(client.list_objects(bucket, include_version=True)) == []
 
 
@@ -586,21 +625,24 @@ def test_s3_bucket_without_object_lock_writes_plainly(start):
     assert objects.object_lock is False and objects.retention_for_new_object() is None
 
 
-def test_wbs_retention_run_calls_storage(start):
+def test_wbs_retention_run_calls_storage(start, container_factory):
+    """`wbs retention run` signs with the admin key of its data dir; storage shreds what
+    verification confirms, on its own clock."""
     import subprocess
     import sys
     config, _container, _client, proxy = start("file", KEY_ROTATION_GRACE_SECONDS=0)
+    container_factory(VerificationStandIn, config).start()
     report_id = str(uuid.uuid4())
     proxy.storage.store_report_content(report_id, b"x")
     publish(config["AMQP_URI"], "verification.events", "case_status_changed",
-            _retention_events(report_id, str(uuid.uuid4()), "2027-01-10T08:00:00Z"))
+            _retention_events(report_id, str(uuid.uuid4()), "2025-01-10T08:00:00Z"))
     wait_until(lambda: rows(config, RetentionRecord), timeout=20)
     wbs = str(Path(sys.executable).parent / "wbs")
-    env = {"AMQP_URI": config["AMQP_URI"], "PATH": "/usr/bin:/bin"}
-    early = subprocess.run([wbs, "retention", "run", "--now", "2027-02-01T00:00:00Z"],
-                           capture_output=True, text=True, timeout=60, env=env)
+    env = {"AMQP_URI": config["AMQP_URI"], "PATH": "/usr/bin:/bin", "WBS_DATA_DIR": config["WBS_DATA_DIR"]}
+    CASE_STATES[report_id] = {"state": "investigation", "since": "2025-01-10T08:00:00Z", "legal_hold": False}
+    early = subprocess.run([wbs, "retention", "run"], capture_output=True, text=True, timeout=60, env=env)
     assert early.returncode == 0 and "shredded 0 report(s)" in early.stdout, early.stderr
-    done = subprocess.run([wbs, "retention", "run", "--now", "2027-06-01T00:00:00Z"],
-                          capture_output=True, text=True, timeout=60, env=env)
+    CASE_STATES[report_id] = {"state": "not_actionable", "since": "2025-01-10T08:00:00Z", "legal_hold": False}
+    done = subprocess.run([wbs, "retention", "run"], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert "shredded 1 report(s)" in done.stdout and report_id in done.stdout
