@@ -157,7 +157,7 @@ class FakeStorage:
 
     @rpc(expected_exceptions=EXPECTED)
     @instance_rpc(expected_exceptions=EXPECTED)
-    def discard_report(self, report_id):
+    def discard_report(self, report_id, command=None):
         VAULT.calls.append(("discard_report", report_id))
         VAULT.content.pop(report_id, None)
 

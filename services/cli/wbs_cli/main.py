@@ -18,8 +18,27 @@ def amqp_uri() -> str:
     return os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
 
 
+# RPCs that act only on the admin key's signed command (wbs_plumbing.grants): the broker
+# credentials of the wbs command are not enough on their own.
+SIGNED = {("storage", "run_retention")} | {("verification", m) for m in (
+    "add_unit", "add_staff", "set_staff_active", "revoke_sessions", "move_staff", "set_supervision",
+    "set_unit_clocks", "seed_demo", "unlock_staff")}
+
+
+def admin_command(method: str) -> str:
+    """The admin key's signed command for ``method``: ``WBS_ADMIN_COMMAND_KEY_FILE`` (default
+    ``<WBS_DATA_DIR>/command-admin.key``, generated for make run; a mounted secret in production,
+    where a missing key stops the command)."""
+    from wbs_plumbing.grants import CommandSigner
+    config = {key: os.environ.get(key, "") for key in
+              ("WBS_ENV", "WBS_DATA_DIR", "WBS_ADMIN_COMMAND_KEY_FILE")}
+    return CommandSigner.from_config(config, "admin").issue(method)
+
+
 def rpc_call(service: str, method: str, *args, timeout: float = 30, **kwargs):
     """One RPC call through a standalone nameko proxy (msgpack, as the services speak)."""
+    if (service, method) in SIGNED:
+        kwargs["command"] = admin_command(method)
     import eventlet
     eventlet.monkey_patch()
     from nameko.standalone.rpc import ClusterRpcProxy
@@ -97,8 +116,9 @@ def cmd_keys_rotate(args):
 
 
 def cmd_retention_run(args):
-    """Asks storage (over RPC) to shred what is past retention and not on legal hold."""
-    result = rpc_call("storage", "run_retention", args.now, timeout=args.timeout)
+    """Asks storage (over RPC, signed with the admin key) to shred what is past retention,
+    confirmed by verification and not on legal hold; storage's clock decides."""
+    result = rpc_call("storage", "run_retention", timeout=args.timeout)
     print(f"shredded {len(result['shredded'])} report(s)")
     for report_id in result["shredded"]:
         print(f"  {report_id}")
@@ -206,7 +226,6 @@ def parser() -> argparse.ArgumentParser:
 
     retention = commands.add_parser("retention", help="retention and crypto-shredding").add_subparsers(dest="action", required=True)
     run_retention = retention.add_parser("run", help="shred what is past its retention and not on legal hold")
-    run_retention.add_argument("--now", help="ISO 8601 time to judge retention at (default: now)")
     run_retention.add_argument("--timeout", type=float, default=600, help="seconds to wait for storage")
     run_retention.set_defaults(func=cmd_retention_run)
 

@@ -14,6 +14,7 @@ Accept-Language. Abuse control is a proof of work per costly request plus one gl
 from nameko.rpc import RpcProxy
 
 from wbs_plumbing.db import Database
+from wbs_plumbing.grants import CommandKey
 from wbs_plumbing.reliable import event_handler
 from wbs_plumbing.rpc import RoutedRpcProxy
 from wbs_plumbing.storage_client import StorageClient
@@ -42,9 +43,10 @@ class IntakeService:
     storage = RoutedRpcProxy("storage")
     verification = RpcProxy("verification")
     units = UnitDirectory("verification")
+    commands = CommandKey("intake")  # signs discard_report of its own failed submissions
 
     def _vault(self):
-        return StorageClient(self.storage, self.settings.rpc_timeout_seconds)
+        return StorageClient(self.storage, self.settings.rpc_timeout_seconds, commands=self.commands)
 
     def _casework(self):
         return Casework(self.verification, self.settings.rpc_timeout_seconds)

@@ -28,8 +28,10 @@ class StorageClient:
     """Per worker: ``StorageClient(proxy, timeout)`` where ``proxy`` is a ``RoutedRpcProxy("storage")``
     dependency (``proxy.route(route)`` reaches one instance)."""
 
-    def __init__(self, proxy, timeout: float, reader_keys: TransitKeyPair | None = None):
+    def __init__(self, proxy, timeout: float, reader_keys: TransitKeyPair | None = None,
+                 commands=None):
         self._proxy = proxy
+        self._commands = commands  # the caller's CommandSigner (wbs_plumbing.grants), for discards
         self._timeout = timeout
         self._reader_keys = reader_keys
         self._channels: dict[str, tuple[str, TransitSender]] = {}
@@ -87,7 +89,8 @@ class StorageClient:
     def discard_report(self, report_id: str) -> None:
         """Shred a report that was not accepted (plain @rpc: any instance can, even if the one
         the upload talked to is gone)."""
-        self._call(self._proxy.discard_report, report_id)
+        command = self._commands.issue("discard_report", report_id=report_id) if self._commands else None
+        self._call(self._proxy.discard_report, report_id, command=command)
 
     # -- reading (with a grant) ----------------------------------------------------------------
 
