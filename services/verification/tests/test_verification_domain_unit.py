@@ -154,6 +154,16 @@ def test_directory_units_staff_recipient(session, passwords):
     assert acct["password"] not in hashed and hashed.startswith("$argon2id$")
 
 
+def test_a_staff_nip_is_stored_as_the_report_format_stores_a_partys(session, passwords, demo):
+    """18 digits, whatever spacing it was typed with; anything else could never match a party."""
+    acct = directory.add_staff(session, passwords, "budi", "budi@example.org", "itjen", nip="19800101 200501 1 001")
+    assert session.get(Staff, acct["staff_id"]).nip == "198001012005011001"
+    with pytest.raises(InvalidInput, match="18 digits"):
+        directory.add_staff(session, passwords, "eko", "eko@example.org", "itjen", nip="1980-0101")
+    with pytest.raises(InvalidInput, match="18 digits"):
+        directory.declare_conflict(session, session.get(Staff, acct["staff_id"]), nip="NIP 12")
+
+
 def test_seed_demo_is_idempotent_and_random_outside_development(session, passwords):
     first = seed_demo(session, passwords, development=False)
     assert first["inspector"]["created"] and first["inspector"]["password"] != DEMO_STAFF["inspector"]["password"]

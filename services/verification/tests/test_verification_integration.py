@@ -111,7 +111,10 @@ class FakeStorage:
 
 
 TRANSIT = TransitKeyPair()
-REPORT = {
+REPORT = {  # a wbs.report-content/1 document, as intake seals it
+    "format": "wbs.report-content/1",
+    "language": "id",
+    "good_faith": True,
     "title": "Benturan kepentingan pengadaan",
     "description": NARRATIVE,
     "parties": [{"name": "Budi S.", "position": "Panitia pengadaan", "unit": "dit-smp"}],

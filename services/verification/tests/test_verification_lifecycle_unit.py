@@ -107,7 +107,7 @@ def test_labels_staff_and_reporter_in_both_languages():
     }
     assert lc.reporter_label("closed", "en") == "Completed"
     assert lc.reporter_label("referred") == "Diteruskan ke instansi berwenang"
-    assert all(lc.LABELS[s].staff_id and lc.LABELS[s].reporter_en for s in lc.STATES)
+    assert all(lc.labels(s)["labels"]["id"] and lc.labels(s)["reporter_label"]["en"] for s in lc.STATES)
 
 
 def test_allowed_moves_offer_reopen_only_to_supervisors():

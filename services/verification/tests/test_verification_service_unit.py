@@ -1,4 +1,6 @@
 """Settings refusals, HTTP shaping, and the entrypoints' error mapping, without servers."""
+import json
+
 import pytest
 from nameko.testing.services import worker_factory
 
@@ -91,7 +93,7 @@ def test_openapi_is_valid_and_describes_every_api_route():
 
 def test_routing_reads_parties_and_never_routes_blind_while_storage_is_away():
     from verification import casefile
-    from verification.dependencies import VaultUnavailable
+    from wbs_plumbing.deadline import Unavailable
     from verification.errors import NotFound as DomainNotFound, VaultError
 
     class Vault:
@@ -103,13 +105,19 @@ def test_routing_reads_parties_and_never_routes_blind_while_storage_is_away():
                 raise self.outcome
             return self.outcome
 
-    parties, note = casefile.routing_parties(Vault(b'{"parties": [{"name": "Dr. Ani"}]}'), "r1")
-    assert [p.name for p in parties] == ["ani"] and note is None
+    document = {"format": "wbs.report-content/1", "description": "d", "language": "id", "good_faith": True,
+                "reporter": {"relationship": "public", "involved": False},
+                "parties": [{"name": "Dr. Ani", "nip": "198001012005011001"}]}
+    parties, note = casefile.routing_parties(Vault(json.dumps(document).encode()), "r1")
+    assert [(p.name, p.nip) for p in parties] == [("ani", "198001012005011001")] and note is None
+    # a document the contract refuses is still searched for named people, and the case says so
+    parties, note = casefile.routing_parties(Vault(b'{"parties": [{"name": "Dr. Ani"}, "x"], "others": []}'), "r1")
+    assert [p.name for p in parties] == ["ani"] and note == "report_content_invalid"
     assert casefile.routing_parties(Vault(DomainNotFound("x")), "r1") == ([], "parties_unavailable")
     with pytest.raises(VaultError):  # storage down: retried, never routed blind
-        casefile.routing_parties(Vault(VaultUnavailable("x")), "r1")
+        casefile.routing_parties(Vault(Unavailable("timeout", "read_report_content")), "r1")
     with pytest.raises(VaultError):  # a console read while storage is away is a 503
-        casefile._vault_call(Vault(VaultUnavailable("x")).read_report_content, "r1", None)
+        casefile._vault_call(Vault(Unavailable("timeout", "read_report_content")).read_report_content, "r1", None)
 
 
 def test_an_evidence_download_withholds_its_end_unless_the_sha256_matches(caplog):

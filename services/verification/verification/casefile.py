@@ -20,6 +20,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
+from wbs_contracts import report_content
 from wbs_contracts.errors import remote_error_type
 
 from . import assignment, audit, auth, cases, directory, routing, statistics, views
@@ -117,8 +118,30 @@ def _vault_call(fn, *args):
         raise VaultError("The content store did not answer; please try again") from None
 
 
+PARTIES_UNAVAILABLE = "parties_unavailable"
+CONTENT_INVALID = "report_content_invalid"
+
+
+def report_parties(content) -> tuple[list[routing.Party], str | None]:
+    """(the people a report names, a note for the case or None), read through the contract.
+
+    The document is checked against ``wbs.report-content/1`` before it is read. One that fails
+    (damaged, or older than the contract) is still searched for named people, because routing
+    with fewer exclusions is the worse mistake, and the case is noted for the supervisors. The
+    log line names the failing path and rule, never a value.
+    """
+    report = views.parse_report(content)
+    try:
+        report_content.validate_report_content(report)
+        return routing.parties_from_report(report), None
+    except report_content.InvalidReportContent as exc:
+        log.warning("routing: %s", exc)
+        listed = report.get("parties") if isinstance(report.get("parties"), list) else []
+        return routing.parties_from_report({"parties": [p for p in listed if isinstance(p, dict)]}), CONTENT_INVALID
+
+
 def _parties(vault, report_id: str, reader: Reader) -> list[routing.Party]:
-    return routing.parties_from_report(views.parse_report(_vault_call(vault.read_report_content, report_id, reader)))
+    return report_parties(_vault_call(vault.read_report_content, report_id, reader))[0]
 
 
 def routing_parties(vault, report_id: str) -> tuple[list[routing.Party], str | None]:
@@ -129,10 +152,9 @@ def routing_parties(vault, report_id: str) -> tuple[list[routing.Party], str | N
     named person."""
     reader = Reader(ROUTING_READER, cases.case_id_for(report_id))
     try:
-        content = _vault_call(vault.read_report_content, report_id, reader)
-        return routing.parties_from_report(views.parse_report(content)), None
+        return report_parties(_vault_call(vault.read_report_content, report_id, reader))
     except NotFound:
-        return [], "parties_unavailable"
+        return [], PARTIES_UNAVAILABLE
 
 
 def read_case_file(db, vault, token: str | None, case_id: str) -> tuple[dict, dict]:

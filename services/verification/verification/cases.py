@@ -339,7 +339,7 @@ def report_status(session: Session, report_id: str, language: str = "id") -> dic
     )
     seen_states: list[dict] = []
     for h in history:
-        if h.to_state in lifecycle.LABELS and (h.from_state != h.to_state):
+        if h.to_state in lifecycle.STATE_LABELS and (h.from_state != h.to_state):
             seen_states.append({"code": h.to_state, "label": lifecycle.reporter_label(h.to_state, language),
                                 "at": views.iso(h.at)})
     messages = session.scalars(

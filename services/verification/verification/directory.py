@@ -14,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from wbs_contracts import report_content
+
 from . import audit, auth, reach, routing, views
 from .errors import Conflict, InvalidInput, NotFound
 from .models import (
@@ -33,6 +35,15 @@ _CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+def _nip(value: str | None) -> str | None:
+    """A NIP as typed -> its 18 digits (the report-content format's rule), or None when empty.
+    Anything else could never match a party's NIP, so it is refused rather than stored."""
+    nip = routing.normalise_nip(value)
+    if nip is not None and not report_content.is_nip(nip):
+        raise InvalidInput("A NIP is 18 digits (spaces, dots and dashes are ignored)")
+    return nip
 
 
 def list_units(session: Session) -> list[dict]:
@@ -105,7 +116,7 @@ def add_staff(
         password_hash=passwords.hash(password),
         totp_secret=totp_secret,
         active=True,
-        nip=routing.normalise_nip(nip),
+        nip=_nip(nip),
         escalation_pool=bool(escalation_pool) and role == "supervisor",
     )
     session.add(staff)
@@ -205,7 +216,7 @@ def declare_conflict(session: Session, staff: Staff, *, unit: str | None = None,
     reassignment exclude them from every case it touches from now on. Raises InvalidInput."""
     unit = (unit or "").strip() or None
     name = (name or "").strip() or None
-    nip = routing.normalise_nip(nip)
+    nip = _nip(nip)
     if not (unit or name or nip):
         raise InvalidInput("Declare a unit, a name or a NIP")
     if unit is not None and session.get(Unit, unit) is None:

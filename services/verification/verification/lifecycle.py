@@ -1,64 +1,42 @@
-"""A case's life: its states, their labels and the moves between them (DOMAIN.md "A case's life").
+"""A case's life: the moves between its states (docs/domain.md, "A case's life").
 
-This module is the single source of truth for the table in DOMAIN.md; the console, the API and
-the reporter's status page all take their labels from here so staff and reporters never see two
-names for one state. Everything not in ``ALLOWED`` is refused with :class:`TransitionForbidden`,
-which the HTTP API answers with 409.
+The states, their labels for staff and reporters, and the coded end reasons are the shared
+vocabulary (``wbs_contracts.vocabulary``), so intake's status page and this console never show
+two names for one state; this module adds what only verification decides: which moves are
+allowed, to whom, and with which coded reason. Everything not in ``ALLOWED`` is refused with
+:class:`TransitionForbidden`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from wbs_contracts.vocabulary import (
+    ANALYSIS,
+    AUTHORITIES,
+    AWAITING_REPORTER,
+    CLOSED,
+    END_REASONS as DETAILS,
+    FOLLOW_UP,
+    INITIAL_STATE as INITIAL,
+    INVESTIGATION,
+    NOT_ACTIONABLE,
+    NOT_ACTIONABLE_REASONS,
+    OUTCOMES,
+    RECEIVED,
+    REFERRED,
+    STATE_LABELS,
+    STATES,
+    TERMINAL_STATES as TERMINAL,
+    VERIFICATION,
+    reporter_state_label as reporter_label,
+)
 
 from .errors import InvalidInput, TransitionForbidden
 
-RECEIVED = "received"
-VERIFICATION = "verification"
-AWAITING_REPORTER = "awaiting_reporter"
-ANALYSIS = "analysis"
-INVESTIGATION = "investigation"
-FOLLOW_UP = "follow_up"
-REFERRED = "referred"
-NOT_ACTIONABLE = "not_actionable"
-CLOSED = "closed"
+__all__ = [  # the vocabulary, re-exported under the names this service's code has always used
+    "ANALYSIS", "AUTHORITIES", "AWAITING_REPORTER", "CLOSED", "DETAILS", "FOLLOW_UP", "INITIAL",
+    "INVESTIGATION", "NOT_ACTIONABLE", "NOT_ACTIONABLE_REASONS", "OUTCOMES", "RECEIVED", "REFERRED",
+    "STATE_LABELS", "STATES", "TERMINAL", "VERIFICATION", "reporter_label",
+]
 
-
-@dataclass(frozen=True)
-class StateLabels:
-    staff_id: str
-    staff_en: str
-    reporter_id: str
-    reporter_en: str
-
-
-LABELS: dict[str, StateLabels] = {
-    RECEIVED: StateLabels("Diterima", "Received", "Laporan diterima", "Report received"),
-    VERIFICATION: StateLabels("Verifikasi", "Verification", "Dalam verifikasi", "Under verification"),
-    AWAITING_REPORTER: StateLabels(
-        "Menunggu pelapor", "Awaiting reporter", "Mohon lengkapi informasi", "Please add information"
-    ),
-    ANALYSIS: StateLabels("Penelaahan", "Analysis", "Dalam penelaahan", "Under review"),
-    INVESTIGATION: StateLabels(
-        "Investigasi", "Investigation", "Dalam proses investigasi", "Under investigation"
-    ),
-    FOLLOW_UP: StateLabels("Tindak lanjut", "Follow-up", "Sedang ditindaklanjuti", "Being acted upon"),
-    REFERRED: StateLabels(
-        "Diteruskan",
-        "Referred",
-        "Diteruskan ke instansi berwenang",
-        "Referred to the competent authority",
-    ),
-    NOT_ACTIONABLE: StateLabels(
-        "Tidak dapat ditindaklanjuti",
-        "Not actionable",
-        "Tidak dapat ditindaklanjuti",
-        "Cannot be followed up",
-    ),
-    CLOSED: StateLabels("Selesai", "Closed", "Selesai", "Completed"),
-}
-
-STATES = tuple(LABELS)
-INITIAL = RECEIVED
-TERMINAL = frozenset({REFERRED, NOT_ACTIONABLE, CLOSED})
 OPEN_STATES = tuple(s for s in STATES if s not in TERMINAL)
 
 # Ordinary moves, open to the case's inspector and to supervisors of the unit.
@@ -81,18 +59,13 @@ REOPEN_ROLES = frozenset({"supervisor"})
 
 def labels(state: str) -> dict:
     """The state as the API shows it: code plus labels for staff and for the reporter."""
-    lab = LABELS[state]
+    lab = STATE_LABELS[state]
     return {
         "code": state,
-        "label": lab.staff_id,
-        "labels": {"id": lab.staff_id, "en": lab.staff_en},
-        "reporter_label": {"id": lab.reporter_id, "en": lab.reporter_en},
+        "label": lab["staff"]["id"],
+        "labels": dict(lab["staff"]),
+        "reporter_label": dict(lab["reporter"]),
     }
-
-
-def reporter_label(state: str, language: str = "id") -> str:
-    lab = LABELS[state]
-    return lab.reporter_en if language == "en" else lab.reporter_id
 
 
 def is_open(state: str) -> bool:
@@ -107,44 +80,18 @@ def allowed_moves(state: str, role: str) -> list[str]:
     return [s for s in STATES if s in moves]
 
 
-# Coded reasons of the end states (DOMAIN.md): (label id, label en).
-NOT_ACTIONABLE_REASONS: dict[str, tuple[str, str]] = {
-    "incomplete": ("Tidak lengkap setelah pengingat", "Incomplete after reminders"),
-    "not_a_violation": ("Bukan pelanggaran", "Not a violation"),
-    "duplicate": ("Duplikat", "Duplicate"),
-    "spam": ("Spam / tidak bermakna", "Spam"),
-    "bad_faith": ("Itikad tidak baik", "Bad faith"),
-    "no_answer": ("Pelapor tidak menjawab", "No answer from the reporter"),
-}
+# The coded reasons of the end states (DETAILS, labels {id, en}) come from the vocabulary.
 # From ``received`` only an obvious duplicate or spam may be dismissed (nobody has verified yet).
 NOT_ACTIONABLE_FROM_RECEIVED = frozenset({"duplicate", "spam"})
-AUTHORITIES: dict[str, tuple[str, str]] = {
-    "kpk": ("Komisi Pemberantasan Korupsi (KPK)", "Corruption Eradication Commission (KPK)"),
-    "police": ("Kepolisian (Polri)", "Police"),
-    "prosecutor": ("Kejaksaan", "Public prosecutor"),
-    "ombudsman": ("Ombudsman RI", "Ombudsman"),
-    "bpk": ("Badan Pemeriksa Keuangan (BPK)", "Audit Board (BPK)"),
-    "other_ministry": ("Kementerian/lembaga lain", "Another ministry or agency"),
-    "other": ("Instansi lain", "Other authority"),
-}
-OUTCOMES: dict[str, tuple[str, str]] = {
-    "proven": ("Terbukti", "Proven"),
-    "partly_proven": ("Terbukti sebagian", "Partly proven"),
-    "not_proven": ("Tidak terbukti", "Not proven"),
-}
 # Closing straight from analysis means nothing was investigated: only "not proven" fits.
 OUTCOMES_FROM_ANALYSIS = frozenset({"not_proven"})
-DETAILS: dict[str, dict[str, tuple[str, str]]] = {
-    NOT_ACTIONABLE: NOT_ACTIONABLE_REASONS,
-    REFERRED: AUTHORITIES,
-    CLOSED: OUTCOMES,
-}
 DETAIL_FIELD = {NOT_ACTIONABLE: "sub_reason", REFERRED: "authority", CLOSED: "outcome"}
 
-FLAGS: dict[str, tuple[str, str]] = {
-    "on_hold": ("Ditunda", "On hold"),
-    "legal_hold": ("Penahanan hukum (legal hold)", "Legal hold"),
-    "conflict_flagged": ("Benturan kepentingan ditandai", "Conflict of interest flagged"),
+# A case's flags are verification's own (staff only), labelled like the vocabulary.
+FLAGS: dict[str, dict[str, str]] = {
+    "on_hold": {"id": "Ditunda", "en": "On hold"},
+    "legal_hold": {"id": "Penahanan hukum (legal hold)", "en": "Legal hold"},
+    "conflict_flagged": {"id": "Benturan kepentingan ditandai", "en": "Conflict of interest flagged"},
 }
 
 
@@ -152,8 +99,8 @@ def detail_labels(state: str, code: str | None) -> dict | None:
     """A coded end reason with its labels, or None."""
     if code is None:
         return None
-    label_id, label_en = DETAILS.get(state, {}).get(code, (code, code))
-    return {"code": code, "label": label_id, "labels": {"id": label_id, "en": label_en}}
+    labs = DETAILS.get(state, {}).get(code, {"id": code, "en": code})
+    return {"code": code, "label": labs["id"], "labels": dict(labs)}
 
 
 def detail_choices(from_state: str, to_state: str) -> list[str]:
@@ -177,7 +124,7 @@ def check_transition(from_state: str, to_state: str, *, role: str, reason: str |
     move does not allow (dismissing an unverified report for anything but duplicate/spam,
     closing from analysis as anything but not proven).
     """
-    if to_state not in LABELS:
+    if to_state not in STATE_LABELS:
         raise InvalidInput(f"Unknown state {to_state!r}")
     reason = (reason or "").strip() or None
     detail = (detail or "").strip() or None

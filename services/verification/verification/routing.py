@@ -1,4 +1,4 @@
-"""Who handles a new case, and who may never (DOMAIN.md "Conflict of interest").
+"""Who handles a new case, and who may never (docs/domain.md, "Conflict of interest").
 
 A report about an ordinary unit goes to the inspectorate that oversees it: the nearest unit
 flagged ``inspectorate`` on the path up from the reported unit. Its candidates are the active
@@ -26,6 +26,8 @@ from typing import Iterable, Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from wbs_contracts import report_content
 
 from . import lifecycle
 from .models import Case, CaseExclusion, DeclaredConflict, Staff, Unit
@@ -116,8 +118,8 @@ def normalise_name(name: str | None) -> str:
 
 
 def normalise_nip(nip: str | None) -> str | None:
-    digits = re.sub(r"\D", "", str(nip or ""))
-    return digits or None
+    """A NIP as typed -> digits only, the way ``wbs.report-content/1`` stores a party's NIP."""
+    return report_content.normalise_nip(nip)
 
 
 def names_match(a: str, b: str) -> bool:
@@ -140,13 +142,13 @@ def names_match(a: str, b: str) -> bool:
 
 
 def parties_from_report(report: dict | None) -> list[Party]:
-    """The reported parties and other people named in a report, as routing needs them."""
-    people = []
-    for key in ("parties", "others", "witnesses"):
-        for entry in (report or {}).get(key) or []:
-            if isinstance(entry, dict) and (entry.get("name") or entry.get("nip")):
-                people.append(Party(normalise_name(entry.get("name")), normalise_nip(entry.get("nip"))))
-    return people
+    """The people a ``wbs.report-content/1`` document names, as routing needs them.
+
+    Read through the contract (``wbs_contracts.report_content.parties``): everyone the reporter
+    names is in ``parties`` as ``{name, position, unit, nip}``; the format has no other list of
+    people. The caller validates a document read from storage first (``casefile``)."""
+    return [Party(normalise_name(p["name"]), normalise_nip(p["nip"]))
+            for p in report_content.parties(report) if p["name"] or p["nip"]]
 
 
 def conflict_reason(cand: Candidate, reported_unit: str, parties: Iterable[Party],

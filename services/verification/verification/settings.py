@@ -11,20 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from wbs_plumbing.config import ConfigError, environment, flag
+from wbs_plumbing.config import ConfigError, environment, flag, integer_at, number_at, text
 
 from .auth import DEFAULT_MEMORY_KIB, DEFAULT_PARALLELISM, DEFAULT_TIME_COST, HashingCost
-
-
-def _text(value: Any, default: str = "") -> str:
-    # nameko's ``${VAR:}`` turns an empty variable into None.
-    return default if value is None else str(value).strip() or default
-
-
-def _int(value: Any, default: int) -> int:
-    if value is None or value == "":
-        return default
-    return int(value)
 
 
 def _dates(value: Any) -> frozenset:
@@ -67,22 +56,22 @@ class Settings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Settings":
         env = environment(dict(config))
-        console_url = _text(config.get("WBS_CONSOLE_URL"), "http://localhost:8001").rstrip("/")
+        console_url = (text(config.get("WBS_CONSOLE_URL")) or "http://localhost:8001").rstrip("/")
         cost = HashingCost(
-            time_cost=_int(config.get("ARGON2_TIME_COST"), DEFAULT_TIME_COST),
-            memory_kib=_int(config.get("ARGON2_MEMORY_KIB"), DEFAULT_MEMORY_KIB),
-            parallelism=_int(config.get("ARGON2_PARALLELISM"), DEFAULT_PARALLELISM),
+            time_cost=integer_at(config, "ARGON2_TIME_COST", DEFAULT_TIME_COST, minimum=1),
+            memory_kib=integer_at(config, "ARGON2_MEMORY_KIB", DEFAULT_MEMORY_KIB, minimum=8),
+            parallelism=integer_at(config, "ARGON2_PARALLELISM", DEFAULT_PARALLELISM, minimum=1),
         )
         settings = cls(
             env=env,
             console_url=console_url,
-            session_minutes=_int(config.get("SESSION_MINUTES"), 8 * 60),
+            session_minutes=integer_at(config, "SESSION_MINUTES", 8 * 60),
             password_cost=cost,
-            storage_timeout_seconds=float(config.get("STORAGE_RPC_TIMEOUT_SECONDS") or 30.0),
+            storage_timeout_seconds=number_at(config, "STORAGE_RPC_TIMEOUT_SECONDS", 30.0, minimum=0.1),
             secure_cookies=flag(config.get("SECURE_COOKIES"), default=env == "production"),
             cuti_bersama=_dates(config.get("CUTI_BERSAMA_DATES")),
-            login_max_failures=_int(config.get("LOGIN_MAX_FAILURES"), 5),
-            login_lock_minutes=_int(config.get("LOGIN_LOCK_MINUTES"), 15),
+            login_max_failures=integer_at(config, "LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_lock_minutes=integer_at(config, "LOGIN_LOCK_MINUTES", 15, minimum=1),
         )
         if settings.session_minutes <= 0:
             raise ConfigError("SESSION_MINUTES must be positive")

@@ -87,7 +87,7 @@ def compute(session: Session, staff: Staff, now: dt.datetime | None = None) -> d
         "total": masked(len(cases)),
         "by_unit": table(by["unit"]),
         "by_category": table(by["category"], lambda k: _category_label(k)),
-        "by_state": table(by["state"], lambda k: lifecycle.LABELS[k].staff_id if k in lifecycle.LABELS else k),
+        "by_state": table(by["state"], lambda k: lifecycle.labels(k)["label"] if k in lifecycle.STATE_LABELS else k),
         "by_month": table(by["month"]),
         "deadlines": in_time,
         "median_days_per_stage": median_days,
@@ -98,17 +98,18 @@ def compute(session: Session, staff: Staff, now: dt.datetime | None = None) -> d
 def localise(stats: dict, lang: str) -> dict:
     """The same figures with category, state and clock labels in ``lang`` (for the console)."""
     index = 1 if lang == "en" else 0
+    lang = "en" if index else "id"
     out = dict(stats)
-    out["by_category"] = [dict(r, label=views.CATEGORY_LABELS.get(r["key"], (r["key"], r["key"]))[index])
+    out["by_category"] = [dict(r, label=views.category_labels(r["key"])["labels"][lang])
                           for r in stats["by_category"]]
-    out["by_state"] = [dict(r, label=(lifecycle.LABELS[r["key"]].staff_en if index else lifecycle.LABELS[r["key"]].staff_id)
-                            if r["key"] in lifecycle.LABELS else r["key"]) for r in stats["by_state"]]
+    out["by_state"] = [dict(r, label=lifecycle.labels(r["key"])["labels"][lang]
+                            if r["key"] in lifecycle.STATE_LABELS else r["key"]) for r in stats["by_state"]]
     out["clock_labels"] = {k: v[index] for k, v in deadlines.CLOCK_LABELS.items()}
     return out
 
 
 def _category_label(code: str) -> str:
-    return views.CATEGORY_LABELS.get(code, (code, code))[0]
+    return views.category_labels(code)["label"]
 
 
 def to_csv(stats: dict) -> str:

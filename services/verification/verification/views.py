@@ -12,24 +12,10 @@ import json
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from wbs_contracts import vocabulary
+
 from . import deadlines, lifecycle, routing
 from .models import REPORTER_ACTOR, SYSTEM_ACTOR, Case, CaseExclusion, CaseHistory, CaseMessage, Staff, as_utc, utcnow
-
-
-CATEGORY_LABELS = {
-    "corruption": ("Korupsi", "Corruption"),
-    "bribery": ("Suap / gratifikasi / pemerasan / pungutan liar", "Bribery, gratuities, extortion, illegal levies"),
-    "collusion": ("Kolusi", "Collusion"),
-    "nepotism": ("Nepotisme", "Nepotism"),
-    "conflict_of_interest": ("Benturan kepentingan", "Conflict of interest"),
-    "abuse_of_authority": ("Penyalahgunaan wewenang / jabatan", "Abuse of authority"),
-    "procurement": ("Penyimpangan pengadaan barang/jasa", "Procurement irregularities"),
-    "fraud": ("Penggelapan / kecurangan aset negara", "Embezzlement, fraud, theft of state assets"),
-    "discipline": ("Pelanggaran disiplin pegawai", "Breach of civil-service discipline"),
-    "ethics": ("Pelanggaran kode etik", "Breach of the code of ethics"),
-    "harassment": ("Diskriminasi / pelecehan", "Discrimination, harassment"),
-    "other": ("Pelanggaran peraturan lainnya", "Other breach of regulations"),
-}
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -38,8 +24,8 @@ def iso(value: dt.datetime | None) -> str | None:
 
 
 def category_labels(code: str) -> dict:
-    id_label, en_label = CATEGORY_LABELS.get(code, (code, code))
-    return {"code": code, "label": id_label, "labels": {"id": id_label, "en": en_label}}
+    labs = vocabulary.CATEGORIES.get(code, {"id": code, "en": code})
+    return {"code": code, "label": labs["id"], "labels": dict(labs)}
 
 
 def staff_view(staff: Staff) -> dict:
@@ -99,8 +85,8 @@ def case_detail(session: Session, case: Case, viewer: Staff, *, now: dt.datetime
         {
             "from_state": h.from_state,
             "to_state": h.to_state,
-            "to_label": lifecycle.LABELS[h.to_state].staff_id if h.to_state in lifecycle.LABELS else h.to_state,
-            "labels": lifecycle.labels(h.to_state)["labels"] if h.to_state in lifecycle.LABELS else None,
+            "to_label": vocabulary.staff_state_label(h.to_state) if h.to_state in lifecycle.STATE_LABELS else h.to_state,
+            "labels": lifecycle.labels(h.to_state)["labels"] if h.to_state in lifecycle.STATE_LABELS else None,
             "reason": h.reason,
             "detail": lifecycle.detail_labels(h.to_state, h.detail),
             "actor": names.get(h.actor, h.actor),

@@ -217,7 +217,7 @@ def attachment(item: dict, chunks) -> Response:
 def page(template: str, status: int = 200, lang: str = "id", **context) -> Response:
     from .i18n import translator
 
-    context.setdefault("states", lifecycle.LABELS)
+    context.setdefault("states", lifecycle.STATE_LABELS)
     context.setdefault("lifecycle", lifecycle)
     html = _templates.get_template(template).render(lang=lang, t=translator(lang), **context)
     return Response(html, status=status, mimetype="text/html",

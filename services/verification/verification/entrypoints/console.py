@@ -2,9 +2,10 @@
 redirect. Domain errors become the sign-in page or an error page (``web.console``)."""
 from __future__ import annotations
 
+from wbs_contracts import vocabulary
 from wbs_plumbing.web import http
 
-from .. import casefile, statistics, views, web
+from .. import casefile, statistics, web
 from ..errors import DomainError
 from ..i18n import translator
 from .base import Dependencies
@@ -50,7 +51,7 @@ class Console(Dependencies):
         filters = web.case_filters(request)
         me, cases = casefile.list_cases(self.db, web.cookie_token(request), now=self.clock(), **filters)
         return self._page(request, "cases.html", me=me, cases=cases, filters=filters,
-                          categories=views.CATEGORY_LABELS)
+                          categories=vocabulary.CATEGORIES)
 
     @http("GET", "/supervision")
     @web.console
