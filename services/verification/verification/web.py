@@ -74,13 +74,19 @@ def json_body(request) -> dict:
     return data
 
 
-def text_field(data: dict, name: str, *, required: bool = False) -> str | None:
+def _given(data: dict, name: str, required: bool, blank_is_missing: bool = False):
+    """``data[name]``, or None when it is absent (refused when required)."""
     value = data.get(name)
-    if value is None or value == "":
+    if value is None or (blank_is_missing and value == ""):
         if required:
             raise InvalidInput(f"'{name}' is required")
         return None
-    if not isinstance(value, str):
+    return value
+
+
+def text_field(data: dict, name: str, *, required: bool = False) -> str | None:
+    value = _given(data, name, required, blank_is_missing=True)
+    if value is not None and not isinstance(value, str):
         raise InvalidInput(f"'{name}' must be a string")
     return value
 
@@ -97,10 +103,8 @@ def case_filters(request) -> dict:
 
 
 def bool_field(data: dict, name: str, *, required: bool = False, default=False):
-    value = data.get(name)
+    value = _given(data, name, required)
     if value is None:
-        if required:
-            raise InvalidInput(f"'{name}' is required")
         return default
     if not isinstance(value, bool):
         raise InvalidInput(f"'{name}' must be true or false")
