@@ -16,7 +16,7 @@ import pika
 from tests.fixtures import rabbitmqctl, wait_until
 from notification.service import NotificationService
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("wbs_rabbit_definitions_it", ROOT / "deploy" / "rabbitmq" / "definitions.py")
 definitions = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(definitions)
