@@ -2,7 +2,8 @@
 
 A plain table rather than gettext catalogues: the console has a few dozen strings, staff switch
 language with ``?lang=en`` (remembered in a cookie), and a missing English text falls back to
-Indonesian instead of failing.
+Indonesian instead of failing. Words shared with the reporter's side (categories, the reporter's
+relationship, states) are not here: they come from ``wbs_contracts.vocabulary``.
 """
 from __future__ import annotations
 
@@ -35,11 +36,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "occurred": ("Waktu kejadian", "When"),
     "location": ("Tempat / kegiatan", "Where"),
     "relationship": ("Hubungan pelapor", "Reporter's relationship"),
-    "relationship_employee": ("Pegawai (ASN / non-ASN)", "Employee"),
-    "relationship_official": ("Pejabat", "Official"),
-    "relationship_public": ("Masyarakat", "Member of the public"),
-    "relationship_vendor": ("Penyedia barang/jasa", "Vendor"),
-    "relationship_other": ("Lainnya", "Other"),
     "justice_collaborator": ("terlibat: justice collaborator", "involved: justice collaborator"),
     "narrative": ("Kronologi", "Narrative"),
     "parties": ("Terlapor", "Reported parties"),

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.wrappers import Response
 
+from wbs_contracts import vocabulary
 from wbs_plumbing.web import error_response, json_response
 
 from . import lifecycle
@@ -222,6 +223,7 @@ def page(template: str, status: int = 200, lang: str = "id", **context) -> Respo
     from .i18n import translator
 
     context.setdefault("states", lifecycle.STATE_LABELS)
+    context.setdefault("relationships", vocabulary.RELATIONSHIPS)
     context.setdefault("lifecycle", lifecycle)
     html = _templates.get_template(template).render(lang=lang, t=translator(lang), **context)
     return Response(html, status=status, mimetype="text/html",
