@@ -11,6 +11,7 @@ lock inside C code, where a blocked greenthread would block the whole process.
 """
 import json
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
 from wbs_plumbing.config import database_url, flag
-from wbs_plumbing.migrations import migrate
+from wbs_plumbing.migrations import migrate, wait_for_head
 from wbs_plumbing.outbox import OUTBOX_FLAG, message_properties, pending_batch
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,9 @@ class DatabaseSession:
 class Database(DependencyProvider):
     """A service's own database (DATABASE_URL, or SQLite under WBS_DATA_DIR) and outbox relay.
 
-    Config: DATABASE_URL, DB_AUTO_MIGRATE (run Alembic to head at start), OUTBOX_POLL_SECONDS.
+    Config: DATABASE_URL, DB_AUTO_MIGRATE (true: run Alembic to head at start, under the
+    migration lock; false: wait up to DB_MIGRATE_WAIT_SECONDS [600] until a migration job has
+    brought the schema to head), OUTBOX_POLL_SECONDS.
     """
 
     def __init__(self, base, outbox_model=None):
@@ -128,6 +131,10 @@ class Database(DependencyProvider):
         self.url = database_url(config, self.container.service_name)
         if flag(config.get("DB_AUTO_MIGRATE")):
             migrate(alembic_dir_for(self.base), self.url)
+        else:
+            wait_for_head(alembic_dir_for(self.base), self.url,
+                          timeout=float(config.get("DB_MIGRATE_WAIT_SECONDS") or
+                                        os.environ.get("DB_MIGRATE_WAIT_SECONDS") or 600))
         self.engine = make_engine(self.url)
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS") or 1.0)
         self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=True,
