@@ -7,6 +7,7 @@ mail server or the staff directory is away. How, and the one unavoidable duplica
 from __future__ import annotations
 
 from wbs_plumbing.db import Database
+from wbs_plumbing.ops import Ops
 from wbs_plumbing.reliable import event_handler
 
 from notification import domain
@@ -20,6 +21,7 @@ class NotificationService:
     name = "notification"
 
     db = Database(Base, OutboxMessage)
+    ops = Ops()
     mailer = Mailer()
     directory = RecipientDirectory()
     settings = NotificationSettings()
