@@ -81,6 +81,13 @@ def list_cases(db, token: str | None, now: dt.datetime | None = None, **filters)
     return with_viewer(db, token, cases.list_cases, now=now, **filters)
 
 
+def supervision(db, token: str | None, now: dt.datetime | None = None) -> tuple[dict, list[dict], list[dict]]:
+    """(the signed-in staff member, every case in their reach, those that failed routing)."""
+    with signed_in(db, token) as (session, staff):
+        return (views.staff_view(staff), cases.list_cases(session, staff, now=now),
+                cases.list_cases(session, staff, now=now, unassigned=True))
+
+
 def transition(db, token: str | None, case_id: str, to_state: str, reason: str | None,
                detail: str | None = None, *, calendar=None, now: dt.datetime | None = None) -> dict:
     """Move a case (see cases.transition_case); gives back the case's metadata and history."""

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import deadlines, lifecycle, reach, views
+from .i18n import translator
 from .models import Case, CaseClock, CaseHistory, Staff, as_utc, utcnow
 
 SUPPRESS_BELOW = 5
@@ -126,6 +127,15 @@ def to_csv(stats: dict) -> str:
     for state, days in sorted(stats["median_days_per_stage"].items()):
         writer.writerow(["median_days", state, days])
     return out.getvalue()
+
+
+CHARTS = ("by_unit", "by_category", "by_state", "by_month")
+
+
+def console_view(stats: dict, lang: str) -> tuple[dict, dict[str, str]]:
+    """(the figures labelled in ``lang``, an SVG bar chart per breakdown) for the stats page."""
+    figures, t = localise(stats, lang), translator(lang)
+    return figures, {key: bar_chart(figures[key], t(key)) for key in CHARTS}
 
 
 def bar_chart(rows: list[dict], title: str, width: int = 560) -> str:

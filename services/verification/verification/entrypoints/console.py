@@ -7,7 +7,6 @@ from wbs_plumbing.web import http
 
 from .. import casefile, statistics, web
 from ..errors import DomainError
-from ..i18n import translator
 from .base import Dependencies
 
 
@@ -57,9 +56,7 @@ class Console(Dependencies):
     @web.console
     def supervision_page(self, request):
         """Supervisor view: cases that failed routing first, then every case in oversight."""
-        token = web.cookie_token(request)
-        me, cases = casefile.list_cases(self.db, token, now=self.clock())
-        _, unassigned = casefile.list_cases(self.db, token, now=self.clock(), unassigned=True)
+        me, cases, unassigned = casefile.supervision(self.db, web.cookie_token(request), now=self.clock())
         return self._page(request, "supervision.html", me=me, cases=cases, unassigned=unassigned)
 
     @http("GET", "/stats")
@@ -67,10 +64,7 @@ class Console(Dependencies):
     def stats_page(self, request):
         """Statistics with server-rendered SVG bar charts (no scripts)."""
         me, figures = casefile.stats(self.db, web.cookie_token(request), now=self.clock())
-        lang = web.language(request)
-        figures = statistics.localise(figures, lang)
-        t = translator(lang)
-        charts = {key: statistics.bar_chart(figures[key], t(key)) for key in ("by_unit", "by_category", "by_state", "by_month")}
+        figures, charts = statistics.console_view(figures, web.language(request))
         return self._page(request, "stats.html", me=me, stats=figures, charts=charts)
 
     @http("GET", "/stats.csv")
