@@ -1,6 +1,6 @@
 """Receipt sign-in cost on the server: right, wrong and malformed receipts (a benchmark, not a test).
 
-    .venv/bin/python services/intake/bench_receipts.py [--reports 20000] [--rounds 2000]
+    .venv/bin/python -m bench.receipts [--reports 20000] [--rounds 2000]
 
 Makes a throw-away PostgreSQL database, migrates intake's schema, stores `--reports` reports
 with real receipt hashes, then times `domain.open_reporter_session` (what
@@ -15,25 +15,23 @@ import argparse
 import datetime as dt
 import random
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import sqlalchemy
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "services" / "intake"), str(ROOT / "services" / "plumbing")]
+from tests.fixtures import PG_ADMIN_URL
+from wbs_plumbing.db import make_engine, session_scope
+from wbs_plumbing.migrations import migrate
 
-from tests.fixtures import PG_ADMIN_URL  # noqa: E402
-from wbs_plumbing.db import make_engine, session_scope  # noqa: E402
-from wbs_plumbing.migrations import migrate  # noqa: E402
+from intake import domain
+from intake.errors import Unauthorized
+from intake.models import Report
+from intake.receipts import hash_receipt, new_receipt
+from intake.settings import Settings
 
-from intake import domain  # noqa: E402
-from intake.errors import Unauthorized  # noqa: E402
-from intake.models import Report  # noqa: E402
-from intake.receipts import hash_receipt, new_receipt  # noqa: E402
-from intake.settings import Settings  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

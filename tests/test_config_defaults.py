@@ -13,6 +13,7 @@ import yaml
 from intake.settings import Settings as IntakeSettings
 from notification.settings import Settings as NotificationSettings
 from storage.settings import Settings as StorageSettings
+from verification.settings import Settings as VerificationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 _VARIABLE = re.compile(r"\$\{(\w+):?([^}]*)\}")
@@ -29,6 +30,7 @@ def config_yml_defaults(service: str) -> dict:
     ("intake", IntakeSettings.from_config),
     ("storage", StorageSettings.from_config),
     ("notification", NotificationSettings.from_config),
+    ("verification", VerificationSettings.from_config),
 ])
 def test_code_defaults_equal_config_yml(service, parse, tmp_path):
     from_yml = config_yml_defaults(service)

@@ -14,7 +14,7 @@ is what makes it single-use; a row is useless after its expiry and is purged the
 who wants to grow that table has to pay the work for every row.
 
 The functions here are pure (clock and key passed in); the single-use bookkeeping lives in
-`domain.spend_pow`.
+`intake.pow_gate`.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ALLOWED_CONTROL = {"\t", "\n", "\r"}
 
 
-def _has_forbidden_chars(text: str, multiline: bool) -> bool:
+def has_forbidden_chars(text: str, multiline: bool) -> bool:
     for ch in text:
         cat = unicodedata.category(ch)
         if cat == "Cc" and not (multiline and ch in _ALLOWED_CONTROL):
@@ -143,7 +143,7 @@ class _Checker:
         if len(value) > max_len:
             self.fail(path, "too_long")
             return None
-        if _has_forbidden_chars(value, multiline):
+        if has_forbidden_chars(value, multiline):
             self.fail(path, "invalid_characters")
             return None
         return value

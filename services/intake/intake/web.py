@@ -18,8 +18,8 @@ from werkzeug.wrappers import Response
 
 from wbs_plumbing.web import ApiError, HttpEntrypoint, error_response
 
-from intake import i18n
-from intake.domain import parse_json, report_from_json_part
+from intake import forms, i18n
+from intake.forms import parse_json
 from intake.errors import (
     BadRequest,
     Unauthorized,
@@ -80,15 +80,16 @@ def _declared_length(request, limit: int) -> None:
         raise UploadTooLarge("request")
 
 
-def report_parts(request, settings) -> tuple:
-    """(parts, to_report) for `POST /api/v1/reports`: a JSON body or the API's multipart form."""
+def report_request(request, settings) -> tuple:
+    """(report, evidence files) of `POST /api/v1/reports`: a JSON body, or the API's multipart
+    form (the `report` part, then `evidence` files: see intake.forms)."""
     mimetype = request.mimetype
     if mimetype == "application/json":
         _declared_length(request, settings.max_json_bytes)
-        raw = read_bounded(request.stream, settings.max_json_bytes)
-        return [FieldPart("report", raw)], lambda fields: parse_json(fields["report"])
+        return parse_json(read_bounded(request.stream, settings.max_json_bytes)), iter(())
     if mimetype == "multipart/form-data":
-        return multipart_parts(request, settings), report_from_json_part
+        fields, files = forms.report_parts(multipart_parts(request, settings))
+        return forms.report_from_json_part(fields), files
     raise ApiError(415, "unsupported_media_type",
                    "Send application/json or multipart/form-data.")
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 from wbs_plumbing.config import ConfigError
 
-from intake import domain
+from intake import domain, forms
 from intake.errors import BadRequest, Unavailable
 from intake.pow import issue_challenge, solves
 from intake.schemas import ReportInvalid
@@ -108,7 +108,8 @@ def parts(*files, report=REPORT):
 def submit(settings, events, vault=None, db=None):
     vault = vault or FakeVault()
     db = db or FakeDb()
-    result = domain.submit_report(events, domain.report_from_json_part, units=FakeUnits(),
+    fields, files = forms.report_parts(events)
+    result = domain.submit_report(forms.report_from_json_part(fields), files, units=FakeUnits(),
                                   vault=vault, transaction=db.transaction, settings=settings)
     return result, vault, db
 
@@ -174,7 +175,7 @@ def test_field_after_file_and_wrong_part_names(settings):
 
 
 def test_report_from_form_maps_fields():
-    report = domain.report_from_form({
+    report = forms.report_from_form({
         "unit": b"dit-smp", "category": b"bribery", "description": "pungli \u00e9".encode(),
         "party_name": b"Pak X", "relationship": b"public", "involved": b"yes", "good_faith": b"on",
         "occurred_from": b"2026-01-01", "identity_email": b"a@b.id",
@@ -183,7 +184,7 @@ def test_report_from_form_maps_fields():
     assert report["reporter"]["involved"] is True and report["good_faith"] is True
     assert report["reporter"]["identity"]["email"] == "a@b.id"
     assert report["occurred"] == {"from": "2026-01-01", "to": None, "ongoing": None}
-    unchecked = domain.report_from_form({"unit": b"dit-smp"})
+    unchecked = forms.report_from_form({"unit": b"dit-smp"})
     assert unchecked["good_faith"] is False and unchecked["parties"] == []
     assert unchecked["reporter"]["involved"] is None
 

@@ -1,0 +1,179 @@
+"""Submitting a report, and adding evidence to it later.
+
+Functions take their collaborators as arguments (the vault, the unit directory, a
+`transaction` factory, settings, the time) and never commit: the `transaction` factory given by
+the service (`Database.transaction`) is the one place that does. No transaction is ever held
+open across an RPC: storage is called first, then one short transaction records the report and
+stages `report_submitted` in the outbox.
+
+Failure rule: once anything was sent to storage for a report, any failure before the report row
+commits calls `vault.discard_report(report_id)` (best effort), so a half-submitted report
+leaves no sealed content or evidence behind, and the reporter gets a clear 4xx/503.
+
+Nothing here knows HTTP: the report arrives decoded and the files as streams of bytes
+(`intake.forms` maps the request to both).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from typing import Any, Callable, Iterable
+
+from wbs_plumbing.clock import iso, utcnow
+from wbs_plumbing.outbox import add_event
+
+from intake.errors import BadRequest
+from intake.models import OutboxMessage, Report
+from intake.receipts import hash_receipt, new_receipt
+from intake.schemas import validate_report
+
+log = logging.getLogger(__name__)
+
+
+class EvidenceUploader:
+    """Streams one report's evidence files to the vault in chunks of at most `chunk_bytes`.
+
+    A file's upload is begun lazily at its first byte, so an empty file (what a browser sends
+    for a file input left empty) creates nothing.
+    """
+
+    def __init__(self, vault, report_id: str, chunk_bytes: int):
+        self.vault = vault
+        self.report_id = report_id
+        self.chunk_bytes = chunk_bytes
+        self.count = 0
+        self.bytes = 0
+        self.stored: list[dict] = []
+        self.touched_storage = False
+        self._upload: dict | None = None
+        self._buffer = bytearray()
+
+    def upload(self, file) -> None:
+        """One file (`filename`, `media_type`, `chunks`), streamed as its bytes arrive."""
+        self._upload, self._buffer = None, bytearray()
+        for data in file.chunks:
+            if self._upload is None:
+                self.touched_storage = True
+                self._upload = self.vault.begin_evidence(self.report_id, file.filename, file.media_type)
+            self.bytes += len(data)
+            self._buffer += data
+            while len(self._buffer) >= self.chunk_bytes:
+                self._send(bytes(self._buffer[:self.chunk_bytes]))
+                del self._buffer[:self.chunk_bytes]
+        if self._upload is not None:
+            if self._buffer:
+                self._send(bytes(self._buffer))
+            done = self.vault.finish_evidence(self._upload["route"], self._upload["upload_id"])
+            self.stored.append({"evidence_id": done.get("evidence_id"),
+                                "size_bytes": done.get("size_bytes")})
+            self.count += 1
+        self._upload, self._buffer = None, bytearray()
+
+    def abort(self) -> None:
+        """Best effort: free the storage instance's state for an upload in progress."""
+        if self._upload is not None:
+            try:
+                self.vault.abort_evidence(self._upload["route"], self._upload["upload_id"])
+            except Exception:
+                log.warning("abort_evidence failed; discard_report follows")
+            self._upload = None
+        self._buffer = bytearray()
+
+    def _send(self, chunk: bytes) -> None:
+        self.vault.append_evidence(self._upload["route"], self._upload["upload_id"], chunk)
+
+
+def submit_report(
+    data: Any,
+    files: Iterable,
+    *,
+    units,
+    vault,
+    transaction: Callable,
+    settings,
+    now: dt.datetime | None = None,
+) -> dict:
+    """Accept one report: validate, stream evidence and content to the vault, record, announce.
+
+    `data` is the decoded report (docs/interface.md §2); `files` its evidence files
+    (`intake.forms.EvidenceFile`: name, media type, bytes in order), read only after `data` was
+    validated, so nothing is sent anywhere for a report that is refused.
+
+    Emits `report_submitted` (via the outbox). Raises ReportInvalid (422), BadRequest (400),
+    UploadTooLarge (413), MalformedUpload (400), Unavailable (503).
+    """
+    report = validate_report(data, units.codes())
+    del data
+
+    report_id = str(uuid.uuid4())
+    uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes)
+    try:
+        for file in files:
+            uploader.upload(file)
+        content = json.dumps(report.content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        uploader.touched_storage = True
+        vault.store_report_content(report_id, content)
+        del content
+
+        receipt = new_receipt()
+        received_at = (now or utcnow()).replace(second=0, microsecond=0)
+        with transaction() as session:
+            record_report(session, report_id, report.unit, report.category, report.language,
+                          hash_receipt(settings.receipt_key, receipt), received_at, uploader.count,
+                          uploader.bytes)
+    except Exception:
+        uploader.abort()
+        if uploader.touched_storage:
+            try:
+                vault.discard_report(report_id)
+            except Exception:
+                # storage down as well: its sweep of reports without a case removes the rest
+                log.warning("discard_report failed for a report that was not accepted")
+        raise
+    return {"report_id": report_id, "receipt": receipt, "received_at": iso(received_at),
+            "evidence_count": uploader.count}
+
+
+def record_report(session, report_id, unit, category, language, receipt_hash, received_at,
+                  evidence_count, evidence_bytes=0) -> dict:
+    """Insert the report's metadata row and stage `report_submitted` in the same transaction."""
+    session.add(Report(
+        report_id=report_id, unit=unit, category=category, received_at=received_at,
+        receipt_hash=receipt_hash, evidence_count=evidence_count, language=language,
+        evidence_bytes=evidence_bytes,
+    ))
+    return add_event(session, OutboxMessage, "report_submitted", {
+        "report_id": report_id, "unit": unit, "category": category,
+        "evidence_count": evidence_count,
+        "occurred_at": iso(received_at),  # to the minute, as kept: an exact time would fingerprint
+    })
+
+
+def add_evidence(files: Iterable, report_id: str, *, vault, transaction: Callable, settings) -> dict:
+    """More evidence from a signed-in reporter, streamed as above.
+
+    Emits nothing itself (storage publishes `evidence_stored` per file). Raises BadRequest (a
+    non-file field or wrong part name), UploadTooLarge, MalformedUpload, Unavailable. A failure
+    aborts the file in progress; files finished earlier in the same request stay stored
+    (storage has no per-file delete yet) and are counted.
+    """
+    uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes)
+    try:
+        for file in files:
+            uploader.upload(file)
+    except Exception:
+        uploader.abort()
+        raise
+    finally:
+        if uploader.count:
+            with transaction() as session:
+                report = session.get(Report, report_id)
+                if report is not None:
+                    report.evidence_count = (report.evidence_count or 0) + uploader.count
+                    report.evidence_bytes = (report.evidence_bytes or 0) + uploader.bytes
+    if not uploader.count:
+        raise BadRequest("no_evidence", "Attach at least one non-empty file part named 'evidence'.")
+    return {"evidence": uploader.stored}
