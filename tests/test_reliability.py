@@ -13,6 +13,7 @@ import uuid
 import pika
 import sqlalchemy
 from nameko.testing.services import entrypoint_hook
+from tests.signed import signed_hook
 
 from tests.fixtures import wait_until
 from storage.service import StorageService
@@ -32,7 +33,7 @@ def test_killed_before_commit_yields_exactly_one_case_after_restart(container_fa
     container_factory(StorageService, service_config("storage")).start()
     first = container_factory(VerificationService, config)
     first.start()
-    with entrypoint_hook(first, "add_unit") as add_unit:
+    with signed_hook(first, "add_unit") as add_unit:
         add_unit("rel-itjen", "Inspektorat", inspectorate=True)
         add_unit("rel-dit", "Direktorat", parent="rel-itjen")
 

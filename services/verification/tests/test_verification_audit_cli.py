@@ -8,6 +8,7 @@ import pyotp
 import requests
 import sqlalchemy
 from nameko.testing.services import entrypoint_hook
+from tests.signed import signed_hook
 
 from verification.service import VerificationService
 
@@ -23,7 +24,7 @@ def test_wbs_audit_verify_names_the_first_bad_entry(container_factory, service_c
     config = service_config("verification", **insecure_fast_password_hashing["config"])
     container = container_factory(VerificationService, config)
     container.start()
-    with entrypoint_hook(container, "seed_demo") as seed_demo:
+    with signed_hook(container, "seed_demo") as seed_demo:
         demo = seed_demo()
     base = f"http://{config['WEB_SERVER_ADDRESS']}"
     account = demo["inspector"]

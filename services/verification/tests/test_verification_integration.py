@@ -18,6 +18,7 @@ import requests
 import sqlalchemy
 from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
+from tests.signed import signed_hook
 
 from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
@@ -211,7 +212,7 @@ def case_for(db, report_id):
 
 
 def seed(container):
-    with entrypoint_hook(container, "seed_demo") as seed_demo:
+    with signed_hook(container, "seed_demo") as seed_demo:
         return seed_demo()
 
 
@@ -335,7 +336,7 @@ def test_case_outside_reach_is_404_exactly_like_a_missing_one(verification, stor
     event = report_event()
     publish(broker, event)
     case_id = wait_until(lambda: case_for(db, event["report_id"]))
-    with entrypoint_hook(verification, "add_staff") as add_staff:
+    with signed_hook(verification, "add_staff") as add_staff:
         other = add_staff("lain", "lain@example.org", "itjen", "inspector")
 
     auth = login(base, other)
@@ -419,18 +420,18 @@ def test_console_pages_sign_in_list_case_and_transition(verification, storage, b
 
 
 def test_rpc_directory(verification):
-    with entrypoint_hook(verification, "add_unit") as add_unit:
+    with signed_hook(verification, "add_unit") as add_unit:
         assert add_unit("itjen", "Inspektorat Jenderal", None, True)["code"] == "itjen"
         add_unit("dit-a", "Direktorat A", parent="itjen")
     with entrypoint_hook(verification, "list_units") as list_units:
         assert {u["code"]: u["parent"] for u in list_units()} == {"itjen": None, "dit-a": "itjen"}
-    with entrypoint_hook(verification, "add_staff") as add_staff:
+    with signed_hook(verification, "add_staff") as add_staff:
         staff = add_staff("ani", "ani@example.org", "dit-a", "supervisor")
     assert staff["otpauth_uri"].startswith("otpauth://totp/") and staff["password"]
     with entrypoint_hook(verification, "get_recipient") as get_recipient:
         assert get_recipient(staff["staff_id"]) == {"email": "ani@example.org", "display_name": "ani", "language": "id"}
         assert get_recipient(str(uuid.uuid4())) is None
-    with entrypoint_hook(verification, "seed_demo") as seed_demo:
+    with signed_hook(verification, "seed_demo") as seed_demo:
         first, second = seed_demo(), seed_demo()
     assert first["inspector"]["staff_id"] == second["inspector"]["staff_id"]
 
@@ -492,7 +493,7 @@ def test_messages_reporter_answers_status_grant_and_events(verification, storage
         ("to_reporter", "Mohon kirim salinan kontrak."), ("internal", "Catatan internal: cek LPSE."),
         ("from_reporter", "Kontrak terlampir.")]
 
-    with entrypoint_hook(verification, "get_report_status") as get_report_status:
+    with signed_hook(verification, "get_report_status", "intake") as get_report_status:
         status = get_report_status(event["report_id"], "id")
     assert [m["direction"] for m in status["messages"]] == ["to_reporter", "from_reporter"]
     claims = FakeStorage.grant_verifier.check(status["grant"], report_id=event["report_id"], scope="messages",
@@ -584,7 +585,7 @@ def test_throttle_disable_revokes_sessions_stats_csv_and_openapi(verification, s
     spec = requests.get(f"{base}/api/v1/openapi.json", timeout=10).json()
     assert spec["openapi"].startswith("3.") and "/api/v1/cases/{case_id}/messages" in spec["paths"]
 
-    with entrypoint_hook(verification, "add_staff") as add_staff:
+    with signed_hook(verification, "add_staff") as add_staff:
         ani = add_staff("ani", "ani@example.org", "itjen", "inspector")
     ani_auth = login(base, ani)
     # five wrong passwords lock the account; then even the right factors are refused
@@ -595,7 +596,7 @@ def test_throttle_disable_revokes_sessions_stats_csv_and_openapi(verification, s
         "username": "ani", "password": ani["password"], "otp": pyotp.TOTP(ani["totp_secret"]).at(time.time() + 30)})
     assert locked.status_code == 401
     assert requests.get(f"{base}/api/v1/cases", headers=ani_auth, timeout=10).status_code == 200
-    with entrypoint_hook(verification, "set_staff_active") as set_staff_active:
+    with signed_hook(verification, "set_staff_active") as set_staff_active:
         assert set_staff_active("ani", False)["sessions_revoked"] == 1
     assert requests.get(f"{base}/api/v1/cases", headers=ani_auth, timeout=10).status_code == 401
 
@@ -642,7 +643,7 @@ def test_console_declared_conflict_excludes_from_routing_and_sessions_can_be_rev
     event, case_id = open_one(verification, broker, db, unit="kpu-dki")
     assert count(db, "SELECT assignee_id FROM cases WHERE case_id = :c", c=case_id) is None
     assert count(db, "SELECT reason FROM case_exclusions WHERE case_id = :c", c=case_id) == "declared_conflict"
-    with entrypoint_hook(verification, "revoke_sessions") as revoke_sessions:
+    with signed_hook(verification, "revoke_sessions") as revoke_sessions:
         assert revoke_sessions("inspektur")["sessions_revoked"] == 1
     assert browser.get(f"{base}/", allow_redirects=False, timeout=10).headers["Location"] == "/login"
 

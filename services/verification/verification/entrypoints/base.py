@@ -5,13 +5,14 @@ import functools
 
 from wbs_contracts import errors as contract_errors
 from wbs_plumbing.db import Database
+from wbs_plumbing.grants import CommandCheck
 
 from ..dependencies import Clock, GrantSigning, PasswordHashing, Vault, VerificationSettings
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
 from ..models import Base, OutboxMessage
 
 _REMOTE = {InvalidInput: contract_errors.Invalid, Conflict: contract_errors.Conflict, NotFound: contract_errors.NotFound}
-EXPECTED = tuple(_REMOTE.values())
+EXPECTED = tuple(_REMOTE.values()) + (contract_errors.Forbidden,)
 
 
 def remote_errors(method):
@@ -41,3 +42,5 @@ class Dependencies:
     vault = Vault()
     signer = GrantSigning()
     clock = Clock()
+    # privileged RPCs act only on a signed command (the admin key; intake for reporter grants)
+    commands = CommandCheck("admin", "intake")

@@ -21,11 +21,16 @@ class EventsAndTimers(Dependencies):
         routing can exclude anyone named in them.
         Emits: ``case_opened``; ``case_assigned`` when someone eligible was found.
         Errors: a malformed event is dead-lettered at once (PermanentError); storage or database
-        failures are retried, then dead-lettered. Redelivery does nothing (processed_events +
+        failures are retried, then dead-lettered; a report storage does not hold is dead-lettered
+        with the reason (a forged event) and opens no case. Redelivery does nothing (processed_events +
         unique report_id).
         """
         try:
             parties, note = casefile.routing_parties(self.vault, event.get("report_id") or "")
+            if note == "parties_unavailable":
+                # intake stores a report's content before it announces it: an event for a report
+                # storage does not hold came from somewhere else and opens no case (DESIGN §10)
+                raise contract_errors.PermanentError("refused: report_submitted for a report storage does not hold")
             with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
                 if session is None:
                     return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nameko.rpc import rpc
 
-from .. import casefile, directory
+from .. import casefile, directory, safeguards
 from .base import EXPECTED, Dependencies, remote_errors
 
 
@@ -27,10 +27,22 @@ class ServiceRpc(Dependencies):
 
     @rpc(expected_exceptions=EXPECTED)
     @remote_errors
-    def get_report_status(self, report_id, language="id"):
+    def get_report_status(self, report_id, language="id", command=None):
         """Input: report id (intake, for the reporter's status page). Returns {state: {code,
         label}, history: [{code, label, at}], messages: [{message_id, direction, at}], grant}
         with reporter labels, or None. ``grant`` lets the reporter read exactly those messages
         from storage (null when there are none). Emits nothing. Never returns staff names,
-        internal reasons or internal notes."""
+        internal reasons or internal notes. ``command``: intake's signed ``get_report_status``
+        for this report, which intake signs only for a live reporter session of it; without it
+        Forbidden, so broker credentials alone yield no reporter grant."""
+        self.commands(command, "get_report_status", ("intake",), report_id=str(report_id))
         return casefile.report_status(self.db, self.signer, report_id, language)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @remote_errors
+    def case_retention_state(self, report_id):
+        """Input: report id (storage, before it shreds). Returns {state, since, legal_hold} of
+        the report's case, or None: storage shreds only what this confirms, never on an event
+        alone. Emits nothing."""
+        with self.db.transaction() as session:
+            return safeguards.retention_state(session, report_id)
