@@ -82,11 +82,18 @@ class Units:
 class Casework:
     """verification's answers about a report's case, for the reporter's follow-up."""
 
-    def __init__(self, proxy, timeout: float):
+    def __init__(self, proxy, timeout: float, commands=None):
         self._proxy = proxy
         self._timeout = timeout
+        self._commands = commands  # intake's CommandSigner (wbs_plumbing.grants)
 
     def report_status(self, report_id: str, language: str) -> dict | None:
         """{state, history, messages, grant} with reporter labels, or None before the case
-        exists. Never staff names, reasons or internal notes (verification filters them)."""
-        return call_with_deadline(self._proxy.get_report_status, self._timeout, report_id, language)
+        exists. Never staff names, reasons or internal notes (verification filters them).
+
+        Called only for the report of a live reporter session (the follow-up pages resolve the
+        session first); intake's signed command, bound to the report, is that proof: without it
+        verification hands out no reporter grant."""
+        command = self._commands.issue("get_report_status", report_id=report_id) if self._commands else None
+        return call_with_deadline(self._proxy.get_report_status, self._timeout, report_id, language,
+                                  command=command)

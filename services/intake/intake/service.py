@@ -20,7 +20,7 @@ from wbs_plumbing.rpc import RoutedRpcProxy
 from wbs_plumbing.storage_client import StorageClient
 from wbs_plumbing.web import json_response
 
-from intake import domain, forms, i18n, web
+from intake import domain, i18n, web
 from intake.dependencies import Casework, IntakeSettings, UnitDirectory
 from intake.errors import Unauthorized
 from intake.models import Base, OutboxMessage, ProcessedEvent
@@ -49,7 +49,7 @@ class IntakeService:
         return StorageClient(self.storage, self.settings.rpc_timeout_seconds, commands=self.commands)
 
     def _casework(self):
-        return Casework(self.verification, self.settings.rpc_timeout_seconds)
+        return Casework(self.verification, self.settings.rpc_timeout_seconds, commands=self.commands)
 
     def _report(self, authorization):
         with self.db.transaction() as session:
@@ -110,9 +110,9 @@ class IntakeService:
         503 storage/verification.
         """
         self._pow(request)
-        report, files = web.report_request(request, self.settings)
+        parts, to_report = web.report_parts(request, self.settings)
         result = domain.submit_report(
-            report, files, units=self.units, vault=self._vault(),
+            parts, to_report, units=self.units, vault=self._vault(),
             transaction=self.db.transaction, settings=self.settings,
         )
         return json_response({k: result[k] for k in ("report_id", "receipt", "received_at")},
@@ -168,7 +168,7 @@ class IntakeService:
         self.throttle.admit()
         budget = domain.evidence_budget(report, self.settings.limits)
         answer = domain.add_evidence(
-            forms.evidence_parts(web.multipart_parts(request, self.settings, budget)), report.report_id,
+            web.multipart_parts(request, self.settings, budget), report.report_id,
             vault=self._vault(), transaction=self.db.transaction, settings=self.settings,
         )
         return json_response(answer, status=201)
@@ -193,12 +193,11 @@ class IntakeService:
         `?pow=` (set by /static/pow.js) or the X-WBS-PoW header. Emits `report_submitted`.
         Errors: the form again with reasons (400), or an error page (400/413/428/429/503)."""
         lang, _ = web.page_language(request)
-        capture = web.FormCapture(forms.report_from_form)
+        capture = web.FormCapture(domain.report_from_form)
         try:
             self._pow(request)
-            fields, files = forms.report_parts(web.multipart_parts(request, self.settings))
             result = domain.submit_report(
-                capture(fields), files, units=self.units,
+                web.multipart_parts(request, self.settings), capture, units=self.units,
                 vault=self._vault(), transaction=self.db.transaction, settings=self.settings,
             )
         except ReportInvalid as exc:
@@ -282,8 +281,7 @@ class IntakeService:
             report = self._report(web.session_authorization(request))
             self.throttle.admit()
             budget = domain.evidence_budget(report, self.settings.limits)
-            domain.add_evidence(forms.evidence_parts(web.multipart_parts(request, self.settings, budget)),
-                                report.report_id,
+            domain.add_evidence(web.multipart_parts(request, self.settings, budget), report.report_id,
                                 vault=self._vault(), transaction=self.db.transaction,
                                 settings=self.settings)
         except Exception as exc:

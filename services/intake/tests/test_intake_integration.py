@@ -26,7 +26,8 @@ from tests.fakes import VAULT, FakeStorage
 from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
 from wbs_plumbing.migrations import schema_differences
-from wbs_plumbing.grants import GrantSigner, GrantVerifier
+from nameko.dependency_providers import Config
+from wbs_plumbing.grants import CommandVerifier, GrantSigner, GrantVerifier
 
 from intake.models import Base
 from intake.pow import solve
@@ -49,6 +50,7 @@ SIGNER = GrantSigner(GRANT_KEY)
 
 class FakeVerification:
     name = "verification"
+    config = Config()
 
     @rpc
     def list_units(self):
@@ -57,8 +59,11 @@ class FakeVerification:
                 {"code": "itjen", "name": "Inspektorat Jenderal", "parent": None}]
 
     @rpc
-    def get_report_status(self, report_id, language="id"):
-        """The agreed interface: state, history, messages (ids, directions) and a reporter grant."""
+    def get_report_status(self, report_id, language="id", command=None):
+        """The agreed interface: state, history, messages (ids, directions) and a reporter grant,
+        for intake's signed command bound to the report (checked as verification does)."""
+        CommandVerifier.from_config(self.config, ("intake",)).check(
+            command, "get_report_status", ("intake",), report_id=report_id)
         CALLS.append(("get_report_status", report_id, language))
         status = STATUS.get(report_id)
         if status is None:
