@@ -178,7 +178,8 @@ def watch(channel, exchange="verification.events"):
                 method, _props, body = channel.basic_get(queue, auto_ack=True)
                 if method is None:
                     break
-                seen.append((method.routing_key, json.loads(body)))
+                if method.routing_key not in ("unit_changed", "staff_changed"):  # the seed's directory events
+                    seen.append((method.routing_key, json.loads(body)))
             return len(seen) >= count
         wait_until(enough, timeout)
         return list(seen)

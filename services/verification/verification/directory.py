@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from wbs_contracts import report_content
 
+from wbs_plumbing.outbox import add_event
+
 from . import audit, auth, reach, routing, views
 from .errors import Conflict, InvalidInput, NotFound
 from .models import (
@@ -23,6 +25,7 @@ from .models import (
     SYSTEM_ACTOR,
     Case,
     DeclaredConflict,
+    OutboxMessage,
     Staff,
     StaffSession,
     Supervision,
@@ -65,9 +68,27 @@ def add_unit(session: Session, code: str, name: str, parent: str | None = None, 
         raise InvalidInput(f"Unknown parent unit {parent!r}")
     if session.get(Unit, code) is not None:
         raise Conflict(f"Unit {code!r} already exists")
-    session.add(Unit(code=code, name=name, parent_code=parent, inspectorate=bool(inspectorate)))
+    unit = Unit(code=code, name=name, parent_code=parent, inspectorate=bool(inspectorate))
+    session.add(unit)
     session.flush()
+    unit_changed(session, unit)
     return {"code": code, "name": name, "parent": parent, "inspectorate": bool(inspectorate)}
+
+
+def unit_changed(session: Session, unit: Unit) -> None:
+    """Stage `unit_changed`: integrators resolve unit codes to names from it (its name, parent
+    and inspectorate flag; nothing about cases)."""
+    add_event(session, OutboxMessage, "unit_changed", {
+        "unit": unit.code, "name": unit.name, "parent": unit.parent_code,
+        "inspectorate": bool(unit.inspectorate)})
+
+
+def staff_changed(session: Session, staff: Staff) -> None:
+    """Stage `staff_changed`: resolves the inspector ids of case events to a display name, role
+    and home unit. Never the username, email, NIP or TOTP: those are for signing in and routing."""
+    add_event(session, OutboxMessage, "staff_changed", {
+        "staff_id": staff.id, "display_name": staff.display_name, "role": staff.role,
+        "unit": staff.home_unit, "active": bool(staff.active)})
 
 
 def add_staff(
@@ -124,6 +145,7 @@ def add_staff(
         session.flush()
     except IntegrityError:
         raise Conflict(f"Username {username!r} is taken")
+    staff_changed(session, staff)
     if role == "supervisor":
         set_supervision(session, staff.id, oversees if oversees else [unit])
     return {
@@ -177,6 +199,7 @@ def move_staff(session: Session, staff_ref: str, unit: str) -> dict:
         raise InvalidInput(f"Unknown unit {unit!r}")
     staff.home_unit = unit
     session.flush()
+    staff_changed(session, staff)
     return views.staff_view(staff)
 
 
@@ -191,6 +214,7 @@ def set_staff_active(session: Session, staff_ref: str, active: bool, *, actor: s
     audit.append(session, actor, audit.ACCOUNT, None, target=staff.id,
                  change="enabled" if active else "disabled")
     session.flush()
+    staff_changed(session, staff)
     return dict(views.staff_view(staff), active=staff.active, sessions_revoked=revoked)
 
 
