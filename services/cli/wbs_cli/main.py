@@ -72,6 +72,11 @@ def cmd_inspector_revoke(args):
     print(f"{args.username}: sessions revoked: {answer['sessions_revoked']}")
 
 
+def cmd_inspector_unlock(args):
+    answer = rpc_call("verification", "unlock_staff", args.username)
+    print(f"{args.username}: {'unlocked' if answer['unlocked'] else 'was not locked'}")
+
+
 def cmd_inspector_move(args):
     rpc_call("verification", "move_staff", args.username, args.unit)
     print(f"{args.username} now works in {args.unit}")
@@ -187,6 +192,9 @@ def parser() -> argparse.ArgumentParser:
     revoke = inspector.add_parser("revoke-sessions", help="end every session of an account (a lost laptop)")
     revoke.add_argument("username")
     revoke.set_defaults(func=cmd_inspector_revoke)
+    unlock = inspector.add_parser("unlock", help="lift the sign-in lock that failed attempts put on an account")
+    unlock.add_argument("username")
+    unlock.set_defaults(func=cmd_inspector_unlock)
     move = inspector.add_parser("move", help="change an account's home unit (routing re-checks it)")
     move.add_argument("username")
     move.add_argument("--unit", required=True)
