@@ -48,6 +48,7 @@ from wbs_contracts.errors import Conflict, Forbidden, Invalid, IntegrityError, N
 from wbs_plumbing.db import Database
 from wbs_plumbing.deadline import call_with_deadline
 from wbs_plumbing.grants import CommandCheck
+from wbs_plumbing.ops import Ops
 from wbs_plumbing.outbox import utcnow
 from wbs_plumbing.reliable import event_handler
 from wbs_plumbing.rpc import InstanceRoute, instance_rpc
@@ -68,6 +69,7 @@ class StorageService:
     name = "storage"
 
     db = Database(Base, OutboxMessage)
+    ops = Ops()
     keyring = Keys()
     store = Objects()
     uploads = UploadSessions()
