@@ -160,6 +160,34 @@ def test_readyz_turns_503_naming_the_database_or_broker_and_back_to_200(
         assert name in metrics
 
 
+def test_storage_readyz_names_the_object_store_and_the_key_file(
+        proxies, container_factory, service_config, s3_server, s3_bucket, tmp_path):
+    from storage.service import StorageService
+
+    s3_endpoint, s3_proxy = proxies("http://" + s3_server["endpoint"])
+    key_file = tmp_path / "keys.json"
+    config = service_config(
+        "storage", EVIDENCE_STORE="s3", S3_ENDPOINT=s3_endpoint.removeprefix("http://"),
+        S3_ACCESS_KEY=s3_server["access_key"], S3_SECRET_KEY=s3_server["secret_key"],
+        S3_BUCKET=s3_bucket, S3_SECURE=False, WBS_KEY_FILE=str(key_file))
+    address = config["OPS_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    container = container_factory(StorageService, config)
+    container.start()
+    assert ready(address) == (200, {"status": "ready"})
+    assert 'wbs_storage_uploads_in_flight{service="storage"} 0.0' in requests.get(
+        f"http://{address}/metrics", timeout=10).text
+
+    s3_proxy.down()
+    assert ready(address) == (503, {"down": ["object_store"]})
+    s3_proxy.up()
+    wait_until(lambda: ready(address)[0] == 200, timeout=20, interval=0.5)
+
+    key_file.rename(tmp_path / "keys.json.away")
+    assert ready(address) == (503, {"down": ["key_file"]})
+    (tmp_path / "keys.json.away").rename(key_file)
+    assert ready(address) == (200, {"status": "ready"})
+
+
 # -- metrics labels: a service of this test, with an HTTP route that has a path parameter -----
 
 class Base(DeclarativeBase):

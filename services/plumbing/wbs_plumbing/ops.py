@@ -98,7 +98,7 @@ class _ScrapeTimeGauges:
         ops, service = self.ops, self.ops.service
         yield from ops.outbox_gauges()
         yield from ops.notification_gauges()
-        uploads = ops.find("uploads")
+        uploads = ops.find("uploads", "__len__")
         if uploads is not None:
             family = GaugeMetricFamily("wbs_storage_uploads_in_flight",
                                        "Evidence uploads in progress in this storage process.",
@@ -165,10 +165,11 @@ class Ops(DependencyProvider):
 
     # -- the service's parts ----------------------------------------------------------------
 
-    def find(self, attribute: str):
-        """The first dependency provider of this service that holds `attribute`."""
+    def find(self, attribute: str, has: str):
+        """The first dependency provider holding `attribute`, itself with an attribute `has`."""
         for provider in self.container.dependencies:
-            if provider is not self and getattr(provider, attribute, None) is not None:
+            value = getattr(provider, attribute, None)
+            if provider is not self and value is not None and hasattr(value, has):
                 return provider
         return None
 
@@ -180,10 +181,10 @@ class Ops(DependencyProvider):
         found = {"broker": lambda: check_broker(self.amqp_uri)}
         for db in self.databases():
             found["database"] = lambda db=db: check_database(db.engine)
-        store = self.find("store")
+        store = self.find("store", "open_writer")
         if store is not None:
             found["object_store"] = lambda: check_object_store(store.store)
-        keys = self.find("keyring")
+        keys = self.find("keyring", "kek_ids")
         if keys is not None:
             found["key_file"] = lambda: check_key_file(keys.keyring)
         return found
