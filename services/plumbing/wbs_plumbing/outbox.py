@@ -17,13 +17,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from wbs_contracts.events import SCHEMA_VERSION, exchange_name, validate_event
 
+from wbs_plumbing.clock import utcnow  # noqa: F401 -- also imported from here by storage
+
 log = logging.getLogger(__name__)
 
 OUTBOX_FLAG = "wbs_outbox_pending"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class OutboxMixin:
