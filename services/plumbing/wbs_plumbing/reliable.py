@@ -38,6 +38,7 @@ from nameko.messaging import QueueConsumer
 
 from wbs_contracts.errors import PermanentError
 from wbs_contracts.events import InvalidEvent, validate_event
+from wbs_plumbing import metrics
 from wbs_plumbing.history import ensure_history
 
 log = logging.getLogger(__name__)
@@ -174,8 +175,10 @@ class ReliableEventHandler(EventHandler):
         parking = retry_queue(self.queue.name, delay)
         self._republish(message, routing_key=parking.name, declare=[parking],
                         headers={ATTEMPTS_HEADER: attempts})
+        metrics.count_retry(self.container.service_name, self.queue.name)
 
     def dead_letter(self, message, reason, attempts):
+        metrics.count_dead_letter(self.container.service_name, self.queue.name)
         log.error("dead-lettering a message from %s after %d attempt(s): %s",
                   self.queue.name, attempts, reason)
         self._republish(message, routing_key=DEAD_LETTER_QUEUE, declare=[dead_letter_queue()], headers={
