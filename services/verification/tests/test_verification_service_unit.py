@@ -184,3 +184,14 @@ def test_domain_errors_are_plain_and_mapped_to_http_in_one_place():
     assert statuses[errors.VaultError] == 503
     assert http_errors.to_api_error(errors.AuthenticationFailed()).headers == {"WWW-Authenticate": "Bearer"}
     assert http_errors.to_api_error(ValueError("a fault, not an answer")) is None
+
+
+def test_an_empty_case_list_says_so_in_the_words_of_its_page():
+    from wbs_contracts.vocabulary import CATEGORIES
+
+    me = {"staff_id": "s", "username": "ani", "display_name": "Ani", "role": "supervisor", "unit": "itjen",
+          "language": "id"}
+    mine = web.page("cases.html", me=me, cases=[], filters={}, categories=CATEGORIES).get_data(as_text=True)
+    overseen = web.page("supervision.html", me=me, cases=[], unassigned=[], lang="en").get_data(as_text=True)
+    assert "Tidak ada kasus untuk Anda saat ini." in mine and "<table" not in mine
+    assert "No cases in your oversight." in overseen and "<table" not in overseen
