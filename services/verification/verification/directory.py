@@ -83,6 +83,21 @@ def unit_changed(session: Session, unit: Unit) -> None:
         "inspectorate": bool(unit.inspectorate)})
 
 
+def announce_directory(session: Session) -> dict:
+    """Stage `unit_changed` for every unit and `staff_changed` for every account, as they are now.
+
+    Why: integrators build their lookup tables from the history stream, which forgets after its
+    retention, and a directory made before these events existed was never announced. Re-announcing
+    is harmless (integrators deduplicate on event_id and keep the latest state per code or id)."""
+    units = list(session.scalars(select(Unit).order_by(Unit.code)))
+    for unit in units:
+        unit_changed(session, unit)
+    staff = list(session.scalars(select(Staff).order_by(Staff.created_at, Staff.id)))
+    for member in staff:
+        staff_changed(session, member)
+    return {"units": len(units), "staff": len(staff)}
+
+
 def staff_changed(session: Session, staff: Staff) -> None:
     """Stage `staff_changed`: resolves the inspector ids of case events to a display name, role
     and home unit. Never the username, email, NIP or TOTP: those are for signing in and routing."""

@@ -23,7 +23,7 @@ class AdminRpc(Dependencies):
     @remote_errors
     def add_unit(self, code, name, parent=None, inspectorate=False, command=None):
         """Input: unit code, name, optional parent code and inspectorate flag. Returns the unit.
-        Emits nothing. Errors: Invalid (bad code, unknown parent), Conflict (code exists)."""
+        Emits unit_changed. Errors: Invalid (bad code, unknown parent), Conflict (code exists)."""
         self.commands(command, "add_unit", ("admin",))
         with self.db.transaction() as session:
             return directory.add_unit(session, code, name, parent, inspectorate)
@@ -35,7 +35,7 @@ class AdminRpc(Dependencies):
         """Input: username, email, home unit code, role; optional NIP, escalation-pool flag and
         overseen units (supervisors; default their home unit). Returns {staff_id, username, role,
         unit, password, totp_secret, otpauth_uri}: the password is shown this once. Emits
-        nothing. Errors: Invalid (bad field, unknown unit), Conflict (username taken)."""
+        staff_changed. Errors: Invalid (bad field, unknown unit), Conflict (username taken)."""
         self.commands(command, "add_staff", ("admin",))
         with self.db.transaction() as session:
             return directory.add_staff(session, self.passwords, username, email, unit, role,
@@ -46,10 +46,19 @@ class AdminRpc(Dependencies):
     @remote_errors
     def set_staff_active(self, staff, active, command=None):
         """Input: username or staff id, active flag. Disabling revokes every session at once.
-        Returns the account with ``sessions_revoked``. Emits nothing. Errors: NotFound."""
+        Returns the account with ``sessions_revoked``. Emits staff_changed. Errors: NotFound."""
         self.commands(command, "set_staff_active", ("admin",))
         with self.db.transaction() as session:
             return directory.set_staff_active(session, staff, bool(active))
+
+    @rpc(expected_exceptions=EXPECTED)
+    @remote_errors
+    def announce_directory(self, command=None):
+        """Input: none. Emits unit_changed for every unit and staff_changed for every account, as
+        they are now (integrators' lookups; `wbs events announce-directory`). Returns {units, staff}."""
+        self.commands(command, "announce_directory", ("admin",))
+        with self.db.transaction() as session:
+            return directory.announce_directory(session)
 
     @rpc(expected_exceptions=EXPECTED)
     @remote_errors
@@ -64,7 +73,7 @@ class AdminRpc(Dependencies):
     @rpc(expected_exceptions=EXPECTED)
     @remote_errors
     def move_staff(self, staff, unit, command=None):
-        """Input: username or staff id, new home unit. Returns the account. Emits nothing.
+        """Input: username or staff id, new home unit. Returns the account. Emits staff_changed.
         Errors: NotFound, Invalid (unknown unit)."""
         self.commands(command, "move_staff", ("admin",))
         with self.db.transaction() as session:
