@@ -22,7 +22,7 @@ def amqp_uri() -> str:
 # credentials of the wbs command are not enough on their own.
 SIGNED = {("storage", "run_retention")} | {("verification", m) for m in (
     "add_unit", "add_staff", "set_staff_active", "revoke_sessions", "move_staff", "set_supervision",
-    "set_unit_clocks", "seed_demo", "unlock_staff")}
+    "set_unit_clocks", "seed_demo", "unlock_staff", "announce_directory")}
 
 
 def admin_command(method: str) -> str:
