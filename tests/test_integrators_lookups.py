@@ -49,3 +49,24 @@ def test_units_and_staff_are_announced_with_names_and_nothing_private(session):
         text = json.dumps(body)
         assert not any(word in key for key in body for word in PRIVATE)
         assert "siti.r" not in text and "siti@" not in text and "19800101" not in text
+
+
+def test_the_whole_directory_can_be_announced_again(session):
+    passwords = auth.Passwords(auth.HashingCost(time_cost=1, memory_kib=8, parallelism=1))  # INSECURE, fast
+    directory.add_unit(session, "kemenkeu", "Kementerian Keuangan")
+    made = directory.add_staff(session, passwords, "siti.r", "siti@itjen.example", "kemenkeu",
+                               display_name="Siti Rahmawati")
+    assert directory.announce_directory(session) == {"units": 1, "staff": 1}
+    units, staff = staged(session, "unit_changed"), staged(session, "staff_changed")
+    assert [u["unit"] for u in units] == ["kemenkeu", "kemenkeu"]
+    assert [s["staff_id"] for s in staff] == [made["staff_id"]] * 2
+    assert len({b["event_id"] for b in units + staff}) == 4  # new events, not copies
+
+
+def test_the_command_is_wired_and_signed():
+    from verification.entrypoints.admin_rpc import AdminRpc
+    from wbs_cli.main import SIGNED, parser
+
+    assert ("verification", "announce_directory") in SIGNED
+    assert callable(AdminRpc.announce_directory)
+    assert parser().parse_args(["events", "announce-directory"]).func.__name__ == "cmd_announce_directory"

@@ -201,9 +201,17 @@ def cmd_catalogue(args):
     sys.stdout.write(committed())
 
 
+def cmd_announce_directory(args):
+    from wbs_cli.main import rpc_call
+    counts = rpc_call("verification", "announce_directory")
+    print(f"announced {counts['units']} unit(s) and {counts['staff']} staff account(s)")
+
+
 def add_parsers(commands, events) -> None:
     """Wire `wbs integrator ...` and `wbs events catalogue` into the main parser."""
     events.add_parser("catalogue", help="print the AsyncAPI 3 document of every event").set_defaults(func=cmd_catalogue)
+    events.add_parser("announce-directory", help="publish unit_changed/staff_changed for the whole directory "
+                      "(integrators' lookups)").set_defaults(func=cmd_announce_directory)
     integrator = commands.add_parser("integrator", help="broker credentials for systems that read our events")
     actions = integrator.add_subparsers(dest="action", required=True)
     add_cmd = actions.add_parser("add", help="create a read-only broker user; prints its password once")
