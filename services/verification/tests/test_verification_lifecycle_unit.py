@@ -1,4 +1,4 @@
-"""The lifecycle table in DOMAIN.md, checked cell by cell."""
+"""The lifecycle table in docs/domain.md, checked cell by cell."""
 import itertools
 
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from verification import lifecycle as lc
 from verification.errors import InvalidInput, TransitionForbidden
 
-# Transcribed from DOMAIN.md "Allowed moves", independently of lifecycle.ALLOWED.
+# Transcribed from docs/domain.md "Allowed moves", independently of lifecycle.ALLOWED.
 TABLE = {
     "received": {"verification", "referred", "not_actionable"},
     "verification": {"awaiting_reporter", "analysis", "referred", "not_actionable"},

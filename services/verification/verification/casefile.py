@@ -3,7 +3,7 @@
 Both the JSON API and the HTML console call these, so the two surfaces cannot drift apart.
 Each function takes its collaborators (``db`` with ``transaction()``, ``vault`` with storage's
 verbs, ``passwords``, ``settings``) and owns the order of things: the database transaction is
-always closed before storage is asked for anything (DESIGN.md: never RPC inside a
+always closed before storage is asked for anything (docs/architecture.md: never RPC inside a
 transaction), and reach is checked in the database *before* any content is requested, so storage
 only ever sees reads by the case's own inspectors or supervisors.
 

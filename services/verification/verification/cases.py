@@ -286,7 +286,7 @@ def record_reporter_message(session: Session, event: dict, *, now: dt.datetime |
                             calendar: deadlines.Calendar | None = None) -> dict | None:
     """``reporter_message_posted``: the reporter answered through intake. Record it (direction
     ``from_reporter``), announce ``case_message_posted``, and move a case that was waiting for
-    the reporter back to ``verification`` (DOMAIN.md: "the reporter answered"), which restarts
+    the reporter back to ``verification`` (docs/domain.md: "the reporter answered"), which restarts
     its clocks. Idempotent per message id. Raises InvalidInput (poison) or CaseNotYetOpen.
     """
     report_id, message_id = event.get("report_id"), event.get("message_id")

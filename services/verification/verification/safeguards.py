@@ -1,4 +1,4 @@
-"""What verification answers and does for the trust boundary (DESIGN §10), apart from the
+"""What verification answers and does for the trust boundary (docs/architecture.md §10), apart from the
 directory and the case file so those stay about their own business.
 
 * ``retention_state``: storage shreds a report only when verification, asked at that moment,

@@ -2,7 +2,7 @@
 clocks, the audit chain, the demo seed).
 
 Every change needs the admin key's signed command (``command``, wbs_plumbing.grants), checked
-before any effect and audited: broker credentials alone change nothing (DESIGN §10)."""
+before any effect and audited: broker credentials alone change nothing (docs/architecture.md §10)."""
 from __future__ import annotations
 
 from nameko.rpc import rpc

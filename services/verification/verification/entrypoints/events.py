@@ -29,7 +29,7 @@ class EventsAndTimers(Dependencies):
             parties, note = casefile.routing_parties(self.vault, event.get("report_id") or "")
             if note == "parties_unavailable":
                 # intake stores a report's content before it announces it: an event for a report
-                # storage does not hold came from somewhere else and opens no case (DESIGN §10)
+                # storage does not hold came from somewhere else and opens no case (docs/architecture.md §10)
                 raise contract_errors.PermanentError("refused: report_submitted for a report storage does not hold")
             with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
                 if session is None:
