@@ -1,10 +1,10 @@
 """The verification service in a real nameko container, against real RabbitMQ and PostgreSQL.
 
-Storage is replaced by a tiny nameko service named "storage" implementing the three RPCs the
-console uses, so these tests exercise the real RPC path (msgpack, bytes) without the vault.
+Storage is replaced by the shared fake (tests/fakes.py), a nameko service named "storage" with
+storage's own entrypoints, so these tests exercise the real RPC path (msgpack, bytes, sealed
+transit, grants) without the vault; what it served and stored is in `VAULT`.
 Events are published and observed from outside with pika, as another system would.
 """
-import hashlib
 import json
 import time
 
@@ -16,18 +16,15 @@ import pyotp
 import pytest
 import requests
 import sqlalchemy
-from nameko.rpc import rpc
 from nameko.testing.services import entrypoint_hook
 from tests.signed import signed_hook
 
+from tests.fakes import VAULT, FakeStorage
 from tests.fixtures import wait_until
 from wbs_contracts.events import validate_event
 from wbs_plumbing.migrations import schema_differences
 from wbs_plumbing.reliable import DEAD_LETTER_QUEUE
-from wbs_contracts.errors import Forbidden
-from wbs_plumbing.grants import GrantError, GrantVerifier
-from wbs_plumbing.rpc import InstanceRoute, instance_rpc
-from wbs_plumbing.transit import TransitKeyPair, TransitSender
+from wbs_plumbing.grants import GrantVerifier
 
 from verification.models import Base
 from verification.service import VerificationService
@@ -40,78 +37,6 @@ NARRATIVE = "Panitia pengadaan memenangkan perusahaan milik saudaranya."
 EVIDENCE = {"ev-1": (b"A" * 10 + b"B" * 10 + b"C" * 5, "bukti kontrak.pdf", "application/pdf")}
 CHUNK = 10  # tiny chunks so the download really takes several RPCs
 
-
-def sealed_for(reader_key, context, data: bytes) -> dict:
-    """What storage answers: `data` sealed to the reader's transit key (wbs_plumbing.transit)."""
-    sender = TransitSender(reader_key, context)
-    return {"sender_key": sender.public_key, "sealed": sender.seal(data)}
-
-
-class FakeStorage:
-    """Stand-in for the vault with the agreed interface: every read must carry a grant signed by
-    verification (checked with the public half, like storage does), content comes back sealed
-    to the reader's transit key, messages arrive sealed to this instance's transit key."""
-
-    name = "storage"
-    reads = []
-    messages = {}
-    altered = set()  # evidence ids whose chunks come back altered (the SHA-256 check must catch it)
-    grant_verifier = None  # set by the fixture from the test's key file
-
-    route = InstanceRoute()
-    transit = None
-
-    def _check(self, grant, report_id, scope, message_id=None):
-        claims = FakeStorage.grant_verifier.check(grant, report_id=report_id, scope=scope, message_id=message_id)
-        return {"sub": claims["sub"], "case_id": claims["case_id"]}
-
-    @rpc(expected_exceptions=(Forbidden,))
-    def read_report_content(self, report_id, grant, reader_key):
-        try:
-            who = self._check(grant, report_id, "content")
-        except GrantError:
-            raise Forbidden("bad grant")
-        FakeStorage.reads.append(("content", report_id, who))
-        return sealed_for(reader_key, report_id, json.dumps(REPORTS.get(report_id, REPORT)).encode())
-
-    @rpc
-    def list_evidence(self, report_id, grant, reader_key):
-        who = self._check(grant, report_id, "evidence")
-        FakeStorage.reads.append(("list", report_id, who))
-        return sealed_for(reader_key, report_id, json.dumps([
-            {"evidence_id": eid, "size_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "filename": name,
-             "media_type": media} for eid, (data, name, media) in EVIDENCE.items()]).encode())
-
-    @rpc
-    def read_evidence_chunk(self, evidence_id, index, grant, reader_key):
-        claims = FakeStorage.grant_verifier.check(grant, report_id=json.loads(
-            __import__("base64").urlsafe_b64decode(grant.split(".")[0] + "==="))["report_id"], scope="evidence")
-        FakeStorage.reads.append(("chunk", evidence_id, index, {"sub": claims["sub"], "case_id": claims["case_id"]}))
-        data = EVIDENCE[evidence_id][0]
-        piece = data[index * CHUNK:(index + 1) * CHUNK]
-        if evidence_id in FakeStorage.altered:
-            piece = piece.lower()
-        return {**sealed_for(reader_key, f"{evidence_id}:{index}", piece), "last": (index + 1) * CHUNK >= len(data)}
-
-    @rpc
-    def open_transit(self):
-        return {"route": self.route, "transit_key": TRANSIT.public_key}
-
-    @instance_rpc
-    def store_message(self, report_id, message_id, text, sender_key=None):
-        assert sender_key is not None, "messages must be sealed in transit"
-        FakeStorage.messages[(report_id, message_id)] = TRANSIT.receiver(bytes(sender_key), report_id).open(bytes(text)).decode()
-
-    @rpc
-    def read_messages(self, report_id, message_ids, grant, reader_key):
-        for m in message_ids:
-            self._check(grant, report_id, "messages", m)
-        FakeStorage.reads.append(("messages", report_id, tuple(message_ids)))
-        items = [{"message_id": m, "text": FakeStorage.messages[(report_id, m)]} for m in message_ids]
-        return sealed_for(reader_key, report_id, json.dumps(items).encode())
-
-
-TRANSIT = TransitKeyPair()
 REPORT = {  # a wbs.report-content/1 document, as intake seals it
     "format": "wbs.report-content/1",
     "language": "id",
@@ -121,7 +46,6 @@ REPORT = {  # a wbs.report-content/1 document, as intake seals it
     "parties": [{"name": "Budi S.", "position": "Panitia pengadaan", "unit": "dit-smp"}],
     "reporter": {"relationship": "employee", "involved": False, "identity": {"name": "RAHASIA-PELAPOR"}},
 }
-REPORTS = {}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -141,10 +65,13 @@ def verification(container_factory, config):
 
 @pytest.fixture
 def storage(container_factory, config):
-    FakeStorage.reads = []
-    FakeStorage.messages = {}
-    REPORTS.clear()
-    FakeStorage.grant_verifier = GrantVerifier.from_config(config)  # same key file as verification
+    VAULT.reset()
+    VAULT.default_content = json.dumps(REPORT).encode()
+    VAULT.chunk_bytes = CHUNK
+    for evidence_id, (data, filename, media_type) in EVIDENCE.items():
+        VAULT.evidence[evidence_id] = {"report_id": None, "data": data, "filename": filename,
+                                       "media_type": media_type}
+    VAULT.grant_verifier = GrantVerifier.from_config(config)  # same key file as verification
     container = container_factory(FakeStorage, {k: config[k] for k in ("AMQP_URI", "serializer", "ACCEPT")})
     container.start()
     return container
@@ -294,9 +221,9 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
     assert case["state"]["code"] == "received" and case["state"]["label"] == "Diterima"
     assert case["assignee"]["username"] == "inspektur"
     assert "RAHASIA-PELAPOR" not in detail.text
-    assert ("content", event["report_id"], {"sub": demo["inspector"]["staff_id"], "case_id": case_id}) in FakeStorage.reads
+    assert ("content", event["report_id"], {"sub": demo["inspector"]["staff_id"], "case_id": case_id}) in VAULT.reads
     # routing read the parties with its own grant before the case opened
-    assert ("content", event["report_id"], {"sub": "verification", "case_id": case_id}) in FakeStorage.reads
+    assert ("content", event["report_id"], {"sub": "verification", "case_id": case_id}) in VAULT.reads
 
     moved = requests.post(f"{base}/api/v1/cases/{case_id}/transitions", headers=auth, timeout=10,
                           json={"to": "verification"})
@@ -313,11 +240,11 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
     assert download.status_code == 200
     assert download.headers["Content-Disposition"].startswith("attachment;")
     assert download.content == EVIDENCE["ev-1"][0]
-    assert [r[2] for r in FakeStorage.reads if r[0] == "chunk"] == [0, 1, 2]
+    assert [r[2] for r in VAULT.reads if r[0] == "chunk"] == [0, 1, 2]
     missing = requests.get(f"{base}/api/v1/cases/{case_id}/evidence/ev-404", headers=auth, timeout=10)
     assert missing.status_code == 404
 
-    FakeStorage.altered.add("ev-1")  # plaintext that does not match its recorded SHA-256
+    VAULT.altered.add("ev-1")  # plaintext that does not match its recorded SHA-256
     try:
         altered = requests.get(f"{base}/api/v1/cases/{case_id}/evidence/ev-1", headers=auth, timeout=10)
         # A file this small is still in the server's write buffer when the check fails, so the
@@ -325,7 +252,7 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
         assert altered.status_code == 500 and altered.content == b""
         assert altered.headers.get("Connection") == "close"
     finally:
-        FakeStorage.altered.clear()
+        VAULT.altered.clear()
 
     assert requests.post(f"{base}/api/v1/auth/logout", headers=auth, timeout=10).status_code == 204
     assert requests.get(f"{base}/api/v1/cases", headers=auth, timeout=10).status_code == 401
@@ -349,7 +276,7 @@ def test_case_outside_reach_is_404_exactly_like_a_missing_one(verification, stor
     move = requests.post(f"{base}/api/v1/cases/{case_id}/transitions", headers=auth, timeout=10,
                          json={"to": "verification"})
     assert move.status_code == 404
-    assert not [r for r in FakeStorage.reads if r[-1] == {"sub": other["staff_id"], "case_id": case_id}]
+    assert not [r for r in VAULT.reads if r[-1] == {"sub": other["staff_id"], "case_id": case_id}]
     # the supervisor of itjen reaches it
     sup = login(base, demo["supervisor"])
     assert requests.get(f"{base}/api/v1/cases/{case_id}", headers=sup, timeout=10).status_code == 200
@@ -479,11 +406,11 @@ def test_messages_reporter_answers_status_grant_and_events(verification, storage
                         json={"text": "x", "visibility": "everyone"})
     assert bad.status_code == 400
     # storage got the texts (sealed in transit, opened by the fake with its transit key)
-    assert FakeStorage.messages[(event["report_id"], asked.json()["message_id"])] == "Mohon kirim salinan kontrak."
+    assert VAULT.messages[(event["report_id"], asked.json()["message_id"])] == "Mohon kirim salinan kontrak."
 
     # the reporter answers through intake: reporter_message_posted
     answer_id = str(uuid.uuid4())
-    FakeStorage.messages[(event["report_id"], answer_id)] = "Kontrak terlampir."
+    VAULT.messages[(event["report_id"], answer_id)] = "Kontrak terlampir."
     publish(broker, {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T11:00:00Z",
                      "report_id": event["report_id"], "message_id": answer_id}, "reporter_message_posted")
     wait_until(lambda: count(db, "SELECT count(*) FROM case_messages WHERE message_id = :m", m=answer_id) == 1)
@@ -497,7 +424,7 @@ def test_messages_reporter_answers_status_grant_and_events(verification, storage
     with signed_hook(verification, "get_report_status", "intake") as get_report_status:
         status = get_report_status(event["report_id"], "id")
     assert [m["direction"] for m in status["messages"]] == ["to_reporter", "from_reporter"]
-    claims = FakeStorage.grant_verifier.check(status["grant"], report_id=event["report_id"], scope="messages",
+    claims = VAULT.grant_verifier.check(status["grant"], report_id=event["report_id"], scope="messages",
                                               message_id=answer_id)
     assert claims["sub"] == "reporter" and claims["message_ids"] == [m["message_id"] for m in status["messages"]]
     assert note.json()["message_id"] not in claims["message_ids"]
@@ -533,10 +460,10 @@ def test_legal_hold_shredding_and_audit_verify(verification, storage, broker, db
          "report_id": event["report_id"]}).encode(),
         pika.BasicProperties(content_type="application/json", content_encoding="utf-8", delivery_mode=2))
     wait_until(lambda: count(db, "SELECT content_destroyed FROM cases WHERE case_id = :c", c=case_id))
-    reads_before = len(FakeStorage.reads)
+    reads_before = len(VAULT.reads)
     gone = requests.get(f"{base}/api/v1/cases/{case_id}", headers=inspector, timeout=10).json()
     assert gone["flags"]["content_destroyed"] is True and gone["narrative"] is None
-    assert len(FakeStorage.reads) == reads_before  # storage is not asked any more
+    assert len(VAULT.reads) == reads_before  # storage is not asked any more
 
     with entrypoint_hook(verification, "verify_audit_chain") as verify_chain:
         verdict = verify_chain()
@@ -659,7 +586,7 @@ def test_parties_added_later_go_to_storage_as_a_note_and_reroute(verification, s
     assert answer.status_code == 200, answer.text
     assert answer.json()["excluded"] == [{"staff_id": demo["inspector"]["staff_id"], "reason": "party_named"}]
     assert answer.json()["routing_note"] == "routing_failed: no_eligible_inspector"
-    assert [t for (r, _), t in FakeStorage.messages.items() if r == event["report_id"]] == [
+    assert [t for (r, _), t in VAULT.messages.items() if r == event["report_id"]] == [
         "Terlapor tambahan / additional parties:\nInspektur Demo · Ketua panitia"]
     assert requests.get(f"{base}/api/v1/cases/{case_id}", headers=inspector, timeout=10).status_code == 404
     assert requests.post(f"{base}/api/v1/cases/{case_id}/parties", headers=login(base, demo["supervisor"]),
