@@ -14,10 +14,13 @@ def utcnow() -> dt.datetime:
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """``value`` with its UTC zone (naive values are UTC by the services' convention)."""
+    """``value`` as an aware UTC datetime, whatever the driver returned (naive values are UTC
+    by the services' convention; aware ones are converted)."""
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
 
 
 def iso(value: dt.datetime | None) -> str | None:

@@ -27,25 +27,13 @@ from sqlalchemy import (
 from sqlalchemy import text as _sql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from wbs_plumbing.clock import as_utc, utcnow  # noqa: F401 -- the services' one set; imported from here too
 from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin
 
 ROLES = ("inspector", "supervisor", "admin")
 # The ``actor`` of history rows and audit entries that no staff member caused.
 SYSTEM_ACTOR = "system"
 REPORTER_ACTOR = "reporter"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Give back an aware UTC datetime whatever the database driver returned."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
 
 
 def new_id() -> str:

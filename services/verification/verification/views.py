@@ -13,14 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wbs_contracts import vocabulary
+from wbs_plumbing.clock import iso  # noqa: F401 -- views.iso is used across the service
 
 from . import deadlines, lifecycle, routing
-from .models import REPORTER_ACTOR, SYSTEM_ACTOR, Case, CaseExclusion, CaseHistory, CaseMessage, Staff, as_utc, utcnow
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    value = as_utc(value)
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+from .models import REPORTER_ACTOR, SYSTEM_ACTOR, Case, CaseExclusion, CaseHistory, CaseMessage, Staff, utcnow
 
 
 def category_labels(code: str) -> dict:
