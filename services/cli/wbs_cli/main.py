@@ -1,4 +1,4 @@
-"""`wbs`: the administration command (CONTRACT.md §5).
+"""`wbs`: the administration command (docs/interface.md §5).
 
 Commands that change the directory talk to the running services over RPC, never to their
 databases: the CLI works the same against a laptop or a ministry-wide cluster, as long as it can

@@ -4,7 +4,7 @@ Why the relay lives here: the outbox is a table of this database, and draining i
 thing that reads it. After a transaction that staged events commits, the relay is woken at once
 (low latency); it also polls, so rows left behind by a crash or a broker outage go out later.
 
-Driver notes (DESIGN.md §4.5): psycopg2 is made eventlet-friendly with psycogreen, so a slow
+Driver notes (docs/architecture.md §4.5): psycopg2 is made eventlet-friendly with psycogreen, so a slow
 query yields to the hub instead of starving AMQP heartbeats. SQLite (the embedded default) gets a
 one-connection pool: greenthreads queue for the connection instead of fighting over SQLite's file
 lock inside C code, where a blocked greenthread would block the whole process.
@@ -194,7 +194,7 @@ class Database(DependencyProvider):
         except UndeliverableMessage:
             # No queue is bound for this event type: nobody subscribes to it, so there is no
             # place for it to wait. Consumers' queues are declared by deploy definitions and by
-            # each consumer at start, before traffic (DESIGN.md §4.4).
+            # each consumer at start, before traffic (docs/architecture.md §4.4).
             log.info("event %s (%s) has no subscriber queue", row.event_type, row.event_id)
 
 
