@@ -26,7 +26,8 @@ def free_port() -> int:
 
 class Stack:
     def __init__(self, workdir: Path, amqp_uri: str, databases: dict, smtp: tuple | None = None,
-                 s3: dict | None = None, s3_bucket: str | None = None, pow_bits: int = 0, extra_env=None):
+                 s3: dict | None = None, s3_bucket: str | None = None, pow_bits: int = 0, extra_env=None,
+                 identities: dict | None = None):
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.tmp_dir = self.workdir / "tmp"
@@ -60,6 +61,10 @@ class Stack:
                         "S3_SECRET_KEY": s3["secret_key"], "S3_BUCKET": s3_bucket, "S3_SECURE": "false"})
         env.update(extra_env or {})
         self.env = env
+        # {service or "admin": AMQP URI} of per-service broker users (wbs_cli.broker.create_identities)
+        self.identities = identities or {}
+        if "admin" in self.identities:
+            self.env["AMQP_URI"] = self.identities["admin"]
         self.processes: dict[str, subprocess.Popen] = {}
         self._logs: dict[str, object] = {}
 
@@ -72,9 +77,15 @@ class Stack:
             self._logs[service] = log
             self.processes[service] = subprocess.Popen(
                 [nameko, "run", "--config", str(ROOT / "services" / service / "config.yml"), f"{service}.service"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=ROOT, env=self.service_env(service), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         self.wait_ready(services, timeout)
         return self
+
+    def service_env(self, service) -> dict:
+        if service not in self.identities:
+            return self.env
+        return dict(self.env, AMQP_URI=self.identities[service], WBS_BROKER_IDENTITIES="per-service")
 
     def wait_ready(self, services, timeout):
         deadline = time.monotonic() + timeout
