@@ -3,6 +3,16 @@
 A deliberately small supervisor instead of a Procfile runner: it has to migrate first, fail fast
 when RabbitMQ is unreachable, seed the demo directory once verification answers, print the
 sign-in, and stop every child cleanly on Ctrl-C (nameko finishes in-flight workers on SIGTERM).
+
+A child that dies (a crash, the OOM killer, a broker outage it could not ride out) is started
+again after a backoff (1 s, doubling up to 30 s; back to 1 s once it has run for a minute), and
+the supervisor says so: one dead service must not take the others down, nor stay down.
+
+Broker identities (DESIGN §10): where ``rabbitmqctl`` works here, each service runs as its own
+broker user with the permissions of deploy/rabbitmq/definitions.py (fresh passwords each run,
+never written to disk). Otherwise, or with ``WBS_BROKER_IDENTITIES=shared``, every service uses
+``AMQP_URI``'s user, and the supervisor says plainly that this is one shared development
+identity.
 """
 import os
 import signal
@@ -22,6 +32,72 @@ from wbs_plumbing.migrations import migrate
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("storage", "verification", "notification", "intake")
+BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 30.0, 60.0
+
+
+class Backoff:
+    """Restart delays of one child: doubling, capped, reset after a healthy run."""
+
+    def __init__(self, first=BACKOFF_FIRST, cap=BACKOFF_MAX, healthy_after=HEALTHY_AFTER):
+        self.first, self.cap, self.healthy_after = first, cap, healthy_after
+        self.delay = first
+
+    def next(self, ran_for: float) -> float:
+        if ran_for >= self.healthy_after:
+            self.delay = self.first
+        delay, self.delay = self.delay, min(self.delay * 2, self.cap)
+        return delay
+
+
+class Children:
+    """The running children: ``tick()`` notices a dead one, waits its backoff, starts it again.
+
+    ``start(name)`` returns a ``subprocess.Popen``; ``say`` gets one line per event."""
+
+    def __init__(self, names, start, say, clock=time.monotonic):
+        self.start, self.say, self.clock = start, say, clock
+        self.processes = {name: start(name) for name in names}
+        self.started = {name: clock() for name in names}
+        self.backoff = {name: Backoff() for name in names}
+        self.restart_at: dict = {}
+        self.restarts = {name: 0 for name in names}
+
+    def tick(self) -> None:
+        now = self.clock()
+        for name, process in list(self.processes.items()):
+            if name in self.restart_at:
+                if now >= self.restart_at[name]:
+                    del self.restart_at[name]
+                    self.processes[name], self.started[name] = self.start(name), now
+                    self.restarts[name] += 1
+                    self.say(f"{name} restarted (restart {self.restarts[name]})")
+            elif process.poll() is not None:
+                delay = self.backoff[name].next(now - self.started[name])
+                self.restart_at[name] = now + delay
+                self.say(f"{name} exited with {process.returncode}; restarting it in {delay:.0f} s")
+
+    def stop(self, timeout: float = 20) -> None:
+        self.restart_at.clear()
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def broker_identities(amqp_uri: str) -> tuple[dict, str]:
+    """({service: AMQP URI}, a sentence for the operator)."""
+    if os.environ.get("WBS_BROKER_IDENTITIES", "").strip().lower() == "shared":
+        return {}, "WBS_BROKER_IDENTITIES=shared"
+    try:
+        from wbs_cli.broker import create_identities
+        return create_identities(amqp_uri), ""
+    except Exception as exc:  # noqa: BLE001 -- any failure means the shared fallback, said plainly
+        return {}, str(exc) or type(exc).__name__
 
 
 def service_config(service: str) -> dict:
@@ -106,14 +182,28 @@ def run() -> int:
         return 1
     migrate_all()
 
+    identities, reason = broker_identities(amqp_uri)
+    if identities:
+        print("wbs run: each service runs as its own broker user ({}) with least privilege".format(
+            ", ".join(urlparse(identities[s]).username for s in SERVICES)), flush=True)
+    else:
+        print(f"wbs run: per-service broker identities not created ({reason}); every service shares "
+              f"the broker user {urlparse(amqp_uri).username!r}: ONE SHARED DEVELOPMENT IDENTITY, "
+              "not for production", flush=True)
+
     nameko = str(Path(sys.executable).parent / "nameko")
-    children = {}
-    for service in SERVICES:
+
+    def start(service):
+        env = dict(os.environ)
+        if identities:
+            env.update(AMQP_URI=identities[service], WBS_BROKER_IDENTITIES="per-service")
         process = subprocess.Popen(
             [nameko, "run", "--config", str(ROOT / "services" / service / "config.yml"), f"{service}.service"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        children[service] = process
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         threading.Thread(target=_pump, args=(service, process.stdout), daemon=True).start()
+        return process
+
+    children = Children(SERVICES, start, lambda line: print(f"wbs run: {line}", file=sys.stderr, flush=True))
 
     stopping = threading.Event()
 
@@ -122,31 +212,20 @@ def run() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
 
+    exit_code = 0
     try:
         demo = _wait_for_verification()
         print(banner(demo), flush=True)
     except Exception as exc:
         print(f"wbs run: verification did not come up: {exc}", file=sys.stderr)
+        exit_code = 1
         stopping.set()
 
-    exit_code = 0
     while not stopping.is_set():
-        for service, process in children.items():
-            if process.poll() is not None:
-                print(f"wbs run: {service} exited with {process.returncode}; stopping everything", file=sys.stderr)
-                exit_code = 1
-                stopping.set()
+        children.tick()
         stopping.wait(0.5)
 
     print("stopping services...", flush=True)
-    for process in children.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for process in children.values():
-        try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
+    children.stop()
     print("stopped.", flush=True)
     return exit_code
