@@ -6,6 +6,7 @@ import functools
 from wbs_contracts import errors as contract_errors
 from wbs_plumbing.db import Database
 from wbs_plumbing.grants import CommandCheck
+from wbs_plumbing.ops import Ops
 
 from ..dependencies import Clock, GrantSigning, PasswordHashing, Vault, VerificationSettings
 from ..errors import Conflict, DomainError, InvalidInput, NotFound
@@ -37,6 +38,7 @@ class Dependencies:
     name = "verification"
 
     db = Database(Base, OutboxMessage)
+    ops = Ops()  # healthz, readyz, metrics on VERIFICATION_OPS_ADDRESS
     settings = VerificationSettings()
     passwords = PasswordHashing()
     vault = Vault()
