@@ -15,6 +15,7 @@ from nameko.rpc import RpcProxy
 
 from wbs_plumbing.db import Database
 from wbs_plumbing.grants import CommandKey
+from wbs_plumbing.ops import Ops
 from wbs_plumbing.reliable import event_handler
 from wbs_plumbing.rpc import RoutedRpcProxy
 from wbs_plumbing.storage_client import StorageClient
@@ -38,6 +39,7 @@ class IntakeService:
     name = "intake"
 
     db = Database(Base, OutboxMessage)
+    ops = Ops()  # healthz, readyz, metrics on INTAKE_OPS_ADDRESS
     settings = IntakeSettings()
     throttle = GlobalThrottle()
     storage = RoutedRpcProxy("storage")
