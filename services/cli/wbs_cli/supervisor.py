@@ -32,6 +32,7 @@ from wbs_plumbing.migrations import migrate
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("storage", "verification", "notification", "intake")
+OPS_ORDER = ("intake", "storage", "verification", "notification")
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 30.0, 60.0
 
 
@@ -195,6 +196,8 @@ def run() -> int:
 
     def start(service):
         env = dict(os.environ)
+        # probes and metrics (wbs_plumbing.ops) on loopback only: 127.0.0.1:9101 to 9104
+        env.setdefault(f"{service.upper()}_OPS_ADDRESS", f"127.0.0.1:{9101 + OPS_ORDER.index(service)}")
         if identities:
             env.update(AMQP_URI=identities[service], WBS_BROKER_IDENTITIES="per-service")
         process = subprocess.Popen(
