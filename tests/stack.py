@@ -54,6 +54,9 @@ class Stack:
         })
         for service, url in databases.items():
             env[f"{service.upper()}_DATABASE_URL"] = url
+        # each service's ops listener (healthz, readyz, metrics): self.ops[service] = "host:port"
+        self.ops = {service: f"127.0.0.1:{free_port()}" for service in SERVICES}
+        env.update({f"{service.upper()}_OPS_ADDRESS": address for service, address in self.ops.items()})
         if smtp:
             env["SMTP_HOST"], env["SMTP_PORT"] = smtp[0], str(smtp[1])
         if s3:
