@@ -5,11 +5,9 @@ import pyotp
 from selenium.webdriver.support.ui import Select
 
 from tests.browser import click_and_load, screenshot
-from tests.fixtures import wait_until
 
 from test_verification_integration import (  # noqa: F401  (fixtures)
-    NARRATIVE, FakeStorage, base_url, broker, case_for, config, count, db, publish, report_event, seed, storage,
-    verification,
+    NARRATIVE, base_url, broker, config, count, db, open_one, seed, storage, verification,
 )
 
 
@@ -18,9 +16,7 @@ def test_inspector_signs_in_opens_moves_and_messages_a_case(chromium_without_jav
     driver = chromium_without_javascript
     demo = seed(verification)
     base = base_url(config)
-    event = report_event()
-    publish(broker, event)
-    case_id = wait_until(lambda: case_for(db, event["report_id"]))
+    event, case_id = open_one(verification, broker, db)
 
     driver.get(f"{base}/login")
     account = demo["inspector"]

@@ -156,6 +156,13 @@ def base_url(config):
     return f"http://{config['WEB_SERVER_ADDRESS']}"
 
 
+def open_one(verification, broker, db, **extra):
+    """Publish a report_submitted and wait for its case: (the event, the case id)."""
+    event = report_event(**extra)
+    publish(broker, event)
+    return event, wait_until(lambda: case_for(db, event["report_id"]))
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -202,9 +209,7 @@ def test_poison_report_submitted_is_dead_lettered(verification, storage, broker,
 def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, storage, broker, db, config):
     demo = seed(verification)
     base = base_url(config)
-    event = report_event()
-    publish(broker, event)
-    case_id = wait_until(lambda: case_for(db, event["report_id"]))
+    event, case_id = open_one(verification, broker, db)
 
     auth = login(base, demo["inspector"])
     cases = requests.get(f"{base}/api/v1/cases", headers=auth, timeout=10)
@@ -261,9 +266,7 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
 def test_case_outside_reach_is_404_exactly_like_a_missing_one(verification, storage, broker, db, config):
     demo = seed(verification)
     base = base_url(config)
-    event = report_event()
-    publish(broker, event)
-    case_id = wait_until(lambda: case_for(db, event["report_id"]))
+    event, case_id = open_one(verification, broker, db)
     with signed_hook(verification, "add_staff") as add_staff:
         other = add_staff("lain", "lain@example.org", "itjen", "inspector")
 
@@ -303,9 +306,7 @@ def test_login_refuses_wrong_factors_and_a_replayed_code(verification, config):
 def test_console_pages_sign_in_list_case_and_transition(verification, storage, broker, db, config):
     demo = seed(verification)
     base = base_url(config)
-    event = report_event()
-    publish(broker, event)
-    case_id = wait_until(lambda: case_for(db, event["report_id"]))
+    event, case_id = open_one(verification, broker, db)
 
     browser = requests.Session()
     assert browser.get(f"{base}/", allow_redirects=False, timeout=10).headers["Location"] == "/login"
@@ -377,12 +378,6 @@ def test_the_same_code_sent_in_parallel_signs_in_once(verification, config):
 
 
 # --------------------------------------------------------------------------- case management
-
-
-def open_one(verification, broker, db, **extra):
-    event = report_event(**extra)
-    publish(broker, event)
-    return event, wait_until(lambda: case_for(db, event["report_id"]))
 
 
 def test_messages_reporter_answers_status_grant_and_events(verification, storage, broker, db, config):

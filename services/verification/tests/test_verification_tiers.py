@@ -9,7 +9,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from tests.fixtures import wait_until
 
 from test_verification_integration import (  # noqa: F401  (fixtures)
-    base_url, broker, case_for, config, db, login, publish, report_event, seed, storage, watch,
+    base_url, broker, config, db, login, open_one, seed, storage, watch,
 )
 from verification.web_tier import VerificationWeb
 from verification.worker_tier import VerificationWorkers
@@ -30,9 +30,7 @@ def test_the_worker_tier_routes_the_web_tier_serves_and_each_does_only_its_part(
     web, workers = tiers
     demo = seed(workers)
     events = watch(broker)
-    event = report_event()
-    publish(broker, event)
-    case_id = wait_until(lambda: case_for(db, event["report_id"]))  # opened and routed by the workers
+    _, case_id = open_one(workers, broker, db)  # opened and routed by the workers
 
     base = base_url(config)
     auth = login(base, demo["inspector"])  # signed in through the web tier
