@@ -7,9 +7,12 @@
    ``build``, uses only known service keys, writes ``environment`` as a mapping or a list of
    ``KEY=VALUE``; ``depends_on`` names existing services with a valid condition; named volumes,
    secrets and networks a service uses are declared at the top level.
-2. **Only the two web surfaces are published.** The host ports published by the whole stack are
-   exactly 8000 (intake, the reporter site) and 8001 (verification, the inspector console), and
-   no service uses ``network_mode: host`` (which would publish everything).
+2. **Only the two web surfaces are published, by the reverse proxy.** The host ports published
+   by the whole stack are exactly 8000 (the reporter site) and 8001 (the inspector console), both
+   by the reverse proxy (a Caddy, nginx or Traefik image), and no service uses
+   ``network_mode: host`` (which would publish everything). The WBS services publish nothing
+   and set no ``container_name``, so ``--scale intake=2 --scale verification=3 --scale
+   notification=2`` is valid.
 3. **Every variable a service reads is set for it.** A compose service runs WBS service ``svc``
    when its command is ``nameko run --config services/<svc>/config.yml <svc>.service``. The
    variables ``svc`` reads are every ``${VAR`` in ``services/<svc>/config.yml`` and every
@@ -17,6 +20,15 @@
    that compose service's ``environment`` (an empty value counts: it is a deliberate choice), or
    be provided as ``VAR_FILE``. Production configuration is explicit: nothing is left to a
    default an operator never saw. The services must also run with ``WBS_ENV=production``.
+4. **Every image is pinned**: a tag naming a release (at least ``major.minor``, e.g.
+   PostgreSQL's ``16.10``; the stack uses full versions where the project has them, or a MinIO
+   ``RELEASE.`` stamp) or a digest, the locally built one included; never ``latest``, a bare
+   major version or no tag.
+5. **Healthchecks through /readyz**: every WBS service has a healthcheck that calls its ops
+   listener's ``/readyz``, and sets its ``<SVC>_OPS_ADDRESS`` to the port that healthcheck calls.
+6. **The migration one-shot before the services**: a service runs ``wbs migrate`` with
+   ``restart: "no"``; every WBS service depends on it with ``service_completed_successfully``
+   and runs with ``DB_AUTO_MIGRATE=false``.
 
 Run it by hand: ``python deploy/compose_check.py [docker-compose.yml]``.
 """
@@ -47,7 +59,10 @@ SERVICE_KEYS = {
 }
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 RESTART_POLICIES = {"no", "always", "on-failure", "unless-stopped"}
-ALLOWED_PUBLISHED = {8000: "intake", 8001: "verification"}
+ALLOWED_PUBLISHED = {8000: "the reporter site", 8001: "the inspector console"}
+PROXY_IMAGES = ("caddy", "nginx", "traefik")
+PINNED_TAG = re.compile(r":(v?\d+\.\d+[^:/]*|RELEASE\.[^:/]+)$|@sha256:[0-9a-f]{64}$")
+READYZ_PORT = re.compile(r"127\.0\.0\.1:(\d+)/readyz|localhost:(\d+)/readyz")
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 ENV_READ = re.compile(r"""os\.(?:environ\.get|getenv|environ\.setdefault)\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']"""
@@ -173,6 +188,13 @@ def check_compose(path, root: Path | None = None) -> list[str]:
 
     published: dict[int, list[str]] = {}
     wbs_services: dict[str, str] = {}
+    migrations = {name for name, d in services.items() if _is_mapping(d)
+                  and re.search(r"\bwbs migrate\b", _command_text(d.get("command")))}
+    for name in sorted(migrations):
+        if str(services[name].get("restart", "no")) != "no":
+            problems.append(f"service {name}: the migration one-shot must not restart")
+    if not migrations:
+        problems.append("no one-shot service runs `wbs migrate`")
     for name, definition in services.items():
         where = f"service {name}"
         if not _is_mapping(definition):
@@ -183,6 +205,9 @@ def check_compose(path, root: Path | None = None) -> list[str]:
                 problems.append(f"{where}: unknown key {key!r}")
         if "image" not in definition and "build" not in definition:
             problems.append(f"{where}: needs an image or a build")
+        image = definition.get("image")
+        if image is not None and not PINNED_TAG.search(str(image).split("$")[0] + _default_tag(str(image))):
+            problems.append(f"{where}: image {image!r} is not pinned to a version")
         restart = definition.get("restart")
         if restart is not None and str(restart).split(":")[0] not in RESTART_POLICIES:
             problems.append(f"{where}: unknown restart policy {restart!r}")
@@ -234,6 +259,7 @@ def check_compose(path, root: Path | None = None) -> list[str]:
             for variable in sorted(variables_read(wbs, root)):
                 if variable not in env and f"{variable}_FILE" not in env:
                     problems.append(f"{where}: {wbs} reads {variable}, which is not set")
+            problems.extend(_scalable_and_probed(name, wbs, definition, env, migrations))
 
     for port, names in sorted(published.items()):
         expected = ALLOWED_PUBLISHED.get(port)
@@ -241,11 +267,43 @@ def check_compose(path, root: Path | None = None) -> list[str]:
             problems.append(f"port {port} is published by {', '.join(names)}; only 8000 and 8001 may be")
             continue
         for name in names:
-            if wbs_services.get(name) != expected:
-                problems.append(f"port {port} must be published by {expected}, not by {name}")
+            image = str(services[name].get("image") or "")
+            if not image.split("/")[-1].startswith(PROXY_IMAGES):
+                problems.append(f"port {port} ({expected}) must be published by the reverse proxy "
+                                f"(caddy, nginx or traefik), not by {name}")
     for port, expected in ALLOWED_PUBLISHED.items():
         if port not in published:
             problems.append(f"port {port} ({expected}) is not published")
+    return problems
+
+
+def _default_tag(image: str) -> str:
+    """For ``wbs:${WBS_VERSION:-0.1.0}``: the default the variable falls back to."""
+    match = re.search(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]+)\}", image)
+    return match.group(1) if match else ""
+
+
+def _scalable_and_probed(name: str, wbs: str, definition: dict, env: dict, migrations: set) -> list[str]:
+    """Rules 2, 5 and 6 for a compose service that runs WBS service ``wbs``."""
+    where, problems = f"service {name}", []
+    if definition.get("ports"):
+        problems.append(f"{where}: publishes ports; only the reverse proxy may (replicas could not scale)")
+    if definition.get("container_name"):
+        problems.append(f"{where}: container_name prevents --scale")
+    test = _command_text((definition.get("healthcheck") or {}).get("test"))
+    port = READYZ_PORT.search(test)
+    if port is None:
+        problems.append(f"{where}: needs a healthcheck calling its ops listener's /readyz")
+    else:
+        address = str(env.get(f"{wbs.upper()}_OPS_ADDRESS") or "")
+        if not address.endswith(":" + (port.group(1) or port.group(2))):
+            problems.append(f"{where}: {wbs.upper()}_OPS_ADDRESS must listen on the port its healthcheck calls")
+    depends = definition.get("depends_on") or {}
+    if not any(_is_mapping(depends) and _is_mapping(depends.get(m) or {}) and
+               (depends.get(m) or {}).get("condition") == "service_completed_successfully" for m in migrations):
+        problems.append(f"{where}: must depend on the migration one-shot (service_completed_successfully)")
+    if str(env.get("DB_AUTO_MIGRATE", "")).strip().lower() not in ("false", "0", "no"):
+        problems.append(f"{where}: must run with DB_AUTO_MIGRATE=false (the one-shot migrates)")
     return problems
 
 

@@ -53,10 +53,12 @@ def test_a_random_host_port_is_a_problem(compose, tmp_path, entry):
     assert len(found) == 1 and "random host port" in found[0]
 
 
-def test_the_console_port_on_the_wrong_service_is_a_problem(compose, tmp_path):
-    compose["services"]["intake"]["ports"] = ["8000:8000", "8001:8001"]
-    del compose["services"]["verification"]["ports"]
-    assert "port 8001 must be published by verification, not by intake" in problems_of(compose, tmp_path)
+def test_a_web_port_on_a_service_instead_of_the_proxy_is_a_problem(compose, tmp_path):
+    compose["services"]["intake"]["ports"] = ["8001:8001"]
+    found = problems_of(compose, tmp_path)
+    assert ("port 8001 (the inspector console) must be published by the reverse proxy (caddy, nginx "
+            "or traefik), not by intake") in found
+    assert "service intake: publishes ports; only the reverse proxy may (replicas could not scale)" in found
 
 
 def test_host_networking_is_a_problem(compose, tmp_path):
