@@ -1,30 +1,14 @@
 """deploy/compose_check.py's production rules (issue: operable in production), each seen to fail:
 a reverse proxy publishes 8000/8001, services publish nothing and scale, every image is pinned,
 healthchecks go through /readyz, and the migration one-shot runs before the services."""
-import importlib.util
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.test_compose_check import compose, compose_check, problems_of  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPOSE = ROOT / "docker-compose.yml"
 WBS = ("intake", "storage", "verification", "notification")
-
-spec = importlib.util.spec_from_file_location("wbs_compose_check_ops", ROOT / "deploy" / "compose_check.py")
-compose_check = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compose_check)
-
-
-@pytest.fixture
-def compose():
-    return yaml.safe_load(COMPOSE.read_text())
-
-
-def problems_of(doc, tmp_path):
-    path = tmp_path / "docker-compose.yml"
-    path.write_text(yaml.safe_dump(doc))
-    return compose_check.check_compose(path, root=ROOT)
 
 
 def test_the_real_file_scales_each_service_behind_the_proxy(compose, tmp_path):
