@@ -139,7 +139,7 @@ class GrantVerifier:
 # public keys of the issuers allowed for that command, and writes an audit line.
 #
 # Token: same shape as a grant. Claims: ``v`` 1, ``kind`` "command", ``iss`` (``intake``,
-# ``verification``, ``storage`` or ``admin``), ``cmd`` (the RPC's name), ``bind`` (the arguments
+# ``verification``, ``storage``, ``notification`` or ``admin``), ``cmd`` (the RPC's name), ``bind`` (the arguments
 # the command is for, e.g. ``{"report_id": ...}``; a token opens nothing else), ``exp`` (at most
 # COMMAND_TTL_SECONDS ahead) and ``jti``.
 #
@@ -150,7 +150,7 @@ class GrantVerifier:
 # key is the wbs command's: a generated file for make run, a mounted secret in production.
 
 COMMAND_TTL_SECONDS = 60
-ISSUERS = ("intake", "verification", "storage", "admin")
+ISSUERS = ("intake", "verification", "storage", "notification", "admin")
 
 
 def _command_key_bytes(config: dict, issuer: str) -> bytes:
