@@ -53,7 +53,7 @@ from wbs_plumbing.outbox import utcnow
 from wbs_plumbing.reliable import event_handler
 from wbs_plumbing.rpc import InstanceRoute, instance_rpc
 
-from storage import domain, retention
+from storage import contact, domain, retention
 from storage.dependencies import (Grants, Keys, Objects, StorageSettings, TransitKeys,
                                   UploadSessions)
 from storage.models import Base, OutboxMessage, ProcessedEvent
@@ -77,7 +77,7 @@ class StorageService:
     grants = Grants()
     settings = StorageSettings()
     route = InstanceRoute()
-    commands = CommandCheck("intake", "admin")
+    commands = CommandCheck("intake", "notification", "admin")
     verification = RpcProxy("verification")
 
     @rpc(expected_exceptions=EXPECTED)
@@ -175,6 +175,20 @@ class StorageService:
         return domain.read_report_content(self.db.transaction, self.keyring, self.store,
                                           self.grants, report_id, grant, reader_key=reader_key,
                                           transit=self.transit)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def read_reporter_contact(self, report_id, command=None):
+        """The reporter's notice address and language, nothing else; logged (``storage.contact``).
+
+        Input: ``report_id``, ``command`` (notification's signed ``read_reporter_contact`` for this
+        report; no other issuer is accepted). Returns ``{"email", "language"}`` or None when the
+        reporter gave no address. Events: none. Errors: ``Forbidden``, ``Invalid``, ``NotFound``
+        (unknown or shredded report: the address went with its key).
+        """
+        claims = self.commands(command, "read_reporter_contact", ("notification",),
+                               report_id=str(report_id))
+        return contact.read_reporter_contact(self.db.transaction, self.keyring, self.store,
+                                             report_id, claims)
 
     # -- evidence reads --------------------------------------------------------------------
 
