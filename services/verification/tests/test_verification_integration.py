@@ -309,6 +309,7 @@ def test_console_pages_sign_in_list_case_and_transition(verification, storage, b
     event, case_id = open_one(verification, broker, db)
 
     browser = requests.Session()
+    browser.headers["Origin"] = base  # as a browser does on a form post
     assert browser.get(f"{base}/", allow_redirects=False, timeout=10).headers["Location"] == "/login"
     form = browser.get(f"{base}/login", timeout=10)
     assert form.status_code == 200 and "Kata sandi" in form.text
@@ -340,6 +341,10 @@ def test_console_pages_sign_in_list_case_and_transition(verification, storage, b
     cross_site = browser.post(f"{base}/cases/{case_id}/transitions", data={"to": "analysis"},
                               headers={"Origin": "https://evil.example"}, allow_redirects=False, timeout=10)
     assert cross_site.status_code == 303 and cross_site.headers["Location"] == "/login"
+    for headers in ({"Origin": "null"}, {"Origin": None}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = browser.post(f"{base}/cases/{case_id}/transitions", data={"to": "analysis"},
+                               headers=headers, allow_redirects=False, timeout=10)  # None drops it
+        assert refused.status_code == 303 and refused.headers["Location"] == "/login", headers
     assert count(db, "SELECT state FROM cases WHERE case_id = :c", c=case_id) == "verification"
 
     download = browser.get(f"{base}/cases/{case_id}/evidence/ev-1", timeout=10)
@@ -529,6 +534,7 @@ def test_console_supervisor_view_statistics_language_and_message_form(verificati
     base = base_url(config)
     event, case_id = open_one(verification, broker, db)
     browser = requests.Session()
+    browser.headers["Origin"] = base  # as a browser does on a form post
     account = demo["supervisor"]
     assert browser.post(f"{base}/login", allow_redirects=False, timeout=10, data={
         "username": account["username"], "password": account["password"],
@@ -556,6 +562,7 @@ def test_console_declared_conflict_excludes_from_routing_and_sessions_can_be_rev
     demo = seed(verification)
     base = base_url(config)
     browser = requests.Session()
+    browser.headers["Origin"] = base  # as a browser does on a form post
     account = demo["inspector"]
     assert browser.post(f"{base}/login", allow_redirects=False, timeout=10, data={
         "username": account["username"], "password": account["password"],

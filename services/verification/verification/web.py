@@ -158,9 +158,15 @@ def csv_response(text: str, filename: str) -> Response:
 
 
 def same_origin(request) -> None:
-    """Refuse a cookie-authenticated form post coming from another origin (CSRF, belt and braces)."""
+    """Refuse a cookie-authenticated form post not made by the console's own pages (CSRF, belt
+    and braces behind ``SameSite=Strict``). Browsers send ``Origin`` on every form post; a missing
+    one or ``null`` (a sandboxed frame, a cross-origin redirect) is refused like a foreign one,
+    and so is ``Sec-Fetch-Site`` other than ``same-origin`` where the browser sends it."""
     origin = request.headers.get("Origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+    if not origin or origin == "null" or urlsplit(origin).netloc != request.host:
+        raise AuthenticationFailed("Cross-site request refused")
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site != "same-origin":
         raise AuthenticationFailed("Cross-site request refused")
 
 
