@@ -154,7 +154,7 @@ def remove(api: Management, name: str) -> dict:
 # -- the commands ---------------------------------------------------------------------------
 
 def _api():
-    from wbs_cli.main import amqp_uri
+    from wbs_cli.calls import amqp_uri
     return Management.from_environment(amqp_uri())
 
 
@@ -202,7 +202,7 @@ def cmd_catalogue(args):
 
 
 def cmd_announce_directory(args):
-    from wbs_cli.main import rpc_call
+    from wbs_cli.calls import rpc_call
     counts = rpc_call("verification", "announce_directory")
     print(f"announced {counts['units']} unit(s) and {counts['staff']} staff account(s)")
 
