@@ -55,6 +55,7 @@ _EXAMPLE_VALUES = {
     "name": "Inspektorat Jenderal Kementerian Keuangan",
     "display_name": "Siti Rahmawati",
     "parent": "kemenkeu",
+    "reference": "WBS/ITJEN-KEUANGAN/2026/00042",
 }
 _UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 

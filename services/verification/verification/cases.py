@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from wbs_plumbing.outbox import add_event
 
-from . import assignment, audit, deadlines, lifecycle, reach, routing, views
+from . import assignment, audit, deadlines, lifecycle, reach, register, routing, views
 from .errors import CaseNotYetOpen, Conflict, Forbidden, InvalidInput
 from .models import (
     REPORTER_ACTOR,
@@ -71,6 +71,8 @@ def open_case(session: Session, event: dict, *, now: dt.datetime | None = None,
     case = Case(
         case_id=case_id_for(event["report_id"]),
         report_id=event["report_id"],
+        reference=register.assign(session, routing.load_units(session), event["unit"],
+                                  decision.inspectorate, now),
         unit=event["unit"],
         category=event["category"],
         state=lifecycle.INITIAL,
@@ -92,6 +94,7 @@ def open_case(session: Session, event: dict, *, now: dt.datetime | None = None,
     add_event(session, OutboxMessage, "case_opened", {
         "case_id": case.case_id,
         "report_id": case.report_id,
+        "reference": case.reference,
         "unit": case.unit,
         "category": case.category,
         "state": case.state,
@@ -348,6 +351,7 @@ def report_status(session: Session, report_id: str, language: str = "id") -> dic
         .order_by(CaseMessage.at, CaseMessage.message_id))
     return {
         "case_id": case.case_id,
+        "reference": case.reference,
         "state": {"code": case.state, "label": lifecycle.reporter_label(case.state, language)},
         "history": seen_states,
         "messages": [{"message_id": m.message_id, "direction": m.direction, "at": views.iso(m.at)} for m in messages],

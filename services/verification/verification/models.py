@@ -74,6 +74,10 @@ class Unit(Base):
     verification_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     verification_working_days: Mapped[bool] = mapped_column(Boolean, default=True, server_default=_sql("true"))
     feedback_months: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    # Where the unit's people read the time (WIB/WITA/WIT); the console shows its cases' times in it.
+    timezone: Mapped[str] = mapped_column(String(32), default="Asia/Jakarta", server_default="Asia/Jakarta")
+    # A disabled unit takes no new reports; a unit is never deleted (its cases keep naming it).
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=_sql("true"))
 
 
 class Staff(Base):
@@ -102,6 +106,9 @@ class Staff(Base):
     # Sign-in throttling per account: consecutive failures and the lock they caused.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Set by an administrator's password reset: the one-time password only opens the page that
+    # chooses a new one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=_sql("false"))
 
 
 class Supervision(Base):
@@ -149,6 +156,8 @@ class Case(Base):
 
     case_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True, default=new_id)
     report_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The register number the reporter and staff quote, WBS/<INSPECTORATE>/<YEAR>/<NNNNN> (``register``).
+    reference: Mapped[str | None] = mapped_column(String(80), unique=True, nullable=True)
     unit: Mapped[str] = mapped_column(String(64), index=True)
     category: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(32), index=True)
@@ -172,6 +181,9 @@ class Case(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     assignee: Mapped[Staff | None] = relationship(lazy="joined")
+    # The reported unit's row, for its name and time zone (loaded in one query for a whole page).
+    unit_row: Mapped[Unit | None] = relationship(
+        Unit, primaryjoin="foreign(Case.unit) == Unit.code", lazy="selectin", viewonly=True)
 
 
 class CaseHistory(Base):
@@ -265,4 +277,16 @@ class AuditHead(Base):
     entry_hash: Mapped[str] = mapped_column(String(64))
 
 
+class CaseRegister(Base):
+    """The last register number given per inspectorate and year (``register``): one row each,
+    incremented in the transaction that opens the case, so a number is never given twice."""
+
+    __tablename__ = "case_register"
+
+    inspectorate: Mapped[str] = mapped_column(String(64), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer)
+
+
 Index("ix_cases_assignee_state", Case.assignee_id, Case.state)
+Index("ix_cases_created_at", Case.created_at)

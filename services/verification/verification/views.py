@@ -40,7 +40,9 @@ def case_summary(case: Case, viewer: Staff) -> dict:
     return {
         "case_id": case.case_id,
         "report_id": case.report_id,
+        "reference": case.reference,
         "unit": case.unit,
+        "unit_name": case.unit_row.name if case.unit_row is not None else case.unit,
         "category": category_labels(case.category),
         "state": lifecycle.labels(case.state),
         "end_detail": lifecycle.detail_labels(case.state, case.end_detail),
