@@ -121,6 +121,8 @@ def reporter_view(report: Report, status: dict | None = None, texts: dict | None
                     for m in status.get("messages") or []]
     return {
         "report_id": report.report_id,
+        # The case's register number (WBS/ITJEN/2026/00042) the reporter can quote; None until opened.
+        "reference": (status or {}).get("reference"),
         "received_at": iso(report.received_at),
         "language": language,
         "state": state,
