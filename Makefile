@@ -20,6 +20,19 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/wbs run
 
+# Ops tools for the manifest and alert-rule tests: kubectl (built-in kustomize) and promtool from
+# Debian; KEDA's CRD schemas beside the venv (deploy/kubernetes/schema-requirements.txt).
+OPS_TOOLS := /usr/bin/kubectl /usr/bin/promtool
+KEDA_MODELS := $(VENV)/keda-models/.installed
+
+$(OPS_TOOLS):
+	apt-get install -y --no-install-recommends kubernetes-client prometheus \
+	  || (apt-get update && apt-get install -y --no-install-recommends kubernetes-client prometheus)
+
+$(KEDA_MODELS): deploy/kubernetes/schema-requirements.txt $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --upgrade --target $(VENV)/keda-models -r $<
+	@touch $@
+
 $(BROWSER):
 	apt-get install -y --no-install-recommends chromium chromium-driver \
 	  || (apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver)
@@ -27,7 +40,7 @@ $(BROWSER):
 browser: $(BROWSER)
 
 # HYPOTHESIS_NO_PLUGINS: hypothesis would import trio (via Selenium), which fails on eventlet's sockets.
-test: $(STAMP) $(BROWSER)
+test: $(STAMP) $(BROWSER) $(OPS_TOOLS) $(KEDA_MODELS)
 	HYPOTHESIS_NO_PLUGINS=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
