@@ -56,6 +56,10 @@ def test_follow_up_leaks_no_reporter_data_anywhere(store, tmp_path, rabbit_uri, 
 
     stack = make_stack(tmp_path, rabbit_uri, pg_database, smtp_sink, store, s3_server, s3_bucket)
     stack.env["WBS_POW_BITS"] = "8"
+    # both log formats are searched: text in the file-store run, JSON lines in the S3 run
+    log_format = stack.env["LOG_FORMAT"] = "json" if store == "s3" else "text"
+    if log_format == "json":  # as deployed: eventlet's start-up notice is not a log line
+        stack.env["PYTHONWARNINGS"] = "ignore:::nameko.cli.commands"
     with stack.start():
         stack.wbs("unit", "add", "kn-itjen", "--name", "Inspektorat Jenderal", "--inspectorate")
         stack.wbs("unit", "add", "kn-dit", "--name", "Direktorat", "--parent", "kn-itjen")
@@ -115,13 +119,24 @@ def test_follow_up_leaks_no_reporter_data_anywhere(store, tmp_path, rabbit_uri, 
                 canary["filename"] in {e["filename"] for e in case["evidence"]}
         wait_until(inspector_sees_everything, timeout=30, interval=0.5)
         wiretap.drain()
+        # every service's metrics join the logs in the search below
+        for service, address in stack.ops.items():
+            scraped = requests.get(f"http://{address}/metrics", timeout=10)
+            assert scraped.status_code == 200 and "wbs_handler_duration_seconds" in scraped.text
+            (stack.log_dir / f"{service}.metrics").write_text(scraped.text)
         seen = {key for kind, key, _h, _b in wiretap.captured if kind == "event"}
         assert {"reporter_message_posted", "evidence_stored", "case_message_posted"} <= seen
 
     needles = [value.encode() for value in canary.values()] + [
         SOURCE_IP.encode(), receipt.encode(), receipt.replace("-", "").encode(), token.encode(), page_token.encode()]
     hex_needles = [n.hex().encode() for n in needles]
-    assert scan_files(stack.log_dir, needles) == [], "canary in a log"
+    assert scan_files(stack.log_dir, needles) == [], "canary in a log or in /metrics"
+    if log_format == "json":  # one JSON object a line, with the fields log shippers index
+        for path in stack.log_dir.glob("*.log"):
+            for line in path.read_text().splitlines():
+                assert line.startswith("{"), f"{path.name}: not a JSON line: {line[:300]}"
+                entry = json.loads(line)
+                assert {"time", "level", "service", "event"} <= set(entry), line
     assert scan_files(stack.data_dir, needles) == [], "canary on disk under the data dir"
     assert scan_files(stack.tmp_dir, needles) == [], "canary on disk under the temp dir"
     assert scan_databases(stack.env_database_urls(), [n.decode() for n in needles + hex_needles]) == []

@@ -47,6 +47,10 @@ def formatter(service: str = "", fmt: str = TEXT_FORMAT, log_format: str | None 
     """The formatter ``LOG_FORMAT`` asks for: ``text`` [default] or ``json``."""
     chosen = (log_format or os.environ.get("LOG_FORMAT") or "text").strip().lower()
     if chosen == "json":
+        # warnings raised from now on become JSON lines too (those raised while Python starts,
+        # before logging exists, are silenced with PYTHONWARNINGS=ignore:::nameko.cli.commands:
+        # eventlet's deprecation notice, which `nameko run` triggers)
+        logging.captureWarnings(True)
         return WbsJsonFormatter(service)
     if chosen != "text":
         raise ValueError(f"LOG_FORMAT must be 'text' or 'json', not {chosen!r}")
