@@ -211,6 +211,14 @@ def test_one_service_s_broker_credentials_destroy_nothing_and_forge_nothing(stac
     status = requests.get(f"{stack.intake_url}/api/v1/reporter/report", timeout=10,
                           headers={"Authorization": f"Bearer {session.json()['token']}"})
     assert status.status_code == 200, status.text
+    # anyone who knows a username can lock it (the lock stays); an administrator lifts it
+    login = f"{stack.console_url}/api/v1/auth/login"
+    for _ in range(5):
+        requests.post(login, timeout=10, json={"username": "att-inspektur", "password": "wrong", "otp": "000000"})
+    locked = requests.post(login, timeout=10, json={"username": "att-inspektur", "password": inspector["password"],
+                                                     "otp": inspector["totp"].now()})
+    assert locked.status_code == 401
+    assert "att-inspektur: unlocked" in stack.wbs("inspector", "unlock", "att-inspektur")
     auth = sign_in(stack, inspector)
     (case,) = requests.get(f"{stack.console_url}/api/v1/cases", headers=auth, timeout=10).json()["cases"]
     detail = requests.get(f"{stack.console_url}/api/v1/cases/{case['case_id']}", headers=auth, timeout=10).json()
