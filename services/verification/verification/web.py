@@ -7,6 +7,9 @@ use cases know nothing about HTTP. Security choices made here:
   (no other site can make the browser send it, which is the console's CSRF defence, with an
   ``Origin`` check on every form post as a second line) and ``Secure`` in production.
 * Pages load nothing from third parties and run no script; the Content-Security-Policy says so.
+* Pages send ``Referrer-Policy: same-origin``, not ``no-referrer``: no other site ever learns a
+  console URL, and the browser keeps sending the real ``Origin`` on the console's own form posts
+  (under ``no-referrer`` it sends ``Origin: null``, which :func:`same_origin` must refuse).
 * Evidence downloads are always ``attachment`` with ``nosniff``: a hostile file uploaded as
   evidence must never render inside the console's origin.
 * Nothing here reads or logs client addresses or user agents.
@@ -234,7 +237,7 @@ def page(template: str, status: int = 200, lang: str = "id", **context) -> Respo
     html = _templates.get_template(template).render(lang=lang, t=translator(lang), **context)
     return Response(html, status=status, mimetype="text/html",
                     headers={"Content-Security-Policy": CONSOLE_CSP, "Cache-Control": "no-store",
-                             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+                             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
 
 
 def redirect(location: str) -> Response:
