@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from wbs_contracts.events import validate_event
 
-from verification import assignment, audit, cases, deadlines, directory, reach, routing, statistics
+from verification import assignment, audit, cases, deadlines, directory, reach, routing, statistics, views
 from verification.errors import Forbidden, InvalidInput, NotEligible, NotFound
 from verification.models import AuditEntry, CaseClock, OutboxMessage, Staff
 
@@ -40,7 +40,8 @@ def test_status_changes_carry_report_id_and_coded_reasons(session, demo):
     inspector = staff(session, demo["inspector"])
     case = cases.open_case(session, report_event())
     cases.transition_case(session, inspector, case.case_id, "verification")
-    out = cases.transition_case(session, inspector, case.case_id, "referred", "wewenang KPK", detail="kpk")
+    out = views.case_detail(session, cases.transition_case(session, inspector, case.case_id, "referred", "wewenang KPK",
+                                                           detail="kpk"), inspector)
     assert out["state"]["code"] == "referred" and out["end_detail"]["labels"]["en"] == "Corruption Eradication Commission (KPK)"
     assert out["history"][-1]["detail"]["code"] == "kpk"
     changes = [b for t, b in outbox(session) if t == "case_status_changed"]
@@ -53,7 +54,7 @@ def test_status_changes_carry_report_id_and_coded_reasons(session, demo):
 def test_flags_and_legal_hold_supervisor_only_audited_and_announced(session, demo):
     inspector, supervisor = staff(session, demo["inspector"]), staff(session, demo["supervisor"])
     case = cases.open_case(session, report_event())
-    assert cases.set_flags(session, inspector, case.case_id, on_hold=True)["flags"]["on_hold"] is True
+    assert cases.set_flags(session, inspector, case.case_id, on_hold=True).on_hold is True
     with pytest.raises(Forbidden):
         cases.set_flags(session, inspector, case.case_id, conflict_flagged=True)
     with pytest.raises(Forbidden):
@@ -61,7 +62,7 @@ def test_flags_and_legal_hold_supervisor_only_audited_and_announced(session, dem
     with pytest.raises(InvalidInput):
         cases.set_legal_hold(session, supervisor, case.case_id, True, " ")
     out = cases.set_legal_hold(session, supervisor, case.case_id, True, "perkara di pengadilan")
-    assert out["flags"]["legal_hold"] is True
+    assert views.case_detail(session, out, supervisor)["flags"]["legal_hold"] is True
     cases.set_legal_hold(session, supervisor, case.case_id, True, "again")  # no change, no event
     cases.set_legal_hold(session, supervisor, case.case_id, False, "perkara selesai")
     holds = [b for t, b in outbox(session) if t == "legal_hold_changed"]
@@ -96,7 +97,7 @@ def test_messages_ask_the_reporter_pause_clocks_and_the_answer_resumes(session, 
     assert cases.record_reporter_message(session, answer, now=later) is None  # redelivery
     session.refresh(clock)
     assert clock.paused_since is None and deadlines.as_utc(clock.due_at) == due_before + dt.timedelta(days=2)
-    assert cases.get_case(session, inspector, case.case_id)["state"]["code"] == "verification"
+    assert cases.get_case(session, inspector, case.case_id).state == "verification"
 
     posted_events = [b for t, b in outbox(session) if t == "case_message_posted"]
     assert [(b["direction"], b["message_id"]) for b in posted_events] == [
@@ -125,16 +126,16 @@ def test_routing_excludes_named_parties_and_records_why(session, demo, passwords
     assert case.assignee_id is None and case.routing_note == "routing_failed: no_eligible_inspector"
     assert case.conflict_flagged
     supervisor = staff(session, demo["supervisor"])
-    detail = cases.get_case(session, supervisor, case.case_id)
+    detail = views.case_detail(session, cases.get_case(session, supervisor, case.case_id), supervisor)
     assert {e["username"]: e["reason"] for e in detail["routing_exclusions"]} == {
         "inspektur": "party_named", "budi": "party_nip"}
     # the supervisor sees it in the unassigned list, and cannot hand it to a named person
-    assert [c["case_id"] for c in cases.list_cases(session, supervisor, unassigned=True)] == [case.case_id]
+    assert [c.case_id for c in cases.list_cases(session, supervisor, unassigned=True)] == [case.case_id]
     with pytest.raises(NotEligible):
         assignment.reassign(session, supervisor, case.case_id, "budi", parties)
     directory.add_staff(session, passwords, "citra", "citra@example.org", "itjen", "inspector")
     out = assignment.reassign(session, supervisor, case.case_id, "citra", parties)
-    assert out["assignee"]["username"] == "citra"
+    assert views.case_detail(session, out, supervisor)["assignee"]["username"] == "citra"
     with pytest.raises(NotEligible):  # a supervisor is not in the inspectors' pool
         assignment.reassign(session, supervisor, case.case_id, "supervisor", parties)
 
@@ -150,8 +151,9 @@ def test_declared_conflict_and_recusal_reroute_with_the_same_checks(session, dem
     assert out["assignee_id"] is None and out["routing_note"] == "routing_failed: no_eligible_inspector"
     with pytest.raises(NotFound):  # recused: out of reach now
         cases.get_case(session, inspector, case.case_id)
+    supervisor = staff(session, demo["supervisor"])
     reasons = {(e["username"], e["reason"]) for e in
-               cases.get_case(session, staff(session, demo["supervisor"]), case.case_id)["routing_exclusions"]}
+               views.case_detail(session, cases.get_case(session, supervisor, case.case_id), supervisor)["routing_exclusions"]}
     assert reasons == {("citra", "declared_conflict"), ("inspektur", "recused")}
 
 
@@ -200,7 +202,9 @@ def test_breaches_are_announced_once_per_clock_and_paused_clocks_wait(session, d
     assert len(published) == 2
     for body in published:
         valid("sla_breached", {k: body[k] for k in ("case_id", "clock", "due_at")})
-    view = {d["clock"]: d["status"] for d in cases.get_case(session, inspector, case.case_id, now=NOW + dt.timedelta(days=60))["deadlines"]}
+    shown = views.case_detail(session, cases.get_case(session, inspector, case.case_id), inspector,
+                              now=NOW + dt.timedelta(days=60))
+    view = {d["clock"]: d["status"] for d in shown["deadlines"]}
     assert view == {"acknowledge": "late", "verification": "breached", "feedback": "running"}
 
 
@@ -299,4 +303,4 @@ def test_parties_added_later_exclude_the_named_assignee_for_good_and_reroute(ses
     # a later reroute (citra recuses) never brings the named inspector back
     assert assignment.recuse(session, citra, case.case_id, "kenal terlapor", [])["assignee_id"] is None
     assert [b["inspector_id"] for t, b in outbox(session) if t == "case_assigned"] == [inspector.id, citra.id]
-    assert cases.get_case(session, supervisor, case.case_id)["flags"]["conflict_flagged"]
+    assert cases.get_case(session, supervisor, case.case_id).conflict_flagged

@@ -71,15 +71,15 @@ def test_reach_inspector_sees_only_assigned_supervisor_the_subtree_admin_nothing
     session.flush()
     assert c1.assignee_id == inspector.id and c2.assignee_id == other.id and c3.assignee_id is None
 
-    assert [c["case_id"] for c in cases.list_cases(session, inspector)] == [c1.case_id]
-    assert {c["case_id"] for c in cases.list_cases(session, supervisor)} == {c1.case_id, c2.case_id}
+    assert cases.list_cases(session, inspector) == [c1]
+    assert set(cases.list_cases(session, supervisor)) == {c1, c2}
     assert cases.list_cases(session, admin) == []
-    assert cases.get_case(session, inspector, c1.case_id)["case_id"] == c1.case_id
+    assert cases.get_case(session, inspector, c1.case_id) is c1
     for who, cid in ((inspector, c2.case_id), (admin, c1.case_id), (supervisor, c3.case_id),
                      (inspector, str(uuid.uuid4())), (inspector, "not-a-uuid")):
         with pytest.raises(NotFound):
             cases.get_case(session, who, cid)
-    assert [c["case_id"] for c in cases.list_cases(session, supervisor, unit="kpu-dki")] == [c2.case_id]
+    assert cases.list_cases(session, supervisor, unit="kpu-dki") == [c2]
     assert cases.list_cases(session, supervisor, state="closed") == []
 
 
@@ -87,7 +87,8 @@ def test_transition_records_history_and_announces(session, demo):
     inspector = staff(session, demo["inspector"])
     case = cases.open_case(session, report_event())
     outbox(session)
-    out = cases.transition_case(session, inspector, case.case_id, "verification", None)
+    out = views.case_detail(session, cases.transition_case(session, inspector, case.case_id, "verification", None),
+                            inspector)
     assert out["state"]["code"] == "verification" and out["state"]["label"] == "Verifikasi"
     assert [(h["from_state"], h["to_state"]) for h in out["history"]] == [(None, "received"), ("received", "verification")]
     assert out["history"][1]["actor"] == "inspektur"
@@ -114,14 +115,13 @@ def test_reopen_by_supervisor_only(session, demo):
     cases.transition_case(session, inspector, case.case_id, "referred", "KPK", detail="kpk")
     with pytest.raises(TransitionForbidden):
         cases.transition_case(session, inspector, case.case_id, "analysis", "again")
-    out = cases.transition_case(session, supervisor, case.case_id, "analysis", "new evidence")
-    assert out["state"]["code"] == "analysis"
+    assert cases.transition_case(session, supervisor, case.case_id, "analysis", "new evidence").state == "analysis"
 
 
 def test_attach_content_shows_narrative_and_parties_never_reporter_identity(session, demo):
     inspector = staff(session, demo["inspector"])
     case = cases.open_case(session, report_event())
-    meta = cases.get_case(session, inspector, case.case_id)
+    meta = views.case_detail(session, cases.get_case(session, inspector, case.case_id), inspector)
     content = json.dumps({"title": "T", "description": "Kronologi", "parties": [{"name": "Budi S."}],
                           "reporter": {"relationship": "employee", "involved": False,
                                        "identity": {"name": "SECRET-NAME"}}}).encode()
@@ -187,6 +187,6 @@ def test_supervisor_never_reaches_a_report_about_their_own_unit(session, demo):
     below = cases.open_case(session, report_event(unit="dit-smp"))
     session.flush()
     assert about_itjen.assignee_id is None  # escalation: nothing above itjen in the demo tree
-    assert [c["case_id"] for c in cases.list_cases(session, supervisor)] == [below.case_id]
+    assert cases.list_cases(session, supervisor) == [below]
     with pytest.raises(NotFound):
         cases.get_case(session, supervisor, about_itjen.case_id)

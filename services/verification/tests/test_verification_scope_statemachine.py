@@ -147,7 +147,7 @@ class ScopeMachine(RuleBasedStateMachine):
             viewer = self.session.get(Staff, staff_id)
             expected = {c for c in self.cases if self.in_scope(staff_id, c)}
             assert reach.visible_case_ids(self.session, viewer) == expected, (viewer.username, viewer.role)
-            listed = {c["case_id"] for c in cases.list_cases(self.session, viewer)}
+            listed = {c.case_id for c in cases.list_cases(self.session, viewer)}
             assert listed == expected
             for case_id in self.cases:
                 try:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from wbs_plumbing.outbox import add_event
 
-from . import audit, directory, reach, routing, views
+from . import audit, directory, reach, routing
 from .errors import Forbidden, InvalidInput, NotEligible
 from .models import SYSTEM_ACTOR, Case, CaseExclusion, CaseHistory, OutboxMessage, Staff, utcnow
 
@@ -116,11 +116,11 @@ def add_parties(session: Session, staff: Staff, case_id: str, parties: list[rout
 
 
 def reassign(session: Session, staff: Staff, case_id: str, assignee: str,
-             parties: list[routing.Party], *, now: dt.datetime | None = None) -> dict:
+             parties: list[routing.Party], *, now: dt.datetime | None = None) -> Case:
     """A supervisor gives a case to someone else (username or staff id), with the same checks as
     routing: the new assignee must be in the case's pool and have no conflict. Emits
     ``case_assigned``. Raises NotFound, Forbidden (not a supervisor), InvalidInput (unknown
-    person), NotEligible (409, with the exclusion reason)."""
+    person), NotEligible (with the exclusion reason)."""
     case = reach.reachable_case(session, staff, case_id, for_update=True)
     if staff.role != "supervisor":
         raise Forbidden("Only a supervisor can reassign a case")
@@ -146,4 +146,4 @@ def reassign(session: Session, staff: Staff, case_id: str, assignee: str,
     announce_assignment(session, case, staff.id, now)
     session.flush()
     session.expire(case, ["assignee"])
-    return views.case_detail(session, case, staff, now=now)
+    return case

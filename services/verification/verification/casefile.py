@@ -50,6 +50,18 @@ def with_viewer(db, token: str | None, use_case, *args, **kwargs) -> tuple[dict,
         return views.staff_view(staff), use_case(session, staff, *args, **kwargs)
 
 
+def case_shown(db, token: str | None, use_case, *args, now: dt.datetime | None = None, **kwargs) -> dict:
+    """``use_case(session, staff, ...)`` changes a case and gives it back; the caller gets it as
+    the API and the pages show it (``views.case_detail``), read in the same transaction."""
+    with signed_in(db, token) as (session, staff):
+        case = use_case(session, staff, *args, now=now, **kwargs)
+        return views.case_detail(session, case, staff, now=now)
+
+
+def _case_list(session, staff, now, **filters) -> list[dict]:
+    return views.case_list(session, cases.list_cases(session, staff, **filters), staff, now)
+
+
 ROUTING_READER = "verification"
 
 
@@ -78,29 +90,29 @@ def whoami(db, token: str | None) -> dict:
 
 def list_cases(db, token: str | None, now: dt.datetime | None = None, **filters) -> tuple[dict, list[dict]]:
     """(the signed-in staff member, the cases in their reach)."""
-    return with_viewer(db, token, cases.list_cases, now=now, **filters)
+    return with_viewer(db, token, _case_list, now, **filters)
 
 
 def supervision(db, token: str | None, now: dt.datetime | None = None) -> tuple[dict, list[dict], list[dict]]:
     """(the signed-in staff member, every case in their reach, those that failed routing)."""
     with signed_in(db, token) as (session, staff):
-        return (views.staff_view(staff), cases.list_cases(session, staff, now=now),
-                cases.list_cases(session, staff, now=now, unassigned=True))
+        return (views.staff_view(staff), _case_list(session, staff, now),
+                _case_list(session, staff, now, unassigned=True))
 
 
 def transition(db, token: str | None, case_id: str, to_state: str, reason: str | None,
                detail: str | None = None, *, calendar=None, now: dt.datetime | None = None) -> dict:
     """Move a case (see cases.transition_case); gives back the case's metadata and history."""
-    return as_staff(db, token, cases.transition_case, case_id, to_state, reason, detail=detail,
-                    now=now, calendar=calendar)
+    return case_shown(db, token, cases.transition_case, case_id, to_state, reason, detail=detail,
+                      now=now, calendar=calendar)
 
 
 def set_flags(db, token: str | None, case_id: str, **flags) -> dict:
-    return as_staff(db, token, cases.set_flags, case_id, **flags)
+    return case_shown(db, token, cases.set_flags, case_id, **flags)
 
 
 def set_legal_hold(db, token: str | None, case_id: str, legal_hold: bool, reason: str | None) -> dict:
-    return as_staff(db, token, cases.set_legal_hold, case_id, legal_hold, reason)
+    return case_shown(db, token, cases.set_legal_hold, case_id, legal_hold, reason)
 
 
 def declare_conflict(db, token: str | None, **declared) -> dict:
@@ -172,7 +184,7 @@ def read_case_file(db, vault, token: str | None, case_id: str) -> tuple[dict, di
     of reach) or VaultError.
     """
     with signed_in(db, token) as (session, staff):
-        case = cases.get_case(session, staff, case_id)
+        case = views.case_detail(session, cases.get_case(session, staff, case_id), staff)
         viewer = views.staff_view(staff)
         if not case["flags"]["content_destroyed"]:
             cases.audit_read(session, staff, case["case_id"], audit.CONTENT_READ)
@@ -199,11 +211,10 @@ def open_evidence(db, vault, token: str | None, case_id: str, evidence_id: str) 
     """
     with signed_in(db, token) as (session, staff):
         case = cases.get_case(session, staff, case_id)
-        if case["flags"]["content_destroyed"]:
+        if case.content_destroyed:
             raise NotFound("No such evidence")
-        cases.audit_read(session, staff, case["case_id"], audit.EVIDENCE_DOWNLOAD, evidence_id=str(evidence_id)[:64])
-        reader = Reader(staff.id, case["case_id"])
-    report_id = case["report_id"]
+        cases.audit_read(session, staff, case.case_id, audit.EVIDENCE_DOWNLOAD, evidence_id=str(evidence_id)[:64])
+        report_id, reader = case.report_id, Reader(staff.id, case.case_id)
     items = _vault_call(vault.list_evidence, report_id, reader) or []
     item = next((e for e in items if e.get("evidence_id") == evidence_id), None)
     if item is None:
@@ -253,7 +264,7 @@ def post_message(db, vault, token: str | None, case_id: str, text: str | None, v
 
     Order: check reach, hand the text to storage (sealed in transit, stored encrypted), then
     record the row, the event and the audit entry in one transaction. If storage fails nothing
-    is recorded (503); if the last step fails the stored text is an orphan nobody can list.
+    is recorded (VaultError); if the last step fails the stored text is an orphan nobody can list.
     """
     text = (text or "").strip()
     if not text:
@@ -269,18 +280,20 @@ def post_message(db, vault, token: str | None, case_id: str, text: str | None, v
                     awaiting_reporter=awaiting_reporter, calendar=calendar)
 
 
-def _case_and_reader(db, token, case_id):
+def _parties_of_case(db, vault, token, case_id) -> list[routing.Party]:
+    """The people the case's report names (an audited content read), none once it was shredded."""
     with signed_in(db, token) as (session, staff):
         case = cases.get_case(session, staff, case_id)
-        if not case["flags"]["content_destroyed"]:
-            cases.audit_read(session, staff, case["case_id"], audit.CONTENT_READ)
-        return case, Reader(staff.id, case["case_id"])
+        if case.content_destroyed:
+            return []
+        cases.audit_read(session, staff, case.case_id, audit.CONTENT_READ)
+        report_id, reader = case.report_id, Reader(staff.id, case.case_id)
+    return _parties(vault, report_id, reader)
 
 
 def recuse(db, vault, token: str | None, case_id: str, reason: str | None) -> dict:
     """The assignee steps aside; the case is routed again against the report's parties."""
-    case, reader = _case_and_reader(db, token, case_id)
-    parties = [] if case["flags"]["content_destroyed"] else _parties(vault, case["report_id"], reader)
+    parties = _parties_of_case(db, vault, token, case_id)
     return as_staff(db, token, assignment.recuse, case_id, reason, parties)
 
 
@@ -288,9 +301,8 @@ def reassign(db, vault, token: str | None, case_id: str, assignee: str | None) -
     """A supervisor reassigns; the same conflict checks as routing, against the report's parties."""
     if not assignee:
         raise InvalidInput("'assignee' is required")
-    case, reader = _case_and_reader(db, token, case_id)
-    parties = [] if case["flags"]["content_destroyed"] else _parties(vault, case["report_id"], reader)
-    return as_staff(db, token, assignment.reassign, case_id, assignee, parties)
+    parties = _parties_of_case(db, vault, token, case_id)
+    return case_shown(db, token, assignment.reassign, case_id, assignee, parties)
 
 
 def add_parties(db, vault, token: str | None, case_id: str, parties: list) -> dict:

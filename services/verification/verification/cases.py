@@ -22,7 +22,6 @@ from .models import (
     REPORTER_ACTOR,
     SYSTEM_ACTOR,
     Case,
-    CaseClock,
     CaseHistory,
     CaseMessage,
     OutboxMessage,
@@ -111,10 +110,9 @@ def list_cases(
     state: str | None = None,
     unit: str | None = None,
     category: str | None = None,
-    now: dt.datetime | None = None,
     unassigned: bool = False,
-) -> list[dict]:
-    """Cases within ``staff``'s reach, newest first, optionally filtered (metadata and deadlines)."""
+) -> list[Case]:
+    """Cases within ``staff``'s reach, newest first, optionally filtered."""
     condition = reach.scope_filter(session, staff)
     if condition is None:
         return []
@@ -127,29 +125,13 @@ def list_cases(
         query = query.where(Case.category == category)
     if unassigned:
         query = query.where(Case.assignee_id.is_(None))
-    query = query.order_by(Case.created_at.desc(), Case.case_id)
-    now = now or utcnow()
-    cases = list(session.scalars(query).unique())
-    clocks: dict[str, list] = {}
-    if cases:
-        for row in session.scalars(select(CaseClock).where(CaseClock.case_id.in_([c.case_id for c in cases]))):
-            clocks.setdefault(row.case_id, []).append(row)
-    out = []
-    for c in cases:
-        summary = views.case_summary(c, staff)
-        summary["deadlines"] = [deadlines.clock_dict(r, now) for r in
-                                sorted(clocks.get(c.case_id, []), key=lambda r: deadlines.CLOCKS.index(r.clock))]
-        out.append(summary)
-    return out
+    return list(session.scalars(query.order_by(Case.created_at.desc(), Case.case_id)).unique())
 
 
-def get_case(session: Session, staff: Staff, case_id: str, *, now: dt.datetime | None = None) -> dict:
-    """One case's metadata, assignee, history, deadlines and messages (ids only).
-
-    Raises :class:`NotFound` when the case does not exist or is out of reach.
-    """
-    case = reach.reachable_case(session, staff, case_id)
-    return views.case_detail(session, case, staff, now=now)
+def get_case(session: Session, staff: Staff, case_id: str) -> Case:
+    """The case, if ``staff`` reaches it. Raises :class:`NotFound` when the case does not exist
+    or is out of reach (the two are indistinguishable)."""
+    return reach.reachable_case(session, staff, case_id)
 
 
 def transition_case(
@@ -162,19 +144,19 @@ def transition_case(
     detail: str | None = None,
     now: dt.datetime | None = None,
     calendar: deadlines.Calendar | None = None,
-) -> dict:
+) -> Case:
     """Move a case to ``to_state`` if the lifecycle allows it; record history; announce it.
 
     ``detail`` is the coded reason an end state needs (sub-reason, authority, outcome).
     Emits ``case_status_changed`` (with ``report_id``). Raises :class:`NotFound` (out of
-    reach), :class:`~verification.errors.TransitionForbidden` (409) or :class:`InvalidInput`
-    (400, e.g. a missing reason where one is required).
+    reach), :class:`~verification.errors.TransitionForbidden` or :class:`InvalidInput`
+    (e.g. a missing reason where one is required).
     """
     case = reach.reachable_case(session, staff, case_id, for_update=True)
     _move(session, case, staff.role, staff.id, to_state, reason, detail, now or utcnow(),
           calendar or deadlines.Calendar())
     session.flush()
-    return views.case_detail(session, case, staff, now=now)
+    return case
 
 
 def _move(session: Session, case: Case, role: str, actor: str, to_state: str, reason: str | None,
@@ -203,7 +185,7 @@ def _move(session: Session, case: Case, role: str, actor: str, to_state: str, re
 
 
 def set_flags(session: Session, staff: Staff, case_id: str, *, on_hold: bool | None = None,
-              conflict_flagged: bool | None = None, now: dt.datetime | None = None) -> dict:
+              conflict_flagged: bool | None = None, now: dt.datetime | None = None) -> Case:
     """Set the on-hold flag (anyone handling the case) or the conflict flag (supervisors).
 
     Audited. Raises NotFound or :class:`Forbidden` (clearing/setting the conflict flag is a
@@ -222,11 +204,11 @@ def set_flags(session: Session, staff: Staff, case_id: str, *, on_hold: bool | N
         case.updated_at = now
         audit.append(session, staff.id, audit.FLAG, case.case_id, now=now, **changes)
     session.flush()
-    return views.case_detail(session, case, staff, now=now)
+    return case
 
 
 def set_legal_hold(session: Session, staff: Staff, case_id: str, legal_hold: bool,
-                   reason: str | None = None, *, now: dt.datetime | None = None) -> dict:
+                   reason: str | None = None, *, now: dt.datetime | None = None) -> Case:
     """Place or lift a legal hold (supervisors only): while held, storage shreds nothing of the
     report. Audited; emits ``legal_hold_changed`` {case_id, report_id, legal_hold} when the flag
     actually changes. Raises NotFound, Forbidden, InvalidInput (no reason)."""
@@ -243,7 +225,7 @@ def set_legal_hold(session: Session, staff: Staff, case_id: str, legal_hold: boo
             "case_id": case.case_id, "report_id": case.report_id, "legal_hold": case.legal_hold})
         audit.append(session, staff.id, audit.LEGAL_HOLD, case.case_id, now=now, legal_hold=case.legal_hold)
     session.flush()
-    return views.case_detail(session, case, staff, now=now)
+    return case
 
 
 def case_for_message(session: Session, staff: Staff, case_id: str, visibility: str) -> Case:
@@ -263,7 +245,7 @@ def post_message(session: Session, staff: Staff, case_id: str, message_id: str, 
     the case to ``awaiting_reporter`` (a question to the reporter pauses the clocks).
 
     Emits ``case_message_posted`` {case_id, direction, message_id} and, when moved,
-    ``case_status_changed``. Raises NotFound, InvalidInput, TransitionForbidden (409).
+    ``case_status_changed``. Raises NotFound, InvalidInput, TransitionForbidden.
     """
     case_for_message(session, staff, case_id, visibility)
     case = reach.reachable_case(session, staff, case_id, for_update=True)

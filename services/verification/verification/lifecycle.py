@@ -117,9 +117,9 @@ def check_transition(from_state: str, to_state: str, *, role: str, reason: str |
                      detail: str | None = None) -> tuple[str | None, str | None]:
     """Refuse a move the lifecycle forbids; give back the cleaned-up (reason, detail).
 
-    Raises :class:`InvalidInput` (400) for an unknown state code, a missing or unknown coded
+    Raises :class:`InvalidInput` for an unknown state code, a missing or unknown coded
     reason (``not_actionable`` needs a sub-reason, ``referred`` the authority, ``closed`` the
-    outcome), or a reopen without a reason; :class:`TransitionForbidden` (409) for a move that
+    outcome), or a reopen without a reason; :class:`TransitionForbidden` for a move that
     is not in the table, a reopen by someone who is not a supervisor, or a coded reason the
     move does not allow (dismissing an unverified report for anything but duplicate/spam,
     closing from analysis as anything but not proven).

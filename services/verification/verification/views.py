@@ -16,7 +16,7 @@ from wbs_contracts import vocabulary
 from wbs_plumbing.clock import iso  # noqa: F401 -- views.iso is used across the service
 
 from . import deadlines, lifecycle, routing
-from .models import REPORTER_ACTOR, SYSTEM_ACTOR, Case, CaseExclusion, CaseHistory, CaseMessage, Staff, utcnow
+from .models import REPORTER_ACTOR, SYSTEM_ACTOR, Case, CaseClock, CaseExclusion, CaseHistory, CaseMessage, Staff, utcnow
 
 
 def category_labels(code: str) -> dict:
@@ -63,6 +63,19 @@ def case_summary(case: Case, viewer: Staff) -> dict:
             for s in lifecycle.allowed_moves(case.state, viewer.role)
         ],
     }
+
+
+def case_list(session: Session, cases: list[Case], viewer: Staff, now: dt.datetime | None = None) -> list[dict]:
+    """Case summaries with their deadlines (the case list pages and ``GET /api/v1/cases``)."""
+    now = now or utcnow()
+    clocks: dict[str, list] = {}
+    if cases:
+        for row in session.scalars(select(CaseClock).where(CaseClock.case_id.in_([c.case_id for c in cases]))):
+            clocks.setdefault(row.case_id, []).append(row)
+    return [dict(case_summary(c, viewer),
+                 deadlines=[deadlines.clock_dict(r, now)
+                            for r in sorted(clocks.get(c.case_id, []), key=lambda r: deadlines.CLOCKS.index(r.clock))])
+            for c in cases]
 
 
 def case_detail(session: Session, case: Case, viewer: Staff, *, now: dt.datetime | None = None) -> dict:
