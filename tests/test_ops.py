@@ -143,6 +143,9 @@ def test_readyz_turns_503_naming_the_database_or_broker_and_back_to_200(
 
     db_proxy.down()
     assert ready(address) == (503, {"down": ["database"]})
+    scraped = requests.get(f"http://{address}/metrics", timeout=10).text
+    assert 'wbs_ready{check="database",service="notification"} 0.0' in scraped
+    assert 'wbs_ready{check="broker",service="notification"} 1.0' in scraped
     assert requests.get(f"http://{address}/healthz", timeout=5).status_code == 200
     db_proxy.up()
     wait_until(lambda: ready(address)[0] == 200, timeout=20, interval=0.5)

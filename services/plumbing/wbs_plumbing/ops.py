@@ -96,8 +96,17 @@ class _ScrapeTimeGauges:
 
     def collect(self):
         ops, service = self.ops, self.ops.service
-        yield from ops.outbox_gauges()
-        yield from ops.notification_gauges()
+        ready = GaugeMetricFamily("wbs_ready", "1 if this readiness check passed at the last "
+                                  "/readyz (the orchestrator probes it), else 0.",
+                                  labels=["service", "check"])
+        for check, passed in sorted(ops.last_checks.items()):
+            ready.add_metric([service, check], 1 if passed else 0)
+        yield ready
+        for gauges in (ops.outbox_gauges, ops.notification_gauges):
+            try:  # a database that is away costs these gauges, not the whole scrape
+                yield from list(gauges())
+            except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001
+                log.warning("%s: metrics: %s failed: %s", service, gauges.__name__, type(exc).__name__)
         uploads = ops.find("uploads", "__len__")
         if uploads is not None:
             family = GaugeMetricFamily("wbs_storage_uploads_in_flight",
@@ -118,6 +127,7 @@ class Ops(DependencyProvider):
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_ScrapeTimeGauges(self))
         self._started: dict = {}
+        self.last_checks: dict = {}  # check -> passed, as of the last /readyz (for wbs_ready)
         self._server = self._socket = None
 
     def start(self):
@@ -200,6 +210,7 @@ class Ops(DependencyProvider):
                 log.warning("%s: readiness check %s failed: %s", self.service, name,
                             type(exc).__name__)
                 failed.append(name)
+            self.last_checks[name] = name not in failed
         return failed
 
     def outbox_gauges(self):
