@@ -215,7 +215,13 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
     cases = requests.get(f"{base}/api/v1/cases", headers=auth, timeout=10)
     assert cases.status_code == 200
     assert [c["case_id"] for c in cases.json()["cases"]] == [case_id]
-    assert requests.get(f"{base}/api/v1/cases?state=closed", headers=auth, timeout=10).json() == {"cases": []}
+    listed = cases.json()["cases"][0]
+    assert listed["reference"] == f"WBS/ITJEN/{listed['created_at'][:4]}/00001"
+    assert listed["unit_name"] == "Direktorat Sekolah Menengah Pertama" and listed["zone"]["label"] == "WIB"
+    assert requests.get(f"{base}/api/v1/cases?state=closed", headers=auth, timeout=10).json() == {
+        "cases": [], "total": 0, "page": 1, "per_page": 50}
+    bad = requests.get(f"{base}/api/v1/cases?per_page=500", headers=auth, timeout=10)
+    assert bad.status_code == 400 and "per_page" in bad.text
 
     detail = requests.get(f"{base}/api/v1/cases/{case_id}", headers=auth, timeout=10)
     assert detail.status_code == 200, detail.text

@@ -100,6 +100,31 @@ TEXTS: dict[str, tuple[str, str]] = {
     "declare": ("Nyatakan", "Declare"),
     "add_party": ("Tambah terlapor", "Add a party"),
     "position": ("Jabatan", "Position"),
+    # roles as staff read them (never the English code in the Indonesian page)
+    "role_inspector": ("Pemeriksa", "Inspector"),
+    "role_supervisor": ("Penyelia", "Supervisor"),
+    "role_admin": ("Administrator", "Administrator"),
+    # the case list (caselist)
+    "reference": ("Nomor register", "Register number"),
+    "received": ("Diterima", "Received"),
+    "search_reference": ("Cari nomor register", "Search register number"),
+    "received_from": ("Diterima sejak", "Received from"),
+    "received_to": ("Diterima sampai", "Received until"),
+    "assignee_filter": ("Petugas (nama pengguna, atau 'none')", "Assignee (username, or 'none')"),
+    "sort": ("Urutkan", "Sort"),
+    "sort_deadline": ("Tenggat terdekat", "Nearest deadline"),
+    "sort_-deadline": ("Tenggat terjauh", "Latest deadline"),
+    "sort_received": ("Terlama diterima", "Oldest first"),
+    "sort_-received": ("Terbaru diterima", "Newest first"),
+    "sort_reference": ("Nomor register naik", "Register number ascending"),
+    "sort_-reference": ("Nomor register turun", "Register number descending"),
+    "sort_updated": ("Terlama diubah", "Least recently changed"),
+    "sort_-updated": ("Terbaru diubah", "Most recently changed"),
+    "per_page": ("Per halaman", "Per page"),
+    "cases_found": ("kasus ditemukan", "cases found"),
+    "page": ("Halaman", "Page"),
+    "previous": ("Sebelumnya", "Previous"),
+    "next": ("Berikutnya", "Next"),
 }
 
 

@@ -3,7 +3,7 @@ served at ``GET /api/v1/openapi.json``. Built as data so a test can validate it 
 paths with the routes the service really serves."""
 from __future__ import annotations
 
-from . import lifecycle
+from . import caselist, lifecycle
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 
@@ -42,12 +42,22 @@ def document() -> dict:
         "/api/v1/auth/logout": {"post": {"summary": "Revoke this session",
                                          "responses": {"204": {"description": "Signed out"}}}},
         "/api/v1/cases": {"get": {
-            "summary": "Cases in the caller's reach, with deadlines",
+            "summary": "One page of the cases in the caller's reach, nearest deadline first by default",
             "parameters": [{"name": n, "in": "query", "required": False, "schema": _STR}
-                           for n in ("state", "unit", "category")],
+                           for n in ("q", "state", "unit", "category", "assignee")]
+            + [{"name": n, "in": "query", "required": False, "schema": {"type": "string", "format": "date"}}
+               for n in ("received_from", "received_to")]
+            + [{"name": "sort", "in": "query", "required": False,
+                "schema": {"type": "string", "enum": list(caselist.SORTS)}},
+               {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+               {"name": "per_page", "in": "query", "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": caselist.MAX_PER_PAGE}}],
             "responses": {"200": {"description": "Cases", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"cases": {"type": "array", "items": {"type": "object"}}}}}}},
-                "401": _ERROR}}},
+                "type": "object", "required": ["cases", "total", "page", "per_page"],
+                "properties": {"cases": {"type": "array", "items": {"type": "object"}},
+                               "total": {"type": "integer"}, "page": {"type": "integer"},
+                               "per_page": {"type": "integer"}}}}}},
+                "400": _ERROR, "401": _ERROR}}},
         "/api/v1/cases/{case_id}": {"get": {
             "summary": "One case: metadata, flags, deadlines, narrative, parties, evidence, history, messages (audited read)",
             "parameters": [_CASE_ID], "responses": dict(_ok("The case", _CASE), **{"503": _ERROR})}},

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from wbs_contracts import vocabulary
 from wbs_plumbing.clock import iso  # noqa: F401 -- views.iso is used across the service
 
-from . import deadlines, lifecycle, routing
+from . import deadlines, lifecycle, routing, zones
 from .models import REPORTER_ACTOR, SYSTEM_ACTOR, Case, CaseClock, CaseExclusion, CaseHistory, CaseMessage, Staff, utcnow
 
 
@@ -37,12 +37,15 @@ def staff_view(staff: Staff) -> dict:
 
 def case_summary(case: Case, viewer: Staff) -> dict:
     assignee = case.assignee
+    zone = case.unit_row.timezone if case.unit_row is not None else zones.DEFAULT
     return {
         "case_id": case.case_id,
         "report_id": case.report_id,
         "reference": case.reference,
         "unit": case.unit,
         "unit_name": case.unit_row.name if case.unit_row is not None else case.unit,
+        "zone": {"name": zone, "label": zones.label(zone)},
+        "created_local": zones.local(case.created_at, zone),
         "category": category_labels(case.category),
         "state": lifecycle.labels(case.state),
         "end_detail": lifecycle.detail_labels(case.state, case.end_detail),

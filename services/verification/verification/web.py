@@ -29,7 +29,7 @@ from werkzeug.wrappers import Response
 from wbs_contracts import vocabulary
 from wbs_plumbing.web import error_response, json_response
 
-from . import lifecycle
+from . import lifecycle, zones
 from .errors import AuthenticationFailed, DomainError, InvalidInput
 from .http_errors import to_api_error
 
@@ -46,6 +46,8 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# ``{{ case.created_at | local(case.zone.name) }}``: a stored UTC time as the unit's people read it.
+_templates.filters["local"] = zones.local_iso
 
 
 # --------------------------------------------------------------------------- requests

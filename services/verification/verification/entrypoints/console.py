@@ -5,7 +5,7 @@ from __future__ import annotations
 from wbs_contracts import vocabulary
 from wbs_plumbing.web import http
 
-from .. import casefile, statistics, web
+from .. import casefile, caselist, statistics, web
 from ..errors import DomainError
 from .base import Dependencies
 
@@ -46,11 +46,13 @@ class Console(Dependencies):
     @http("GET", "/")
     @web.console
     def cases_page(self, request):
-        """The signed-in staff member's cases with their deadlines, filterable."""
-        filters = web.case_filters(request)
-        me, cases = casefile.list_cases(self.db, web.cookie_token(request), now=self.clock(), **filters)
-        return self._page(request, "cases.html", me=me, cases=cases, filters=filters,
-                          categories=vocabulary.CATEGORIES)
+        """The signed-in staff member's cases, nearest deadline first: search by register
+        number, filters, sort and pages (``caselist``), times in each unit's zone."""
+        query = caselist.parse_query(request.args)
+        me, view = casefile.with_viewer(self.db, web.cookie_token(request), caselist.page_view, query,
+                                        self.clock())
+        return self._page(request, "cases.html", me=me, filters=query, page_link=query.link,
+                          sorts=caselist.SORTS, categories=vocabulary.CATEGORIES, **view)
 
     @http("GET", "/supervision")
     @web.console

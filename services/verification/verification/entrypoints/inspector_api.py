@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wbs_plumbing.web import http
 
-from .. import casefile, openapi, statistics, web
+from .. import casefile, caselist, openapi, statistics, web
 from ..errors import InvalidInput
 from .base import Dependencies
 
@@ -32,11 +32,15 @@ class InspectorApi(Dependencies):
     @http("GET", "/api/v1/cases")
     @web.api
     def api_list_cases(self, request):
-        """Input: bearer token; filters state, unit, category. 200 {cases: [...]} (metadata of
-        the cases in the caller's reach). 401 without a valid session. Emits nothing."""
-        _, cases = casefile.list_cases(self.db, web.bearer_token(request), now=self.clock(),
-                                      **web.case_filters(request))
-        return web.json_response({"cases": cases})
+        """Input: bearer token; q (register number or part), state, unit (with its sub-units),
+        category, assignee (username, id or ``none``), received_from/received_to (YYYY-MM-DD,
+        WIB), sort, page, per_page (at most 200). 200 {cases: [...], total, page, per_page}
+        (metadata of the cases in the caller's reach, nearest deadline first by default). 400 a
+        bad parameter, with the reason; 401 without a valid session. Emits nothing."""
+        query = caselist.parse_query(request.args)
+        _, result = casefile.with_viewer(self.db, web.bearer_token(request), caselist.search, query,
+                                         self.clock())
+        return web.json_response(result)
 
     @http("GET", "/api/v1/cases/<case_id>")
     @web.api
