@@ -32,7 +32,7 @@ def test_rendered_definitions_load_and_match_the_services(service_config, contai
 
     doc = json.loads(rendered.read_text())
     doc["vhosts"] = [{"name": vhost}]
-    for kind in ("exchanges", "queues", "bindings", "permissions"):
+    for kind in ("exchanges", "queues", "bindings", "permissions", "policies"):
         for item in doc[kind]:
             item["vhost"] = vhost
     # rabbitmqctl may run as the broker's user, which cannot read pytest's private tmp dir

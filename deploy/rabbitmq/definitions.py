@@ -81,11 +81,12 @@ def topology() -> dict:
     """Exchanges, queues and bindings every service declares, read from the service classes."""
     from nameko.events import BROADCAST, SINGLETON, EventHandler
     from nameko.rpc import Rpc
-    from wbs_plumbing.reliable import DEAD_LETTER_QUEUE, ReliableEventHandler, retry_queue
+    from wbs_plumbing.queues import DEAD_LETTER_QUEUE, consumed_arguments, dead_letter_arguments
+    from wbs_plumbing.reliable import ReliableEventHandler, retry_queue
 
     from wbs_plumbing.history import HISTORY_STREAM, history_days, stream_arguments
 
-    queues = {DEAD_LETTER_QUEUE: _queue(DEAD_LETTER_QUEUE),
+    queues = {DEAD_LETTER_QUEUE: _queue(DEAD_LETTER_QUEUE, dead_letter_arguments()),
               HISTORY_STREAM: _queue(HISTORY_STREAM, stream_arguments(history_days()))}
     bindings = [_binding(exchange, HISTORY_STREAM, "#") for exchange in EVENT_EXCHANGES]
     for service in SERVICES:
@@ -108,7 +109,7 @@ def topology() -> dict:
                     raise SystemExit("{}.{}: only service-pool handlers are declared here".format(service, method_name))
                 name = "evt-{}-{}--{}.{}".format(entrypoint.source_service, entrypoint.event_type,
                                                  service, method_name)
-                queues[name] = _queue(name)
+                queues[name] = _queue(name, consumed_arguments() if isinstance(entrypoint, ReliableEventHandler) else {})
                 bindings.append(_binding("{}.events".format(entrypoint.source_service), name,
                                          entrypoint.event_type))
                 if isinstance(entrypoint, ReliableEventHandler):
@@ -117,7 +118,7 @@ def topology() -> dict:
                         queues[parking.name] = _queue(parking.name, dict(parking.queue_arguments))
         if has_rpc:
             name = "rpc-{}".format(service)
-            queues[name] = _queue(name)
+            queues[name] = _queue(name, consumed_arguments())
             bindings.append(_binding(RPC_EXCHANGE, name, "{}.*".format(service)))
 
     exchanges = [{"name": name, "vhost": VHOST, "type": "topic", "durable": True, "auto_delete": False,
@@ -127,7 +128,26 @@ def topology() -> dict:
         "exchanges": exchanges,
         "queues": [queues[name] for name in sorted(queues)],
         "bindings": sorted(bindings, key=lambda b: (b["source"], b["destination"], b["routing_key"])),
+        "policies": policies(),
     }
+
+
+# The dead-letter queue's bounds (deploy/rabbitmq/README.md): a policy, so operators can change them
+# on a running cluster. Dead letters wait for a person (`wbs dlq list/replay`); 30 days is more
+# than a holiday, 100 000 letters or 1 GiB far more than any backlog an operator will replay, and
+# past either the oldest letter goes first (drop-head) so a dead-lettering storm never refuses the
+# handlers' own dead-lettering.
+DEAD_LETTER_MAX_LENGTH = 100000
+DEAD_LETTER_MAX_BYTES = 1 << 30
+DEAD_LETTER_MAX_AGE_MS = 30 * 24 * 3600 * 1000
+
+
+def policies() -> list:
+    from wbs_plumbing.queues import DEAD_LETTER_QUEUE
+    return [{"vhost": VHOST, "name": "wbs-dead-letters", "pattern": "^{}$".format(DEAD_LETTER_QUEUE.replace(".", "\\.")),
+             "apply-to": "queues", "priority": 10,
+             "definition": {"max-length": DEAD_LETTER_MAX_LENGTH, "max-length-bytes": DEAD_LETTER_MAX_BYTES,
+                            "message-ttl": DEAD_LETTER_MAX_AGE_MS, "overflow": "drop-head"}}]
 
 
 def rabbit_password_hash(password: str, salt: bytes | None = None) -> str:
@@ -282,7 +302,7 @@ def render(out: Path) -> None:
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.chmod(tmp, 0o644)  # the broker runs as another user in its own container
     tmp.replace(out)
-    print("definitions: wrote {} ({} queues, user {})".format(out, len(doc["queues"]), user))
+    print("definitions: wrote {} ({} queues, user {})".format(out, len(doc["queues"]), admin))
 
 
 def _real_secret(name: str) -> str:

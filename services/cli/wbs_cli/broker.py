@@ -18,13 +18,15 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
 
+from wbs_plumbing.failover import first_node, node_uris, pika_parameters
+from wbs_plumbing.queues import dead_letter_arguments
 from wbs_plumbing.reliable import ATTEMPTS_HEADER, DEAD_LETTER_QUEUE
 
 EVENT_EXCHANGES = ("intake.events", "storage.events", "verification.events", "notification.events")
 
 
 def _connect(amqp_uri):
-    return pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    return pika.BlockingConnection(pika_parameters(amqp_uri))  # the first reachable node of AMQP_URI
 
 
 def tail_events(amqp_uri, limit=0, timeout=0, out=sys.stdout):
@@ -54,7 +56,7 @@ def _letter_id(properties, body) -> str:
 
 
 def _fetch_all(channel):
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_arguments())
     letters = []
     while True:
         method, properties, body = channel.basic_get(DEAD_LETTER_QUEUE, auto_ack=False)
@@ -140,7 +142,9 @@ def identities_erlang(vhost: str, matrix: dict, passwords: dict) -> str:
 
 
 def identity_uri(amqp_uri: str, user: str, password: str) -> str:
-    """``amqp_uri`` with another user and password (same host, port and vhost)."""
+    """``amqp_uri`` with another user and password (same hosts, ports and vhost)."""
+    if len(node_uris(amqp_uri)) > 1:
+        return ";".join(identity_uri(node, user, password) for node in node_uris(amqp_uri))
     parts = urlsplit(amqp_uri)
     host = parts.hostname or "localhost"
     netloc = "{}:{}@{}{}".format(quote(user, safe=""), quote(password, safe=""), host,
@@ -162,7 +166,7 @@ def create_identities(amqp_uri: str, passwords: dict | None = None, rabbitmqctl=
     passwords = dict(passwords or {})
     for identity in matrix:
         passwords.setdefault(identity, secrets.token_urlsafe(24))
-    vhost = urlsplit(amqp_uri).path[1:] or "/"
+    vhost = urlsplit(first_node(amqp_uri)).path[1:] or "/"
     from urllib.parse import unquote
     vhost = unquote(vhost)
     result = subprocess.run([exe, "eval", identities_erlang(vhost, matrix, passwords)],

@@ -199,7 +199,7 @@ def test_poison_report_submitted_is_dead_lettered(verification, storage, broker,
         method, props, body = broker.basic_get(DEAD_LETTER_QUEUE, auto_ack=True)
         return (method, props, body) if method else None
 
-    broker.queue_declare(DEAD_LETTER_QUEUE, durable=True)
+    broker.queue_declare(DEAD_LETTER_QUEUE, passive=True)
     method, props, body = wait_until(dead_letter, 15)
     assert "report_submitted" in props.headers["x-wbs-original-queue"]
     assert "x-wbs-reason" in props.headers

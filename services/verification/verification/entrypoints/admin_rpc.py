@@ -5,7 +5,7 @@ Every change needs the admin key's signed command (``command``, wbs_plumbing.gra
 before any effect and audited: broker credentials alone change nothing (docs/architecture.md §10)."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from wbs_plumbing.queues import rpc  # rpc-verification is a quorum queue (deploy/rabbitmq/README.md)
 
 from .. import audit, demo, directory, safeguards
 from .base import EXPECTED, Dependencies, remote_errors

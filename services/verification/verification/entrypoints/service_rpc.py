@@ -2,7 +2,7 @@
 tell, where to write). Answers carry ids, addresses and reporter labels, never case content."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from wbs_plumbing.queues import rpc  # rpc-verification is a quorum queue (deploy/rabbitmq/README.md)
 
 from .. import casefile, directory, safeguards
 from .base import EXPECTED, Dependencies, remote_errors
