@@ -39,11 +39,12 @@ from nameko.messaging import QueueConsumer
 from wbs_contracts.errors import PermanentError
 from wbs_contracts.events import InvalidEvent, validate_event
 from wbs_plumbing import metrics
+from wbs_plumbing.failover import first_node
 from wbs_plumbing.history import ensure_history
+from wbs_plumbing.queues import DEAD_LETTER_QUEUE, consumed_arguments, dead_letter_arguments, retry_arguments
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_QUEUE = "wbs.dead-letters"
 DEFAULT_RETRY_DELAYS_MS = (500, 2000, 10000)
 ATTEMPTS_HEADER = "x-wbs-attempts"
 PRODUCER_HEADER = "wbs-producer"  # not x-wbs-: `wbs dlq replay` keeps it
@@ -52,7 +53,7 @@ ADMIN_USER = "wbs-admin"
 
 def broker_user(amqp_uri: str) -> str:
     """The user a connection to ``amqp_uri`` authenticates as (RabbitMQ's ``user_id``)."""
-    return unquote(urlsplit(amqp_uri).username or "guest")
+    return unquote(urlsplit(first_node(amqp_uri)).username or "guest")
 
 
 def per_service_identities(config: dict) -> bool:
@@ -68,17 +69,14 @@ def producer_of(message, own_user: str) -> str | None:
     return user_id
 
 
-def dead_letter_queue() -> Queue:
-    return Queue(DEAD_LETTER_QUEUE, durable=True)
+def dead_letter_queue(config: dict | None = None) -> Queue:
+    return Queue(DEAD_LETTER_QUEUE, durable=True, queue_arguments=dead_letter_arguments(config))
 
 
-def retry_queue(queue_name: str, delay_ms: int) -> Queue:
+def retry_queue(queue_name: str, delay_ms: int, config: dict | None = None) -> Queue:
     """A parking queue: messages wait `delay_ms`, then expire back into `queue_name`."""
-    return Queue(f"{queue_name}.retry.{delay_ms}ms", durable=True, queue_arguments={
-        "x-message-ttl": int(delay_ms),
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": queue_name,
-    })
+    return Queue(f"{queue_name}.retry.{delay_ms}ms", durable=True,
+                 queue_arguments=retry_arguments(queue_name, delay_ms, config))
 
 
 def declare_queues(amqp_uri: str, queues) -> None:
@@ -117,6 +115,9 @@ class ReliableEventHandler(EventHandler):
     def setup(self):
         super().setup()
         config = self.container.config
+        # a quorum queue by default (wbs_plumbing.queues); nameko's own declares a classic one
+        self.queue = Queue(self.queue.name, exchange=self.queue.exchange, routing_key=self.queue.routing_key,
+                           durable=True, queue_arguments=consumed_arguments(config))
         self.retry_delays = [int(d) for d in (config.get("RETRY_DELAYS_MS") or DEFAULT_RETRY_DELAYS_MS)]
         self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=False)
         self.own_user = broker_user(config["AMQP_URI"])
@@ -125,8 +126,9 @@ class ReliableEventHandler(EventHandler):
     def start(self):
         # Topology before traffic: the retry queues and the dead-letter queue exist before the
         # first message can need them.
-        declare_queues(self.container.config["AMQP_URI"], [dead_letter_queue()] + [
-            retry_queue(self.queue.name, d) for d in self.retry_delays])
+        config = self.container.config
+        declare_queues(config["AMQP_URI"], [dead_letter_queue(config)] + [
+            retry_queue(self.queue.name, d, config) for d in self.retry_delays])
         ensure_history(self.container.config["AMQP_URI"], [f"{self.container.service_name}.events"],
                        self.container.config)  # the service's events also go to the history stream
         super().start()
@@ -172,7 +174,7 @@ class ReliableEventHandler(EventHandler):
 
     def _retry_later(self, message, attempts):
         delay = self.retry_delays[attempts - 1]
-        parking = retry_queue(self.queue.name, delay)
+        parking = retry_queue(self.queue.name, delay, self.container.config)
         self._republish(message, routing_key=parking.name, declare=[parking],
                         headers={ATTEMPTS_HEADER: attempts})
         metrics.count_retry(self.container.service_name, self.queue.name)
@@ -181,7 +183,7 @@ class ReliableEventHandler(EventHandler):
         metrics.count_dead_letter(self.container.service_name, self.queue.name)
         log.error("dead-lettering a message from %s after %d attempt(s): %s",
                   self.queue.name, attempts, reason)
-        self._republish(message, routing_key=DEAD_LETTER_QUEUE, declare=[dead_letter_queue()], headers={
+        self._republish(message, routing_key=DEAD_LETTER_QUEUE, declare=[dead_letter_queue(self.container.config)], headers={
             ATTEMPTS_HEADER: attempts,
             "x-wbs-reason": reason,
             "x-wbs-original-queue": self.queue.name,
