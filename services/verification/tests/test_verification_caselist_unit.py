@@ -52,6 +52,10 @@ def test_nearest_deadline_first_by_default_and_ended_cases_last(session, world):
     c.transition_case(session, world["inspector"], first.case_id, "verification", now=NOW)
     c.transition_case(session, world["inspector"], first.case_id, "not_actionable", "bukan wewenang",
                       detail="not_a_violation", now=NOW)
+    session.flush()
+    session.refresh(first)
+    assert first.next_due_at is None                                  # every clock stopped
+    assert world["cases"][1].next_due_at is not None
     result = page(session, world["supervisor"])
     assert refs(result)[-1] == first.reference
     assert refs(result)[:6] == [x.reference for x in world["cases"][1:]]

@@ -114,12 +114,6 @@ def parse_query(args: Mapping) -> ListQuery:
     return query
 
 
-def _next_due():
-    """Per case, the earliest due time of its running clocks (a subquery to join)."""
-    return (select(CaseClock.case_id, func.min(CaseClock.due_at).label("next_due"))
-            .where(CaseClock.stopped_at.is_(None)).group_by(CaseClock.case_id).subquery())
-
-
 def _conditions(session: Session, staff: Staff, query: ListQuery, scope) -> list:
     conditions = [scope]
     if query.q:
@@ -152,12 +146,11 @@ def _uuid_or_none(text: str) -> str | None:
         return None
 
 
-def _order(sort: str, next_due):
+def _order(sort: str):
     descending = sort.startswith("-")
     key = sort.lstrip("-")
-    if key == "deadline":
-        column = next_due.c.next_due
-        primary = (column.desc() if descending else column.asc()).nulls_last()
+    if key == "deadline":  # cases.next_due_at: the earliest running clock (models._keep_next_due)
+        primary = (Case.next_due_at.desc() if descending else Case.next_due_at.asc()).nulls_last()
         return [primary, Case.created_at.desc(), Case.case_id]
     column = {"received": Case.created_at, "reference": Case.reference, "updated": Case.updated_at}[key]
     return [column.desc() if descending else column.asc(), Case.case_id]
@@ -175,11 +168,7 @@ def search(session: Session, staff: Staff, query: ListQuery, now: dt.datetime | 
     total = session.scalar(select(func.count()).select_from(Case).where(*conditions))
     if not total:
         return empty
-    next_due = _next_due()
-    statement = select(Case).where(*conditions)
-    if query.sort.lstrip("-") == "deadline":
-        statement = statement.outerjoin(next_due, next_due.c.case_id == Case.case_id)
-    statement = (statement.order_by(*_order(query.sort, next_due))
+    statement = (select(Case).where(*conditions).order_by(*_order(query.sort))
                  .limit(query.per_page).offset((query.page - 1) * query.per_page))
     rows = list(session.scalars(statement).unique())
     return {"cases": summaries(session, rows, staff, now), "total": int(total), "page": query.page,

@@ -24,8 +24,9 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
+from sqlalchemy import event, func, select, update
 from sqlalchemy import text as _sql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from wbs_plumbing.clock import as_utc, utcnow  # noqa: F401 -- the services' one set; imported from here too
 from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin
@@ -158,6 +159,9 @@ class Case(Base):
     report_id: Mapped[str] = mapped_column(String(64), unique=True)
     # The register number the reporter and staff quote, WBS/<INSPECTORATE>/<YEAR>/<NNNNN> (``register``).
     reference: Mapped[str | None] = mapped_column(String(80), unique=True, nullable=True)
+    # The earliest due time of the case's running clocks (None when all stopped), kept by
+    # ``_keep_next_due`` below so the case list sorts by deadline through an index.
+    next_due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     unit: Mapped[str] = mapped_column(String(64), index=True)
     category: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(32), index=True)
@@ -289,4 +293,25 @@ class CaseRegister(Base):
 
 
 Index("ix_cases_assignee_state", Case.assignee_id, Case.state)
+
+
+@event.listens_for(Session, "after_flush")
+def _keep_next_due(session: Session, _context) -> None:
+    """Recompute ``cases.next_due_at`` for every case whose clocks this flush wrote.
+
+    Clocks change in several places (opening, moves, pauses, reopening); recomputing here, in
+    the same transaction, keeps the sort key right whichever code moved a clock. A paused
+    clock's deadline moves on while it waits, so for those the stored value is the due time
+    at the pause (the list shows the live one).
+    """
+    ids = {obj.case_id for obj in (*session.new, *session.dirty) if isinstance(obj, CaseClock)}
+    if not ids:
+        return
+    earliest = (select(func.min(CaseClock.due_at))
+                .where(CaseClock.case_id == Case.case_id, CaseClock.stopped_at.is_(None))
+                .scalar_subquery())
+    session.connection().execute(update(Case).where(Case.case_id.in_(sorted(ids))).values(next_due_at=earliest))
+    for obj in session.identity_map.values():
+        if isinstance(obj, Case) and obj.case_id in ids:
+            session.expire(obj, ["next_due_at"])  # read again on next access, not the stale value
 Index("ix_cases_created_at", Case.created_at)
