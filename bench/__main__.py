@@ -7,6 +7,7 @@ submit-to-email latency (the inspector's email accepted by SMTP).
 
     make bench BENCH_ARGS="--concurrency 4 --reports 400 --store file"
     make bench BENCH_ARGS="vault"      # the evidence vault: MB/s and 1 GiB memory (bench/vault.py)
+    make bench BENCH_ARGS="caselist"   # the case list with 100,000 cases (bench/caselist.py)
 """
 import argparse
 import io
@@ -54,6 +55,9 @@ def main(argv=None):
     if argv[:1] == ["vault"]:  # the evidence vault: throughput and memory (bench/vault.py)
         from bench.vault import main as vault_main
         return vault_main(argv[1:])
+    if argv[:1] == ["caselist"]:  # the console's case list over 100,000 cases (bench/caselist.py)
+        from bench.caselist import main as caselist_main
+        return caselist_main(argv[1:])
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--reports", type=int, default=200)
