@@ -38,3 +38,92 @@ def test_a_dead_child_is_restarted_and_the_others_keep_running():
     finally:
         children.stop(timeout=5)
     assert steady.poll() is not None  # stop() ends every child
+
+
+# -- a broker outage mid-RPC, on a broker node this test owns -------------------------------
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import eventlet
+import pytest
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ClusterRpcProxy
+
+import wbs_plumbing.rpc  # noqa: F401 -- what every service imports: contains a lost reply
+from storage.service import StorageService
+from tests.fixtures import free_port, rabbitmqctl
+
+
+@pytest.fixture
+def own_broker():
+    """A RabbitMQ node of its own beside the system broker (never rabbit@localhost): its own
+    config (the system's pins 5672), name, distribution port and directories owned by the
+    rabbitmq user. Returns (amqp uri, stop_app, start_app)."""
+    port, dist = free_port(), free_port()
+    node = f"wbs-outage-{uuid.uuid4().hex[:6]}@localhost"
+    folder = Path(tempfile.mkdtemp(prefix="wbs-node-"))
+    folder.chmod(0o755)
+    (folder / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n")
+    (folder / "plugins").write_text("")
+    shutil.chown(folder, "rabbitmq", "rabbitmq")
+    for item in folder.iterdir():
+        shutil.chown(item, "rabbitmq", "rabbitmq")
+    env = dict(os.environ, RABBITMQ_CONFIG_FILE=str(folder / "rabbitmq.conf"), RABBITMQ_NODENAME=node,
+               RABBITMQ_DIST_PORT=str(dist), RABBITMQ_MNESIA_BASE=str(folder / "mnesia"),
+               RABBITMQ_LOG_BASE=str(folder / "log"), RABBITMQ_ENABLED_PLUGINS_FILE=str(folder / "plugins"))
+    subprocess.run(["rabbitmq-server", "-detached"], env=env, check=True, timeout=60)
+    try:
+        wait_until(lambda: subprocess.run(["rabbitmqctl", "-n", node, "-q", "await_startup"],
+                                          capture_output=True, timeout=60).returncode == 0,
+                   timeout=90, interval=1)  # the node's VM answers only after a moment
+        yield (f"amqp://guest:guest@127.0.0.1:{port}/",
+               lambda: rabbitmqctl("-n", node, "stop_app"), lambda: rabbitmqctl("-n", node, "start_app"))
+    finally:
+        subprocess.run(["rabbitmqctl", "-n", node, "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class SlowService:
+    """An RPC that is still working when the broker goes away; it replies into the outage."""
+
+    name = "slow"
+
+    @rpc
+    def slow(self, seconds):
+        eventlet.sleep(seconds)
+        return "done"
+
+
+def test_a_broker_outage_while_replying_kills_no_service(own_broker, service_config, container_factory):
+    uri, stop_broker, start_broker = own_broker
+    config = service_config("storage", AMQP_URI=uri, REQUIRE_SEALED_TRANSIT=False)
+    storage = container_factory(StorageService, config)
+    slow = container_factory(SlowService, config)
+    storage.start()
+    slow.start()
+    proxy_config = {"AMQP_URI": uri, "serializer": "msgpack", "ACCEPT": ["msgpack", "json"]}
+    caller = ClusterRpcProxy(proxy_config, timeout=10)
+    cluster = caller.start()
+    assert cluster.slow.slow(0) == "done"
+    cluster.slow.slow.call_async(3)  # answered into the outage
+    time.sleep(0.5)
+    stop_broker()
+    with contextlib.suppress(Exception):
+        caller.stop()  # the caller's connection died too
+    time.sleep(4)  # the reply was attempted while the broker was away
+    start_broker()
+
+    def answers():
+        try:
+            with ClusterRpcProxy(proxy_config, timeout=5) as cluster:
+                return cluster.slow.slow(0) == "done" and cluster.storage.open_transit()["route"]
+        except Exception:  # noqa: BLE001 -- still reconnecting
+            return None
+    assert wait_until(answers, timeout=60, interval=1)
+    assert not slow._died.ready() and not storage._died.ready()  # both lived through it

@@ -42,6 +42,7 @@ from wbs_plumbing import metrics
 from wbs_plumbing.failover import first_node
 from wbs_plumbing.history import ensure_history
 from wbs_plumbing.queues import DEAD_LETTER_QUEUE, consumed_arguments, dead_letter_arguments, retry_arguments
+from wbs_plumbing.rpc import CONNECTION_ERRORS  # also contains a lost connection in RPC replies
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class ReliableEventHandler(EventHandler):
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
-            self.queue_consumer.ack_message(message)
+            self._settle(message, lambda: None)
             return
         exc = exc_info[1]
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
@@ -165,12 +166,18 @@ class ReliableEventHandler(EventHandler):
 
     def _settle(self, message, action):
         try:
-            action()
-        except Exception:
-            log.exception("could not park message for retry or dead-letter; requeueing it")
-            self.queue_consumer.requeue_message(message)
-        else:
-            self.queue_consumer.ack_message(message)
+            try:
+                action()
+            except Exception:
+                log.exception("could not park message for retry or dead-letter; requeueing it")
+                self.queue_consumer.requeue_message(message)
+            else:
+                self.queue_consumer.ack_message(message)
+        except CONNECTION_ERRORS as exc:
+            # the broker connection is gone: the unacknowledged message goes back to the queue by
+            # itself; the container must not die of it (it reconnects)
+            log.warning("%s: could not settle a message, the broker connection is gone (%s)",
+                        self.queue.name, type(exc).__name__)
 
     def _retry_later(self, message, attempts):
         delay = self.retry_delays[attempts - 1]

@@ -10,13 +10,51 @@ instance), bound to the routing prefix `instance_route(container)`; the ordinary
 that begins the conversation returns that route, and the caller sends the rest there through
 `RoutedRpcProxy(...).route(route)`. If the instance dies mid-upload, its queue disappears, the
 next chunk is unroutable, and the caller gets an error at once instead of a hang.
+
+Importing this module also makes every ``@rpc`` entrypoint of the process survive a broker
+outage while it replies (``_contained_reply``); ``wbs_plumbing.reliable`` imports it, so every
+service has it.
 """
+import logging
 import uuid
 
+import amqp.exceptions
+import kombu.exceptions
 from kombu import Queue
 from nameko.exceptions import MethodNotFound
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcConsumer, RpcProxy, ServiceProxy, get_rpc_exchange
+
+log = logging.getLogger(__name__)
+
+# What a lost or refused broker connection raises from a publish or an ack.
+CONNECTION_ERRORS = (kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError,
+                     amqp.exceptions.RecoverableConnectionError, ConnectionError, OSError)
+
+
+def _contained_reply(handle_result):
+    """nameko sends an RPC's reply, and acknowledges the request, inside the worker's own green
+    thread; when the broker connection is gone, kombu's OperationalError escapes from there and
+    nameko kills the whole container (a security review lost storage for good that way: the
+    broker was away 22 s). The reply cannot be delivered anyway: the caller's own connection
+    died with it and the caller gives up at its deadline, and the unacknowledged request goes
+    back to its queue. So log it and let the worker end normally; the consumer reconnects."""
+
+    def contained(self, message, result, exc_info):
+        try:
+            return handle_result(self, message, result, exc_info)
+        except CONNECTION_ERRORS as exc:
+            log.warning("%s: reply or acknowledgement not sent, the broker connection is gone "
+                        "(%s); the service goes on and reconnects",
+                        getattr(self.container, "service_name", "?"), type(exc).__name__)
+            return result, exc_info
+
+    contained.wbs_contained = True
+    return contained
+
+
+if not getattr(RpcConsumer.handle_result, "wbs_contained", False):
+    RpcConsumer.handle_result = _contained_reply(RpcConsumer.handle_result)
 
 _ROUTE_ATTRIBUTE = "_wbs_instance_route"
 
