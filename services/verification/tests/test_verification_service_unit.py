@@ -191,7 +191,12 @@ def test_an_empty_case_list_says_so_in_the_words_of_its_page():
 
     me = {"staff_id": "s", "username": "ani", "display_name": "Ani", "role": "supervisor", "unit": "itjen",
           "language": "id"}
-    mine = web.page("cases.html", me=me, cases=[], filters={}, categories=CATEGORIES).get_data(as_text=True)
+    from verification import caselist
+
+    query = caselist.ListQuery()
+    mine = web.page("cases.html", me=me, filters=query, page_link=query.link, sorts=caselist.SORTS,
+                    categories=CATEGORIES, result={"cases": [], "total": 0, "page": 1, "per_page": 50},
+                    units=[], last_page=1).get_data(as_text=True)
     overseen = web.page("supervision.html", me=me, cases=[], unassigned=[], lang="en").get_data(as_text=True)
     assert "Tidak ada kasus untuk Anda saat ini." in mine and "<table" not in mine
     assert "No cases in your oversight." in overseen and "<table" not in overseen
