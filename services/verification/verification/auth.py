@@ -37,7 +37,7 @@ from eventlet import tpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import AuthenticationFailed
+from .errors import AuthenticationFailed, PasswordChangeRequired
 from .models import Staff, StaffSession, as_utc, utcnow
 
 TOTP_INTERVAL = 30
@@ -208,8 +208,11 @@ def login(
     return SignedIn(token, expires_at, staff.id)
 
 
-def authenticate(session: Session, token: str | None, now: dt.datetime | None = None) -> Staff:
-    """The active staff member a bearer token belongs to. Raises :class:`AuthenticationFailed`."""
+def authenticate(session: Session, token: str | None, now: dt.datetime | None = None, *,
+                 changing_password: bool = False) -> Staff:
+    """The active staff member a bearer token belongs to. Raises :class:`AuthenticationFailed`;
+    :class:`PasswordChangeRequired` for an account still on a one-time password, unless this is
+    the request that changes it (``changing_password``)."""
     if not token:
         raise AuthenticationFailed("Sign-in required")
     now = now or utcnow()
@@ -219,6 +222,8 @@ def authenticate(session: Session, token: str | None, now: dt.datetime | None = 
     staff = session.get(Staff, row.staff_id)
     if staff is None or not staff.active:
         raise AuthenticationFailed("Sign-in required")
+    if staff.must_change_password and not changing_password:
+        raise PasswordChangeRequired()
     return staff
 
 

@@ -45,6 +45,13 @@ class Forbidden(DomainError):
     legal hold)."""
 
 
+class PasswordChangeRequired(Forbidden):
+    """The account signed in with a one-time password (new account, administrator's reset) and
+    must choose its own before anything else."""
+
+    default_message = "Choose a new password first"
+
+
 class NotEligible(DomainError):
     """The chosen staff member may not handle the case (conflict of interest or wrong pool)."""
 

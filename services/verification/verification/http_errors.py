@@ -16,6 +16,7 @@ from .errors import (
     InvalidInput,
     NotEligible,
     NotFound,
+    PasswordChangeRequired,
     TransitionForbidden,
     VaultError,
 )
@@ -24,6 +25,7 @@ from .errors import (
 STATUSES = (
     (InvalidInput, 400, "invalid_input"),
     (AuthenticationFailed, 401, "authentication_failed"),
+    (PasswordChangeRequired, 403, "password_change_required"),
     (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not_found"),
     (TransitionForbidden, 409, "transition_forbidden"),

@@ -30,7 +30,7 @@ from wbs_contracts import vocabulary
 from wbs_plumbing.web import error_response, json_response
 
 from . import lifecycle, zones
-from .errors import AuthenticationFailed, DomainError, InvalidInput
+from .errors import AuthenticationFailed, DomainError, InvalidInput, PasswordChangeRequired
 from .http_errors import to_api_error
 
 COOKIE_NAME = "wbs_console"
@@ -266,6 +266,8 @@ def console(handler):
             return handler(*args, **kwargs)
         except AuthenticationFailed:
             return redirect("/login")
+        except PasswordChangeRequired:
+            return redirect("/password")
         except DomainError as exc:
             request = args[1] if len(args) > 1 else None
             lang = language(request) if request is not None else "id"
