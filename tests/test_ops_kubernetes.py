@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KUBE = ROOT / "deploy" / "kubernetes"
 K8S_VERSION = "1.33.0"
 WEB = {"intake", "verification-console"}
-WORKERS = {"verification-worker", "storage", "notification"}
+WORKERS = {"intake-worker", "verification-worker", "storage", "notification"}
 
 
 def render(path: Path) -> list[dict]:
@@ -100,8 +100,8 @@ def test_each_role_is_probed_on_the_ops_port_and_sized(docs):
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "ops"}
         assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
         # the command names a module that defines a nameko service
-        module = container["command"][-1]
-        assert importlib.import_module(module), module
+        module, _, cls = container["command"][-1].partition(":")
+        assert getattr(importlib.import_module(module), cls) if cls else importlib.import_module(module)
 
 
 def test_each_role_has_a_disruption_budget_and_a_network_policy(docs):
