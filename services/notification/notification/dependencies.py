@@ -4,6 +4,10 @@
 * ``RecipientDirectory``: verification's ``get_recipient`` RPC, with a deadline
   (``wbs_plumbing.deadline``): a notification attempt must fail (and be retried by the sweep)
   when verification is down, so the worker and its greenlet are not held hostage.
+* ``ReporterContacts``: storage's ``read_reporter_contact`` RPC, asked with this service's own
+  signed command for the one report (``wbs_plumbing.grants``, issuer ``notification``): storage
+  accepts that command from no one else, so only this service can read a reporter's address,
+  and only the address. A shredded report answers NotFound: no address, no notice.
 * ``NotificationSettings``: the parsed, typed config (parsed once per container and shared
   with every provider), so workers never read raw config keys.
 """
@@ -11,10 +15,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from nameko.rpc import RpcProxy
+from nameko.exceptions import RemoteError
+from wbs_plumbing.queues import RpcProxy  # transient reply queue (survives a broker node's loss)
 
 from wbs_plumbing.config import SettingsProvider, service_settings
 from wbs_plumbing.deadline import call_with_deadline
+from wbs_plumbing.grants import CommandSigner
 
 from notification.settings import Settings
 
@@ -48,3 +54,33 @@ class RecipientDirectory(RpcProxy):
 
     def get_dependency(self, worker_ctx):
         return _Directory(super().get_dependency(worker_ctx), self.timeout)
+
+
+class _Contacts:
+    def __init__(self, proxy, signer: CommandSigner, timeout: float):
+        self._proxy, self._signer, self._timeout = proxy, signer, timeout
+
+    def reporter_contact(self, report_id: str) -> Optional[dict]:
+        """``{"email", "language"}``, or None: no address given, or the report was shredded.
+        Held in the caller's memory for one send; never stored or logged."""
+        command = self._signer.issue("read_reporter_contact", report_id=report_id)
+        try:
+            return call_with_deadline(self._proxy.read_reporter_contact, self._timeout, report_id,
+                                      command=command)
+        except RemoteError as exc:
+            if exc.exc_type == "NotFound":
+                return None
+            raise
+
+
+class ReporterContacts(RpcProxy):
+    def __init__(self, **options):
+        super().__init__("storage", **options)
+
+    def setup(self):
+        super().setup()
+        self.timeout = service_settings(self.container, Settings.from_config).rpc_timeout_seconds
+        self.signer = CommandSigner.from_config(self.container.config, "notification")
+
+    def get_dependency(self, worker_ctx):
+        return _Contacts(super().get_dependency(worker_ctx), self.signer, self.timeout)

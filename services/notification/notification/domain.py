@@ -18,6 +18,17 @@ Nothing lost when mail or the directory is down
     before ``sent`` is committed, the claim expires and the email is sent again, with the same
     ``Message-ID``. SMTP offers no way to make that exactly-once; losing it would be worse.
 
+Reporter notices (``reporter_news``), one a day at most
+    News for a reporter (a message from an inspector, or a change of the state the reporter
+    sees) marks the report in ``reporter_news``; ``plan_reporter_notices`` turns waiting news
+    into one notification row per (report, local day), claiming the report with a conditional
+    UPDATE and keyed by a deterministic event id, so replicas racing on it plan one row. News
+    arriving after that day's notice waits for the next day's sweep. The recipient is
+    ``reporter:<report_id>``: the address is read from storage when the row is sent and exists
+    only in that worker's memory and in the SMTP conversation. No ``notification_sent`` is
+    published for it: an event saying "this reporter gets email" would tell every consumer
+    that the reporter left an address.
+
 Logs name the notification id, kind, attempt and error class; never an address or a name.
 """
 from __future__ import annotations
@@ -25,10 +36,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Callable, ContextManager, List, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 
 from wbs_plumbing.clock import as_utc, utcnow
 from wbs_plumbing.outbox import add_event
@@ -39,9 +50,12 @@ from notification.models import (
     PENDING,
     SENT,
     CaseAssignee,
+    CaseReport,
     Notification,
     OutboxMessage,
+    ReporterNews,
 )
+from wbs_contracts.vocabulary import STATE_LABELS
 from notification.settings import Settings, backoff_seconds
 
 log = logging.getLogger(__name__)
@@ -51,6 +65,9 @@ KIND_SLA_BREACHED = "sla_breached"
 KIND_SLA_ESCALATED = "sla_escalated"
 KIND_REPORTER_REPLIED = "reporter_replied"
 KIND_ROUTING_FAILED = "routing_failed"
+KIND_REPORTER_NEWS = "reporter_news"
+REPORTER_PREFIX = "reporter:"
+_NOTICE_NAMESPACE = uuid.UUID("6f1c3e0a-5b1d-4c53-9a3e-2d7f8b9c0e41")
 
 
 def parse_time(text: Optional[str]) -> Optional[datetime]:
@@ -219,7 +236,7 @@ def claim(session, notification_id: str, now: datetime, settings: Settings) -> O
     return Claim(row.notification_id, row.recipient_id, row.kind, row.case_id, row.attempts)
 
 
-def mark_sent(session, claimed: Claim, now: datetime) -> dict:
+def mark_sent(session, claimed: Claim, now: datetime) -> Optional[dict]:
     """Record success and announce it (outbox, same transaction)."""
     session.execute(
         update(Notification)
@@ -227,6 +244,8 @@ def mark_sent(session, claimed: Claim, now: datetime) -> dict:
         .values(status=SENT, sent_at=now, next_attempt_at=None, last_error=None)
         .execution_options(synchronize_session=False)
     )
+    if claimed.recipient_id.startswith(REPORTER_PREFIX):
+        return None  # see the module docstring: no event about a reporter's notices
     return add_event(
         session,
         OutboxMessage,
@@ -284,6 +303,8 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
     else:
         if not recipient or not recipient.get("email"):
             error, permanent = "no_recipient", True
+            if claimed.recipient_id.startswith(REPORTER_PREFIX):
+                error = "no_contact"  # the reporter gave no address (or the report is gone)
 
     if error is None:
         try:
@@ -301,6 +322,8 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
         if error is None:
             mark_sent(session, claimed, clock())
             status = SENT
+        elif error == "no_contact":
+            status = forget_reporter(session, claimed)
         else:
             status = mark_attempt_failed(session, claimed, clock(), error, settings, permanent)
     if status == SENT:
@@ -312,6 +335,7 @@ def sweep(*, transaction, lookup_recipient, mailer, settings: Settings,
           clock: Callable[[], datetime] = utcnow) -> int:
     """Retry every due pending notification (bounded batch). Returns how many were attempted."""
     with transaction() as session:
+        plan_reporter_notices(session, clock(), settings)  # news that waited for a new day
         ids = due_notification_ids(session, clock(), settings.sweep_batch)
     attempted = 0
     for notification_id in ids:
@@ -319,3 +343,110 @@ def sweep(*, transaction, lookup_recipient, mailer, settings: Settings,
                    mailer=mailer, settings=settings, clock=clock) is not None:
             attempted += 1
     return attempted
+
+
+# --- reporter notices -------------------------------------------------------------------------
+
+
+def remember_case_report(session, case_id: str, report_id: str) -> None:
+    """``case_opened`` -> which report a case is about (ids only)."""
+    if session.get(CaseReport, case_id) is None:
+        session.add(CaseReport(case_id=case_id, report_id=report_id))
+        session.flush()
+
+
+def reporter_label_changed(from_state: Optional[str], to_state: Optional[str]) -> bool:
+    """Whether the reporter's status page shows something new (wbs_contracts vocabulary)."""
+    def reporter_label(state):
+        return (STATE_LABELS.get(state) or {}).get("reporter")
+    return reporter_label(from_state) != reporter_label(to_state)
+
+
+def news_for_reporter(event: dict) -> bool:
+    """Is this verification event news the reporter should hear of? A message written to the
+    reporter, or a state change the reporter's status page shows differently."""
+    if "direction" in event:
+        return event.get("direction") == "to_reporter"
+    if "to_state" in event:
+        return reporter_label_changed(event.get("from_state"), event["to_state"])
+    return False
+
+
+def note_reporter_news(session, event: dict, now: datetime) -> Optional[str]:
+    """Mark the case's report as having news; the report id, or None if unknown (a case opened
+    before this service learned of it: logged, no notice) or known to have no address."""
+    report_id = event.get("report_id")
+    if not report_id:
+        known = session.get(CaseReport, event["case_id"])
+        report_id = known.report_id if known else None
+    if not report_id:
+        log.warning("%s: no report known for case %s; no reporter notice", event["event_id"], event["case_id"])
+        return None
+    news = session.get(ReporterNews, report_id)
+    if news is None:
+        session.add(ReporterNews(report_id=report_id, case_id=event["case_id"], news_since=now))
+    elif not news.no_contact and news.news_since is None:
+        news.news_since = now
+    session.flush()
+    return report_id
+
+
+def local_day(now: datetime, settings: Settings) -> date:
+    return (as_utc(now) + timedelta(hours=settings.day_utc_offset_hours)).date()
+
+
+def plan_reporter_notices(session, now: datetime, settings: Settings, limit: int = 100) -> List[str]:
+    """Turn waiting news into at most one notice per report and local day; the new row ids.
+
+    Each report is claimed by a conditional UPDATE (news waiting, no notice yet today): of two
+    replicas racing, PostgreSQL lets one update the row and the other finds it no longer
+    matching. The row's event id is derived from (report, day), so even a second plan for the
+    same day would hit ``UNIQUE(event_id, recipient_id)``.
+    """
+    today = local_day(now, settings)
+    waiting = session.execute(
+        select(ReporterNews.report_id, ReporterNews.case_id)
+        .where(ReporterNews.news_since.is_not(None), ReporterNews.no_contact.is_(False),
+               or_(ReporterNews.last_notice_day.is_(None), ReporterNews.last_notice_day < today))
+        .order_by(ReporterNews.news_since)
+        .limit(limit)
+    ).all()
+    planned = []
+    for report_id, case_id in waiting:
+        won = session.execute(
+            update(ReporterNews)
+            .where(ReporterNews.report_id == report_id, ReporterNews.news_since.is_not(None),
+                   or_(ReporterNews.last_notice_day.is_(None), ReporterNews.last_notice_day < today))
+            .values(news_since=None, last_notice_day=today)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        if won:
+            planned.append(record_notification(
+                session, event_id=str(uuid.uuid5(_NOTICE_NAMESPACE, "{}/{}".format(report_id, today))),
+                recipient_id=REPORTER_PREFIX + report_id, kind=KIND_REPORTER_NEWS, case_id=case_id,
+                now=now))
+    return planned
+
+
+def forget_reporter(session, claimed: Claim) -> str:
+    """storage says the reporter left no address (or the report is gone): stop planning notices
+    for it, and close the row quietly (most reporters leave none; that is not an error)."""
+    report_id = claimed.recipient_id[len(REPORTER_PREFIX):]
+    session.execute(update(ReporterNews).where(ReporterNews.report_id == report_id)
+                    .values(no_contact=True, news_since=None).execution_options(synchronize_session=False))
+    session.execute(update(Notification).where(Notification.notification_id == claimed.notification_id)
+                    .values(status=FAILED, next_attempt_at=None, last_error="no_contact")
+                    .execution_options(synchronize_session=False))
+    log.info("notification %s (%s): no reporter address; none sent", claimed.notification_id, claimed.kind)
+    return FAILED
+
+
+def forget_report(session, report_id: str) -> None:
+    """``report_shredded``: drop what this service knew of the report; pending notices end."""
+    session.execute(delete(ReporterNews).where(ReporterNews.report_id == report_id))
+    session.execute(delete(CaseReport).where(CaseReport.report_id == report_id))
+    session.execute(update(Notification)
+                    .where(Notification.recipient_id == REPORTER_PREFIX + report_id,
+                           Notification.status == PENDING)
+                    .values(status=FAILED, next_attempt_at=None, last_error="shredded")
+                    .execution_options(synchronize_session=False))

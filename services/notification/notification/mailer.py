@@ -6,6 +6,14 @@ render function does not accept anything else, so no event field, recipient name
 report content can reach an email even by mistake (docs/architecture.md §5.6). A reporter's case is named
 only by its opaque id inside a link that requires signing in.
 
+Reporter notices (``reporter_news``) are different on purpose: one language (the report's), no
+case id (the link is the reporter's sign-in page, where the receipt is needed), a neutral
+subject and sender name from the settings, no "[WBS]" tag: someone reading the reporter's
+mailbox learns that this address gets notices from a service, not what the service is.
+
+Templates render in Jinja2's ``SandboxedEnvironment``: a template edited by an administrator
+must not reach Python objects through attribute access.
+
 Transports (``SMTP_HOST`` set or not):
 
 * SMTP through the standard library's ``smtplib`` imported with eventlet's green sockets, so a
@@ -27,6 +35,7 @@ from typing import Optional
 
 import eventlet.patcher
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 from nameko.extensions import DependencyProvider
 
 from wbs_plumbing.config import service_settings
@@ -37,13 +46,16 @@ smtplib = eventlet.patcher.import_patched("smtplib")
 
 log = logging.getLogger(__name__)
 
-KINDS = ("case_assigned", "sla_breached", "sla_escalated", "reporter_replied", "routing_failed")
+STAFF_KINDS = ("case_assigned", "sla_breached", "sla_escalated", "reporter_replied", "routing_failed")
+# Emails to a reporter: addressed by report, never to staff, never naming the case.
+REPORTER_KINDS = ("reporter_news",)
+KINDS = STAFF_KINDS + REPORTER_KINDS
 LANGUAGES = ("id", "en")
 DEFAULT_LANGUAGE = "id"
 # The only names a template may use. Tested: every template's undeclared variables are a subset.
 TEMPLATE_VARIABLES = frozenset({"link"})
 
-_env = jinja2.Environment(
+_env = SandboxedEnvironment(
     loader=jinja2.PackageLoader("notification", "templates"),
     undefined=jinja2.StrictUndefined,
     autoescape=False,
@@ -67,9 +79,16 @@ def _render_one(kind: str, language: str, link: str):
     return subject.strip(), body
 
 
+def render_reporter(kind: str, settings: Settings, language: Optional[str] = None) -> RenderedEmail:
+    """A reporter notice in the report's language only: the sign-in link and nothing else."""
+    language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    subject, body = _render_one(kind, language, settings.followup_url)
+    return RenderedEmail(subject=settings.reporter_subject or subject, body=body.strip() + "\n")
+
+
 def render(kind: str, case_id: str, console_url: str, language: Optional[str] = None) -> RenderedEmail:
     """Both languages, the recipient's preferred one first (Bahasa Indonesia by default)."""
-    if kind not in KINDS:
+    if kind not in STAFF_KINDS:
         raise ValueError("unknown notification kind {!r}".format(kind))
     first = language if language in LANGUAGES else DEFAULT_LANGUAGE
     order = [first] + [lang for lang in LANGUAGES if lang != first]
@@ -80,15 +99,18 @@ def render(kind: str, case_id: str, console_url: str, language: Optional[str] = 
     return RenderedEmail(subject=subject, body=body)
 
 
-def build_message(settings: Settings, to_address: str, rendered: RenderedEmail, message_key: str) -> EmailMessage:
+def build_message(settings: Settings, to_address: str, rendered: RenderedEmail, message_key: str,
+                  sender: Optional[str] = None) -> EmailMessage:
     """A plain-text message. ``Message-ID`` is derived from the notification id so that a
-    resend after a crash can be recognised as the same message by the receiving side."""
+    resend after a crash can be recognised as the same message by the receiving side.
+    ``sender`` (a full From header) replaces ``MAIL_FROM`` for reporter notices."""
     message = EmailMessage()
-    message["From"] = settings.mail_from
+    message["From"] = sender or settings.mail_from
     message["To"] = to_address
     message["Subject"] = rendered.subject
     message["Date"] = email.utils.formatdate(usegmt=True)
-    domain = settings.mail_from.rpartition("@")[2] or "wbs.invalid"
+    address = email.utils.parseaddr(sender or settings.mail_from)[1]
+    domain = address.rpartition("@")[2] or "localhost"
     message["Message-ID"] = "<{}@{}>".format(message_key, domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.body)
@@ -155,8 +177,13 @@ class MailSender:
 
     def send_notification(self, *, key: str, to_address: str, kind: str, case_id: str,
                           language: Optional[str] = None) -> None:
-        rendered = render(kind, case_id, self.settings.console_url, language)
-        message = build_message(self.settings, to_address, rendered, key)
+        if kind in REPORTER_KINDS:
+            rendered = render_reporter(kind, self.settings, language)
+            sender = email.utils.formataddr((self.settings.reporter_sender_name,
+                                             self.settings.reporter_from))
+        else:
+            rendered, sender = render(kind, case_id, self.settings.console_url, language), None
+        message = build_message(self.settings, to_address, rendered, key, sender)
         self.transport.send(message, key)
 
 

@@ -2,15 +2,17 @@
 
 What is deliberately *not* stored: the recipient's email address, name or language (looked up
 from verification at each attempt, so a changed address is honoured and this database holds no
-personal data beyond a staff id), and the email body (it is rendered from the kind and case id,
+personal data beyond a staff id; a reporter's address is read from storage at each attempt and
+never written here, in a log or in an event), and the email body (it is rendered from the kind and case id,
 which is all it may ever contain).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Index, Integer, String,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin
@@ -81,3 +83,35 @@ class CaseAssignee(Base):
     case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     inspector_id: Mapped[str] = mapped_column(String(64), nullable=False)
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class CaseReport(Base):
+    """Which report a case was opened for, learned from ``case_opened``.
+
+    Kept because ``case_message_posted`` names only the case, while the reporter's notice
+    address is read from storage by report. Ids only; dropped when the report is shredded.
+    """
+
+    __tablename__ = "case_reports"
+
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+
+
+class ReporterNews(Base):
+    """Whether a reporter has news waiting for a notice, and the day of the last notice.
+
+    Never the address: that stays sealed in the report's content in storage and is read at send
+    time (``storage.read_reporter_contact``). ``news_since`` is set by news and cleared when a
+    notice is planned; ``last_notice_day`` (the deployment's local date) allows one notice a day,
+    later news waiting for the next day's sweep. ``no_contact``: storage said the reporter gave
+    no address, so further news is not even planned (and storage not asked again).
+    """
+
+    __tablename__ = "reporter_news"
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    news_since: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), index=True)
+    last_notice_day: Mapped[Optional[date]] = mapped_column(Date)
+    no_contact: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

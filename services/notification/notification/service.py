@@ -1,4 +1,5 @@
-"""The notification service: turns verification's events into content-free staff emails.
+"""The notification service: turns verification's events into content-free emails to staff, and
+"there is news" notices to reporters who left an address (at most one a day per report).
 
 Exactly one email per (event, recipient), retried until a bounded number of attempts when the
 mail server or the staff directory is away. How, and the one unavoidable duplicate, are in
@@ -11,7 +12,7 @@ from wbs_plumbing.ops import Ops
 from wbs_plumbing.reliable import event_handler
 
 from notification import domain
-from notification.dependencies import NotificationSettings, RecipientDirectory
+from notification.dependencies import NotificationSettings, RecipientDirectory, ReporterContacts
 from notification.mailer import Mailer
 from notification.models import Base, OutboxMessage, ProcessedEvent
 from wbs_plumbing.timers import configured_timer
@@ -24,6 +25,7 @@ class NotificationService:
     ops = Ops()
     mailer = Mailer()
     directory = RecipientDirectory()
+    contacts = ReporterContacts()
     settings = NotificationSettings()
 
     @event_handler("verification", "case_assigned")
@@ -48,16 +50,17 @@ class NotificationService:
         """Ask the supervisors to assign a case routing could not assign (``routing_failed``).
 
         Input: ``case_opened`` {case_id, report_id, unit, category, state}; whether it has an
-        assignee and who oversees it come from verification's ``case_contacts`` (ids only).
+        assignee and who oversees it come from verification's ``case_contacts`` (ids only). The
+        case's report id is remembered for reporter notices.
         Emits: ``notification_sent`` per email. Errors: verification unreachable -> retried,
         then dead-lettered; otherwise as ``handle_case_assigned``.
         """
         contacts = self.directory.case_contacts(event["case_id"])
-        if not contacts or contacts.get("assignee_id"):
-            return  # routed: case_assigned tells the inspector
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
+            # Which report the case is about, for the reporter's notices (ids only).
+            domain.remember_case_report(session, event["case_id"], event["report_id"])
             ids = domain.record_routing_failed(session, event, domain.utcnow(), contacts)
         for notification_id in ids:
             self._deliver(notification_id)
@@ -82,12 +85,15 @@ class NotificationService:
 
     @event_handler("verification", "case_message_posted")
     def handle_case_message_posted(self, event):
-        """Tell the assignee that the reporter answered (nothing for staff's own messages).
+        """Tell the assignee that the reporter answered; tell the reporter (if they left an
+        address) that an inspector wrote to them. Internal notes tell nobody.
 
         Input: ``case_message_posted`` {case_id, direction, message_id}. The email is
         content-free: no message text ever reaches this service.
         Emits: ``notification_sent``. Errors: as ``handle_sla_breached``.
         """
+        if domain.news_for_reporter(event):
+            return self._reporter_news(event)
         if event.get("direction") != "from_reporter":
             return
         contacts = self.directory.case_contacts(event["case_id"])
@@ -95,6 +101,41 @@ class NotificationService:
             if session is None:
                 return
             ids = domain.record_reporter_replied(session, event, domain.utcnow(), contacts or {})
+        for notification_id in ids:
+            self._deliver(notification_id)
+
+    @event_handler("verification", "case_status_changed")
+    def handle_case_status_changed(self, event):
+        """Tell the reporter (if they left an address) that their status page has news.
+
+        Input: ``case_status_changed`` {case_id, from_state, to_state, report_id?}; only a change
+        the reporter sees (a different reporter label, ``wbs_contracts.vocabulary``) counts.
+        Emits: nothing (see ``notification.domain``: no event about reporter notices).
+        Errors: a database failure raises and the event is retried, then dead-lettered.
+        """
+        if domain.news_for_reporter(event):
+            self._reporter_news(event)
+
+    @event_handler("storage", "report_shredded")
+    def handle_report_shredded(self, event):
+        """Forget a shredded report: its case link, its waiting news, its pending notices.
+
+        Input: ``report_shredded`` {report_id}. Emits: nothing. Errors: database failure ->
+        retried, then dead-lettered. (The address itself was never here; it went with the key.)
+        """
+        with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
+            if session is not None:
+                domain.forget_report(session, event["report_id"])
+
+    def _reporter_news(self, event):
+        """Mark news for the case's report and plan today's notice if none went out today; the
+        first attempt runs after the commit (later news waits for tomorrow's sweep)."""
+        with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
+            if session is None:
+                return
+            ids = []
+            if domain.note_reporter_news(session, event, domain.utcnow()):
+                ids = domain.plan_reporter_notices(session, domain.utcnow(), self.settings)
         for notification_id in ids:
             self._deliver(notification_id)
 
@@ -106,10 +147,17 @@ class NotificationService:
         Errors: none raised for mail or directory failures; rows past ``NOTIFY_MAX_ATTEMPTS``
         become ``failed`` and are logged by id.
         """
-        domain.sweep(transaction=self.db.transaction, lookup_recipient=self.directory.get_recipient,
+        domain.sweep(transaction=self.db.transaction, lookup_recipient=self._recipient,
                      mailer=self.mailer, settings=self.settings)
+
+    def _recipient(self, recipient_id):
+        """A staff member's address from verification; a reporter's from storage (read now,
+        held for this one send only)."""
+        if recipient_id.startswith(domain.REPORTER_PREFIX):
+            return self.contacts.reporter_contact(recipient_id[len(domain.REPORTER_PREFIX):])
+        return self.directory.get_recipient(recipient_id)
 
     def _deliver(self, notification_id):
         domain.deliver(notification_id, transaction=self.db.transaction,
-                       lookup_recipient=self.directory.get_recipient, mailer=self.mailer,
+                       lookup_recipient=self._recipient, mailer=self.mailer,
                        settings=self.settings)

@@ -59,10 +59,22 @@ class Settings:
     sweep_interval_seconds: float = 5.0
     sweep_batch: int = 50
     rpc_timeout_seconds: float = 10.0
+    # Reporter notices: where the reporter signs in with the receipt, and a neutral sender and
+    # subject (a mailbox reader learns there is a report; the words must not say more).
+    followup_url: str = "http://localhost:8000/follow-up"
+    reporter_mail_from: str = ""
+    reporter_sender_name: str = "Layanan Pemberitahuan"
+    reporter_subject: str = ""
+    # "One notice a day" counts days in this offset from UTC (Indonesia's WIB by default).
+    day_utc_offset_hours: float = 7.0
 
     @property
     def outbox_dir(self) -> str:
         return os.path.join(self.data_dir, "outbox")
+
+    @property
+    def reporter_from(self) -> str:
+        return self.reporter_mail_from or self.mail_from
 
     @property
     def uses_smtp(self) -> bool:
@@ -100,6 +112,11 @@ class Settings:
             sweep_interval_seconds=number_at(config, "NOTIFY_SWEEP_INTERVAL_SECONDS", 5.0),
             sweep_batch=integer_at(config, "NOTIFY_SWEEP_BATCH", 50),
             rpc_timeout_seconds=number_at(config, "NOTIFY_RPC_TIMEOUT_SECONDS", 10.0),
+            followup_url=text(config.get("WBS_FOLLOWUP_URL"), "http://localhost:8000/follow-up"),
+            reporter_mail_from=text(config.get("REPORTER_MAIL_FROM")),
+            reporter_sender_name=text(config.get("REPORTER_SENDER_NAME"), "Layanan Pemberitahuan"),
+            reporter_subject=text(config.get("REPORTER_SUBJECT")),
+            day_utc_offset_hours=number_at(config, "NOTIFY_DAY_UTC_OFFSET_HOURS", 7.0),
         )
         settings.check()
         if env == "production" and not text(config.get("WBS_CONSOLE_URL")):

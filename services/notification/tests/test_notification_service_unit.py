@@ -42,7 +42,9 @@ def test_a_new_event_is_recorded_then_delivered_outside_the_transaction():
     assert calls == ["record", ("deliver", "n-1")]
     kwargs = deliver.call_args.kwargs
     assert kwargs["transaction"] is service.db.transaction
-    assert kwargs["lookup_recipient"] is service.directory.get_recipient
+    assert kwargs["lookup_recipient"]("staff-1") is service.directory.get_recipient.return_value
+    assert kwargs["lookup_recipient"]("reporter:r-1") is service.contacts.reporter_contact.return_value
+    service.contacts.reporter_contact.assert_called_once_with("r-1")
     assert kwargs["mailer"] is service.mailer
 
 
@@ -59,5 +61,5 @@ def test_the_timer_sweeps_with_the_service_collaborators():
     with mock.patch.object(domain, "sweep") as sweep:
         service.retry_pending()
     sweep.assert_called_once_with(transaction=service.db.transaction,
-                                  lookup_recipient=service.directory.get_recipient,
+                                  lookup_recipient=service._recipient,
                                   mailer=service.mailer, settings=service.settings)

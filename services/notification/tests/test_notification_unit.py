@@ -17,7 +17,7 @@ from wbs_plumbing.db import session_scope
 
 from notification import domain, mailer
 from notification.mailer import (
-    KINDS, LANGUAGES, MailSender, MailTransportError, OutboxFolderTransport, TEMPLATE_VARIABLES,
+    KINDS, LANGUAGES, STAFF_KINDS, MailSender, MailTransportError, OutboxFolderTransport, TEMPLATE_VARIABLES,
     render,
 )
 from notification.models import Base, CaseAssignee, Notification, OutboxMessage, ProcessedEvent
@@ -129,7 +129,7 @@ def test_templates_use_only_the_link(kind, language):
     assert used == set(TEMPLATE_VARIABLES) == {"link"}
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", STAFF_KINDS)
 def test_rendered_email_is_bilingual_and_links_to_the_case(kind):
     rendered = render(kind, CASE_ID, "https://console.example.go.id/", "en")
     link = "https://console.example.go.id/cases/" + CASE_ID
@@ -387,3 +387,90 @@ def test_routing_failure_asks_each_supervisor_once_and_a_routed_case_nobody(tran
         assert domain.record_routing_failed(session, opened, T0, {"assignee_id": OTHER_INSPECTOR,
                                                                   "supervisor_ids": [SUPERVISOR]}) == []
     assert [(row(transaction, i).kind, row(transaction, i).recipient_id) for i in ids] == [("routing_failed", SUPERVISOR)]
+
+
+# --- reporter notices -------------------------------------------------------------------------
+
+REPORT_ID = "7e1c2a3b-1111-4222-8333-944455556666"
+
+
+def verification_event(event_id, **fields):
+    return {"schema_version": 1, "event_id": event_id, "occurred_at": "2026-11-23T09:00:00Z",
+            "case_id": CASE_ID, **fields}
+
+
+def test_only_news_the_reporter_sees_is_news():
+    assert domain.news_for_reporter(verification_event("e", direction="to_reporter"))
+    assert not domain.news_for_reporter(verification_event("e", direction="internal"))
+    assert not domain.news_for_reporter(verification_event("e", direction="from_reporter"))
+    assert domain.news_for_reporter(verification_event("e", from_state="received", to_state="verification"))
+    assert not domain.news_for_reporter(verification_event("e", from_state="analysis", to_state="analysis"))
+
+
+def test_reporter_news_is_one_notice_a_day_and_later_news_waits(transaction, settings, sender, transport):
+    with transaction() as session:
+        domain.remember_case_report(session, CASE_ID, REPORT_ID)
+    contact = {"email": "canary-reporter@example.org", "language": "en"}
+    lookups = []
+
+    def lookup(recipient_id):
+        lookups.append(recipient_id)
+        return contact
+
+    def news(event_id, now):
+        with transaction() as session:
+            assert domain.note_reporter_news(session, verification_event(event_id, direction="to_reporter"), now)
+            return domain.plan_reporter_notices(session, now, settings)
+
+    first = news("a1111111-2222-4333-8444-000000000001", T0)
+    assert len(first) == 1
+    assert domain.deliver(first[0], transaction=transaction, lookup_recipient=lookup, mailer=sender,
+                          settings=settings, clock=Clock()) == "sent"
+    # More news the same local day: nothing planned now, nothing by the sweep either.
+    assert news("a1111111-2222-4333-8444-000000000002", T0 + timedelta(hours=2)) == []
+    assert domain.sweep(transaction=transaction, lookup_recipient=lookup, mailer=sender,
+                        settings=settings, clock=Clock(T0 + timedelta(hours=3))) == 0
+    # The next local day the sweep sends the waiting news, once.
+    tomorrow = Clock(T0 + timedelta(days=1))
+    assert domain.sweep(transaction=transaction, lookup_recipient=lookup, mailer=sender,
+                        settings=settings, clock=tomorrow) == 1
+    assert domain.sweep(transaction=transaction, lookup_recipient=lookup, mailer=sender,
+                        settings=settings, clock=tomorrow) == 0
+    assert len(transport.sent) == 2 and lookups == ["reporter:" + REPORT_ID] * 2
+    message = transport.sent[0][1]
+    assert message["To"] == contact["email"]
+    assert message["From"] == "Layanan Pemberitahuan <wbs@localhost>"
+    assert message["Subject"] == "New notice"
+    body = message.get_content()
+    assert settings.followup_url in body and CASE_ID not in message.as_string()
+    assert REPORT_ID not in message.as_string() and "Silakan" not in body
+    with transaction() as session:  # no event announces a reporter's notice
+        assert session.scalars(select(OutboxMessage)).all() == []
+
+
+def test_a_reporter_without_address_is_asked_for_once_and_a_shredded_report_forgotten(transaction, settings, sender, transport):
+    with transaction() as session:
+        domain.remember_case_report(session, CASE_ID, REPORT_ID)
+        domain.note_reporter_news(session, verification_event("e1", direction="to_reporter"), T0)
+        (first,) = domain.plan_reporter_notices(session, T0, settings)
+    assert domain.deliver(first, transaction=transaction, lookup_recipient=lambda r: None, mailer=sender,
+                          settings=settings, clock=Clock()) == "failed"
+    later = T0 + timedelta(days=2)
+    with transaction() as session:
+        domain.note_reporter_news(session, verification_event("e2", direction="to_reporter"), later)
+        assert domain.plan_reporter_notices(session, later, settings) == []
+        domain.forget_report(session, REPORT_ID)
+        assert session.scalars(select(domain.ReporterNews)).all() == []
+        assert session.scalars(select(domain.CaseReport)).all() == []
+    assert transport.sent == []
+
+
+def test_reporter_subject_and_sender_are_configurable(tmp_path, transport):
+    settings = Settings(data_dir=str(tmp_path), reporter_subject="Info", reporter_sender_name="Layanan",
+                        reporter_mail_from="info@layanan.example.id", followup_url="https://lapor.example.id/follow-up")
+    MailSender(settings, transport).send_notification(key="k", to_address="r@example.org",
+                                                      kind="reporter_news", case_id=CASE_ID, language="id")
+    message = transport.sent[0][1]
+    assert (message["Subject"], message["From"]) == ("Info", "Layanan <info@layanan.example.id>")
+    assert message["Message-ID"] == "<k@layanan.example.id>"
+    assert "https://lapor.example.id/follow-up" in message.get_content() and CASE_ID not in message.as_string()
