@@ -9,11 +9,11 @@ every top-level class that has entrypoints.
 """
 from __future__ import annotations
 
-from .entrypoints import admin_rpc, console, events, inspector_api, service_rpc
+from .entrypoints import admin_console, admin_rpc, console, events, inspector_api, service_rpc
 
 
 class VerificationService(events.EventsAndTimers, service_rpc.ServiceRpc, admin_rpc.AdminRpc,
-                          inspector_api.InspectorApi, console.Console):
+                          inspector_api.InspectorApi, console.Console, admin_console.AdminConsole):
     """Everything: events and timers, RPC for services and for the ``wbs`` command, API, console."""
 
     name = "verification"

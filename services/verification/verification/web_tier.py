@@ -6,8 +6,8 @@ no timer), so it can be scaled with the traffic of inspectors. It still relays i
 """
 from __future__ import annotations
 
-from .entrypoints import console, inspector_api
+from .entrypoints import admin_console, console, inspector_api
 
 
-class VerificationWeb(inspector_api.InspectorApi, console.Console):
+class VerificationWeb(inspector_api.InspectorApi, console.Console, admin_console.AdminConsole):
     name = "verification"
