@@ -44,6 +44,7 @@ from sqlalchemy import delete, or_, select, update
 from wbs_plumbing.clock import as_utc, utcnow
 from wbs_plumbing.outbox import add_event
 
+from notification import overrides
 from notification.mailer import MailTransportError
 from notification.models import (
     FAILED,
@@ -292,6 +293,8 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
     """
     with transaction() as session:
         claimed = claim(session, notification_id, clock(), settings)
+        # The administrator's current templates, read now: an edit changes the next email.
+        templates = overrides.current(session, claimed.kind) if claimed is not None else {}
     if claimed is None:
         return None
 
@@ -314,6 +317,7 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
                 kind=claimed.kind,
                 case_id=claimed.case_id,
                 language=recipient.get("language"),
+                overrides=templates,
             )
         except MailTransportError as exc:
             error = "mail:" + str(exc)

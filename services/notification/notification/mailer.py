@@ -35,6 +35,7 @@ from typing import Optional
 
 import eventlet.patcher
 import jinja2
+import markupsafe
 from jinja2.sandbox import SandboxedEnvironment
 from nameko.extensions import DependencyProvider
 
@@ -61,42 +62,83 @@ _env = SandboxedEnvironment(
     autoescape=False,
     keep_trailing_newline=True,
 )
+# Administrators' HTML bodies: the same sandbox, escaping what is substituted.
+_html_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
 
 
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
     body: str
+    html: Optional[str] = None  # only when an administrator's override gives an HTML body
+
+
+@dataclass(frozen=True)
+class Override:
+    """An administrator's version of one template (``notification.overrides``)."""
+    version: int
+    subject: str
+    text: str
+    html: Optional[str] = None
 
 
 def case_link(console_url: str, case_id: str) -> str:
     return "{}/cases/{}".format(console_url.rstrip("/"), case_id)
 
 
-def _render_one(kind: str, language: str, link: str):
+def render_override(override: Override, link: str):
+    """(subject, text, html) of an override, in the sandbox, from ``TEMPLATE_VARIABLES`` only;
+    raises whatever Jinja2 raises (undefined name, syntax, sandbox security)."""
+    def one(source, autoescape=False):
+        if source is None:
+            return None
+        env = _html_env if autoescape else _env
+        return env.from_string(source).render(link=link)
+    return one(override.subject).strip(), one(override.text), one(override.html, autoescape=True)
+
+
+def _render_one(kind: str, language: str, link: str, override: Optional[Override] = None):
+    if override is not None:
+        try:
+            return render_override(override, link)
+        except Exception as exc:  # a broken override must never block delivery
+            log.error("template override %s.%s v%d failed to render (%s); the default is used",
+                      kind, language, override.version, type(exc).__name__)
     text = _env.get_template("{}.{}.txt".format(kind, language)).render(link=link)
     subject, _, body = text.partition("\n")
-    return subject.strip(), body
+    return subject.strip(), body, None
 
 
-def render_reporter(kind: str, settings: Settings, language: Optional[str] = None) -> RenderedEmail:
+def _html_of(parts) -> Optional[str]:
+    """One HTML body when any part has one; the others' text goes in escaped."""
+    if not any(html for _, _, html in parts):
+        return None
+    return "\n<hr>\n".join(html or "<pre>{}</pre>".format(markupsafe.escape(text.strip()))
+                            for _, text, html in parts)
+
+
+def render_reporter(kind: str, settings: Settings, language: Optional[str] = None,
+                    overrides: Optional[dict] = None) -> RenderedEmail:
     """A reporter notice in the report's language only: the sign-in link and nothing else."""
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    subject, body = _render_one(kind, language, settings.followup_url)
-    return RenderedEmail(subject=settings.reporter_subject or subject, body=body.strip() + "\n")
+    part = _render_one(kind, language, settings.followup_url, (overrides or {}).get(language))
+    return RenderedEmail(subject=settings.reporter_subject or part[0], body=part[1].strip() + "\n",
+                         html=_html_of([part]))
 
 
-def render(kind: str, case_id: str, console_url: str, language: Optional[str] = None) -> RenderedEmail:
-    """Both languages, the recipient's preferred one first (Bahasa Indonesia by default)."""
+def render(kind: str, case_id: str, console_url: str, language: Optional[str] = None,
+           overrides: Optional[dict] = None) -> RenderedEmail:
+    """Both languages, the recipient's preferred one first (Bahasa Indonesia by default).
+    ``overrides``: language -> ``Override`` (the administrator's current versions)."""
     if kind not in STAFF_KINDS:
         raise ValueError("unknown notification kind {!r}".format(kind))
     first = language if language in LANGUAGES else DEFAULT_LANGUAGE
     order = [first] + [lang for lang in LANGUAGES if lang != first]
     link = case_link(console_url, case_id)
-    parts = [_render_one(kind, lang, link) for lang in order]
-    subject = "[WBS] " + " / ".join(subject for subject, _ in parts)
-    body = "\n-----\n\n".join(body.strip() + "\n" for _, body in parts)
-    return RenderedEmail(subject=subject, body=body)
+    parts = [_render_one(kind, lang, link, (overrides or {}).get(lang)) for lang in order]
+    subject = "[WBS] " + " / ".join(subject for subject, _, _ in parts)
+    body = "\n-----\n\n".join(body.strip() + "\n" for _, body, _ in parts)
+    return RenderedEmail(subject=subject, body=body, html=_html_of(parts))
 
 
 def build_message(settings: Settings, to_address: str, rendered: RenderedEmail, message_key: str,
@@ -114,6 +156,8 @@ def build_message(settings: Settings, to_address: str, rendered: RenderedEmail, 
     message["Message-ID"] = "<{}@{}>".format(message_key, domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.body)
+    if rendered.html:
+        message.add_alternative(rendered.html, subtype="html")
     return message
 
 
@@ -176,13 +220,14 @@ class MailSender:
         self.transport = transport
 
     def send_notification(self, *, key: str, to_address: str, kind: str, case_id: str,
-                          language: Optional[str] = None) -> None:
+                          language: Optional[str] = None, overrides: Optional[dict] = None) -> None:
         if kind in REPORTER_KINDS:
-            rendered = render_reporter(kind, self.settings, language)
+            rendered = render_reporter(kind, self.settings, language, overrides)
             sender = email.utils.formataddr((self.settings.reporter_sender_name,
                                              self.settings.reporter_from))
         else:
-            rendered, sender = render(kind, case_id, self.settings.console_url, language), None
+            rendered = render(kind, case_id, self.settings.console_url, language, overrides)
+            sender = None
         message = build_message(self.settings, to_address, rendered, key, sender)
         self.transport.send(message, key)
 

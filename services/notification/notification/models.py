@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Index, Integer, String,
+from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -115,3 +115,21 @@ class ReporterNews(Base):
     news_since: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), index=True)
     last_notice_day: Mapped[Optional[date]] = mapped_column(Date)
     no_contact: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class TemplateVersion(Base):
+    """One administrator's version of one email template (kind, language); the highest version
+    is in use. Never edited or deleted: the history is the audit trail of what was sent when.
+    ``html`` is optional (the email is then text only)."""
+
+    __tablename__ = "template_versions"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    html: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The signed command's issuer and token id (wbs.audit.commands has the same line).
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)

@@ -7,11 +7,15 @@ mail server or the staff directory is away. How, and the one unavoidable duplica
 """
 from __future__ import annotations
 
+from nameko.rpc import rpc
+
+from wbs_contracts.errors import Forbidden, Invalid
 from wbs_plumbing.db import Database
+from wbs_plumbing.grants import CommandCheck
 from wbs_plumbing.ops import Ops
 from wbs_plumbing.reliable import event_handler
 
-from notification import domain
+from notification import domain, overrides
 from notification.dependencies import NotificationSettings, RecipientDirectory, ReporterContacts
 from notification.mailer import Mailer
 from notification.models import Base, OutboxMessage, ProcessedEvent
@@ -27,6 +31,7 @@ class NotificationService:
     directory = RecipientDirectory()
     contacts = ReporterContacts()
     settings = NotificationSettings()
+    commands = CommandCheck("admin")
 
     @event_handler("verification", "case_assigned")
     def handle_case_assigned(self, event):
@@ -138,6 +143,49 @@ class NotificationService:
                 ids = domain.plan_reporter_notices(session, domain.utcnow(), self.settings)
         for notification_id in ids:
             self._deliver(notification_id)
+
+    # -- templates (admin) -----------------------------------------------------------------
+
+    @rpc(expected_exceptions=(Invalid, Forbidden))
+    def set_template(self, kind, language, subject, text, html=None, command=None):
+        """Save a new version of one email template; the next email of that kind uses it.
+
+        Input: ``kind``, ``language`` (id, en), ``subject``, ``text`` and optional ``html``: Jinja2
+        sources that may use ``{{ link }}`` only; ``command``: the admin key's signed
+        ``set_template`` bound to kind and language. Returns ``{"kind", "language", "version"}``.
+        Events: none (audited in wbs.audit.commands and wbs.audit.templates).
+        Errors: ``Forbidden`` (no valid admin command), ``Invalid`` (unknown kind or language, a
+        variable other than link, a syntax error, a template the sandbox refuses).
+        """
+        claims = self.commands(command, "set_template", ("admin",), kind=kind, language=language)
+        checked = overrides.check(kind, language, subject, text, html)
+        with self.db.transaction() as session:
+            version = overrides.save(session, checked, kind, language,
+                                     "{}:{}".format(claims["iss"], claims["jti"]), domain.utcnow())
+        return {"kind": kind, "language": language, "version": version}
+
+    @rpc(expected_exceptions=(Invalid, Forbidden))
+    def preview_template(self, kind, language, subject, text, html=None, command=None):
+        """Render a template as it would be sent, with a sample link, without saving it.
+
+        Input: as ``set_template`` (command ``preview_template``). Returns ``{"subject", "text",
+        "html"}``. Events: none. Errors: as ``set_template``.
+        """
+        self.commands(command, "preview_template", ("admin",), kind=kind, language=language)
+        checked = overrides.check(kind, language, subject, text, html)
+        subject, text, html = overrides.render_override(checked, overrides.SAMPLE_LINK)
+        return {"subject": subject, "text": text, "html": html}
+
+    @rpc(expected_exceptions=(Forbidden,))
+    def list_templates(self, command=None):
+        """Every template (kind, language) and the version in use (0: the shipped default).
+
+        Input: ``command``, the admin key's signed ``list_templates``. Events: none.
+        Errors: ``Forbidden``.
+        """
+        self.commands(command, "list_templates", ("admin",))
+        with self.db.transaction() as session:
+            return overrides.listing(session)
 
     @configured_timer(interval=5, config_key="NOTIFY_SWEEP_INTERVAL_SECONDS")
     def retry_pending(self):

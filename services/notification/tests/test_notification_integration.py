@@ -284,3 +284,34 @@ def test_a_case_nobody_could_take_emails_the_supervisors(start, smtp_sink):
     [message] = smtp_sink.wait_for(1)
     assert message["To"] == SUPERVISOR["email"] and "could not be assigned" in message["Subject"]
     assert unrouted in message.get_body().get_content()
+
+
+def test_a_template_edit_over_the_admin_rpc_changes_the_next_email(start, smtp_sink):
+    from nameko.exceptions import RemoteError
+    from nameko.standalone.rpc import ClusterRpcProxy
+    from wbs_plumbing.grants import CommandSigner
+
+    config, container, broker = start(SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
+    admin = CommandSigner.from_config(config, "admin")
+    with ClusterRpcProxy(config, timeout=30) as rpc:
+        with pytest.raises(RemoteError) as refused:  # broker access alone is not enough
+            rpc.notification.set_template("case_assigned", "en", "x", "{{ link }}",
+                                          command=CommandSigner.from_config(config, "intake").issue(
+                                              "set_template", kind="case_assigned", language="en"))
+        assert refused.value.exc_type == "Forbidden"
+        preview = rpc.notification.preview_template(
+            "case_assigned", "en", "Inspectorate General: a case for you", "Hotline 1500-123\n{{ link }}\n",
+            command=admin.issue("preview_template", kind="case_assigned", language="en"))
+        assert "Hotline 1500-123" in preview["text"]
+        saved = rpc.notification.set_template(
+            "case_assigned", "en", "Inspectorate General: a case for you", "Hotline 1500-123\n{{ link }}\n",
+            command=admin.issue("set_template", kind="case_assigned", language="en"))
+        assert saved["version"] == 1
+        listed = rpc.notification.list_templates(command=admin.issue("list_templates"))
+        assert {"kind": "case_assigned", "language": "en", "version": 1} in listed
+    event = case_assigned()
+    broker.publish_event("verification.events", "case_assigned", event)
+    (message,) = smtp_sink.wait_for(1)
+    assert message["Subject"].strip().startswith("[WBS] Inspectorate General: a case for you / ")
+    assert "Hotline 1500-123" in message.get_body().get_content()
+    assert "{}/cases/{}".format(CONSOLE, event["case_id"]) in message.get_body().get_content()

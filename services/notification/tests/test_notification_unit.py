@@ -474,3 +474,48 @@ def test_reporter_subject_and_sender_are_configurable(tmp_path, transport):
     assert (message["Subject"], message["From"]) == ("Info", "Layanan <info@layanan.example.id>")
     assert message["Message-ID"] == "<k@layanan.example.id>"
     assert "https://lapor.example.id/follow-up" in message.get_content() and CASE_ID not in message.as_string()
+
+
+# --- template overrides -----------------------------------------------------------------------
+
+
+def test_an_override_changes_the_next_email_and_a_broken_one_falls_back(transaction, sender, transport, settings, caplog):
+    from notification import overrides
+    checked = overrides.check("case_assigned", "id", "Kasus baru - Itjen Kemdikbud",
+                              "Hotline 1500-123\n{{ link }}\n", "<p>Hotline <a href='{{ link }}'>{{ link }}</a></p>")
+    with transaction() as session:
+        assert overrides.save(session, checked, "case_assigned", "id", "admin:j1", T0) == 1
+    first = record(transaction)
+    domain.deliver(first, transaction=transaction, lookup_recipient=directory(), mailer=sender,
+                   settings=settings, clock=Clock())
+    message = transport.sent[-1][1]
+    assert message["Subject"].startswith("[WBS] Kasus baru - Itjen Kemdikbud / ")
+    assert "Hotline 1500-123" in message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "https://console.example.go.id/cases/" + CASE_ID in html and "<pre>" in html  # en part escaped
+    # A version that fails at send time (here: inserted without the upload check) -> default, logged.
+    with transaction() as session:
+        session.add(domain.overrides.TemplateVersion(kind="case_assigned", language="id", version=2,
+                                                     subject="x", text="{{ link.__class__.__mro__ }}",
+                                                     created_at=T0, created_by="test"))
+    second = record(transaction, case_assigned_event(event_id="11111111-2222-4333-8444-000000000009"))
+    assert domain.deliver(second, transaction=transaction, lookup_recipient=directory(), mailer=sender,
+                          settings=settings, clock=Clock()) == "sent"
+    assert transport.sent[-1][1].get_content().strip() == render("case_assigned", CASE_ID, settings.console_url, "id").body.strip()
+    assert "template override case_assigned.id v2 failed to render (SecurityError)" in caplog.text
+
+
+@pytest.mark.parametrize("subject,text,reason", [
+    ("s", "{{ narrative }}", "may use only link"),
+    ("s", "{% for %}", "syntax error"),
+    ("s", "{{ link.__class__ }}", "does not render"),
+    ("two\nlines", "{{ link }}", "one line"),
+    ("", "{{ link }}", "non-empty"),
+])
+def test_an_override_is_checked_at_upload(subject, text, reason):
+    from notification import overrides
+    from wbs_contracts.errors import Invalid
+    with pytest.raises(Invalid, match=reason):
+        overrides.check("case_assigned", "en", subject, text)
+    with pytest.raises(Invalid, match="unknown template kind"):
+        overrides.check("case_shredded", "en", "s", "{{ link }}")
