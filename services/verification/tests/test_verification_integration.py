@@ -277,7 +277,8 @@ def test_case_outside_reach_is_404_exactly_like_a_missing_one(verification, stor
         other = add_staff("lain", "lain@example.org", "itjen", "inspector")
 
     auth = login(base, other)
-    assert requests.get(f"{base}/api/v1/cases", headers=auth, timeout=10).json() == {"cases": []}
+    listing = requests.get(f"{base}/api/v1/cases", headers=auth, timeout=10).json()
+    assert listing["cases"] == [] and listing["total"] == 0
     foreign = requests.get(f"{base}/api/v1/cases/{case_id}", headers=auth, timeout=10)
     missing = requests.get(f"{base}/api/v1/cases/{uuid.uuid4()}", headers=auth, timeout=10)
     assert foreign.status_code == missing.status_code == 404
