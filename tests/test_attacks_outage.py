@@ -85,7 +85,11 @@ def own_broker():
         yield (f"amqp://guest:guest@127.0.0.1:{port}/",
                lambda: rabbitmqctl("-n", node, "stop_app"), lambda: rabbitmqctl("-n", node, "start_app"))
     finally:
-        subprocess.run(["rabbitmqctl", "-n", node, "stop"], capture_output=True, timeout=60)
+        # by its name, never the system's node; a node still booting answers only after a moment
+        for _ in range(30):
+            if subprocess.run(["rabbitmqctl", "-n", node, "stop"], capture_output=True, timeout=60).returncode == 0:
+                break
+            time.sleep(1)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -127,3 +131,47 @@ def test_a_broker_outage_while_replying_kills_no_service(own_broker, service_con
             return None
     assert wait_until(answers, timeout=60, interval=1)
     assert not slow._died.ready() and not storage._died.ready()  # both lived through it
+
+
+def test_while_the_broker_is_down_a_reporter_gets_a_503_with_retry_after(own_broker, service_config,
+                                                                         container_factory):
+    """The review's reporters waited 30-60 s for an answer. With the broker away intake answers
+    503 with Retry-After, before the RPC deadline; once it is back, reports are accepted again."""
+    import requests
+    from intake.service import IntakeService
+    from tests.signed import signed_hook
+    from verification.service import VerificationService
+
+    uri, stop_broker, start_broker = own_broker
+    storage = container_factory(StorageService, service_config("storage", AMQP_URI=uri))
+    verification = container_factory(VerificationService, service_config("verification", AMQP_URI=uri))
+    intake_config = service_config("intake", AMQP_URI=uri, INTAKE_RPC_TIMEOUT_SECONDS=30)
+    intake = container_factory(IntakeService, intake_config)
+    for container in (storage, verification, intake):
+        container.start()
+    with signed_hook(verification, "add_unit") as add_unit:
+        add_unit("out-itjen", "Inspektorat", inspectorate=True)
+        add_unit("out-dit", "Direktorat", parent="out-itjen")
+    base = f"http://{intake_config['WEB_SERVER_ADDRESS']}"
+    report = {"unit": "out-dit", "category": "procurement", "title": "Lelang diatur",
+              "description": "Panitia bertemu pemenang sebelum lelang dibuka.",
+              "parties": [{"name": "Budi S.", "position": "Ketua panitia"}],
+              "reporter": {"relationship": "employee", "involved": False}, "language": "id", "good_faith": True}
+
+    def submitted():
+        answer = requests.post(f"{base}/api/v1/reports", json=report, timeout=60)
+        return answer.status_code == 201
+    assert wait_until(submitted, timeout=30, interval=1)
+
+    stop_broker()
+    try:
+        started = time.monotonic()
+        answer = requests.post(f"{base}/api/v1/reports", json=report, timeout=60)
+        waited = time.monotonic() - started
+    finally:
+        start_broker()
+    print(f"reporter's answer with the broker down: {answer.status_code} after {waited:.1f} s")
+    assert answer.status_code == 503 and int(answer.headers["Retry-After"]) > 0, answer.text
+    assert waited < 30  # an answer, not the RPC deadline: the outcome, with the deadline as bound
+    assert wait_until(submitted, timeout=60, interval=1)
+    assert not any(c._died.ready() for c in (storage, verification, intake))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import eventlet
 from nameko.exceptions import MethodNotFound, UnknownService
 
+from wbs_plumbing.rpc import CONNECTION_ERRORS
+
 
 class Unavailable(Exception):
     """The peer did not answer in time or is not there; ``reason`` says which (never content)."""
@@ -34,3 +36,5 @@ def call_with_deadline(method, timeout: float, *args, **kwargs):
         raise Unavailable("unknown_service", name) from None
     except MethodNotFound:
         raise Unavailable("method_not_found", name) from None
+    except CONNECTION_ERRORS:  # the broker is away (kombu gave up reconnecting): say so, soon
+        raise Unavailable("broker", name) from None
