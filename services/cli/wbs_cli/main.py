@@ -171,6 +171,9 @@ def parser() -> argparse.ArgumentParser:
     oversee.add_argument("units", nargs="*", metavar="CODE")
     oversee.set_defaults(func=cmd_inspector_oversee)
 
+    from wbs_cli.directory import add_parsers as directory_parsers
+    directory_parsers(commands, unit, inspector)
+
     events = commands.add_parser("events", help="published events").add_subparsers(dest="action", required=True)
     tail = events.add_parser("tail", help="print published events as they happen")
     tail.add_argument("--count", type=int, default=0, help="stop after N events (0 = never)")
