@@ -13,7 +13,8 @@ def amqp_uri() -> str:
 # credentials of the wbs command are not enough on their own.
 SIGNED = {("storage", "run_retention")} | {("verification", m) for m in (
     "add_unit", "add_staff", "set_staff_active", "revoke_sessions", "move_staff", "set_supervision",
-    "set_unit_clocks", "seed_demo", "unlock_staff", "announce_directory")}
+    "set_unit_clocks", "seed_demo", "unlock_staff", "announce_directory",
+    "unit_tree", "list_staff", "import_units", "import_staff", "reset_password", "reset_totp")}
 
 
 def admin_command(method: str) -> str:

@@ -50,9 +50,10 @@ def _nip(value: str | None) -> str | None:
 
 
 def list_units(session: Session) -> list[dict]:
+    """The units reporters may choose: a disabled unit takes no new reports (``admin``)."""
     return [
         {"code": u.code, "name": u.name, "parent": u.parent_code, "inspectorate": bool(u.inspectorate)}
-        for u in session.scalars(select(Unit).order_by(Unit.code))
+        for u in session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.code))
     ]
 
 

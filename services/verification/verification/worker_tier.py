@@ -5,8 +5,8 @@
 """
 from __future__ import annotations
 
-from .entrypoints import admin_rpc, events, service_rpc
+from .entrypoints import admin_rpc, directory_rpc, events, service_rpc
 
 
-class VerificationWorkers(events.EventsAndTimers, service_rpc.ServiceRpc, admin_rpc.AdminRpc):
+class VerificationWorkers(events.EventsAndTimers, service_rpc.ServiceRpc, admin_rpc.AdminRpc, directory_rpc.DirectoryRpc):
     name = "verification"
