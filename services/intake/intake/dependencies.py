@@ -32,7 +32,8 @@ class UnitDirectory(DependencyProvider):
     """The units verification knows (`verification.list_units()`), cached briefly.
 
     Why cache: every submission and every page view needs the list, and it changes rarely (an
-    administrator adds a unit). Why briefly: a new unit should be reportable within a minute.
+    administrator adds a unit). Why briefly: a new or renamed unit must be offered within seconds
+    (5 s by default, ``INTAKE_UNITS_CACHE_SECONDS``), and a disabled one withdrawn as fast.
     If verification is unreachable, a stale list is better than refusing a reporter; with no
     list at all, submissions answer 503.
     """

@@ -89,7 +89,7 @@ class Settings:
             session_ttl_seconds=integer_at(config, "INTAKE_SESSION_TTL_SECONDS", 1800, 60),
             limits=limits,
             max_json_bytes=max_json,
-            units_cache_seconds=number_at(config, "INTAKE_UNITS_CACHE_SECONDS", 30.0),
+            units_cache_seconds=number_at(config, "INTAKE_UNITS_CACHE_SECONDS", 5.0),
             rpc_timeout_seconds=number_at(config, "INTAKE_RPC_TIMEOUT_SECONDS", 30.0),
             evidence_chunk_bytes=MIB,
             throttle_per_minute=integer_at(config, "INTAKE_THROTTLE_PER_MINUTE", 600, 0),
