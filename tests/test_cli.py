@@ -17,6 +17,11 @@ WBS = str(Path(sys.executable).parent / "wbs")
 
 
 def wbs(amqp_uri, *args, timeout=60, **env):
+    """``amqp_uri`` may be a service's config: then the command also signs with the admin key of
+    that config's data dir, as privileged RPCs require (wbs_plumbing.grants)."""
+    if isinstance(amqp_uri, dict):
+        env.setdefault("WBS_DATA_DIR", amqp_uri["WBS_DATA_DIR"])
+        amqp_uri = amqp_uri["AMQP_URI"]
     return subprocess.run([WBS, *args], capture_output=True, text=True, timeout=timeout,
                           env={"AMQP_URI": amqp_uri, "PATH": "/usr/bin:/bin", **env})
 
@@ -25,7 +30,7 @@ def test_unit_and_inspector_add_create_an_account_that_can_sign_in(container_fac
     config = service_config("verification")
     container = container_factory(VerificationService, config)
     container.start()
-    uri = config["AMQP_URI"]
+    uri = config  # the broker and the data dir with the admin key
     assert wbs(uri, "unit", "add", "cli-itjen", "--name", "Inspektorat CLI", "--inspectorate").returncode == 0
     added = wbs(uri, "unit", "add", "cli-dit", "--name", "Direktorat CLI", "--parent", "cli-itjen")
     assert added.returncode == 0, added.stderr
