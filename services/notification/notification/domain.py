@@ -55,6 +55,7 @@ from notification.models import (
     Notification,
     OutboxMessage,
     ReporterNews,
+    StaffKey,
 )
 from wbs_contracts.vocabulary import STATE_LABELS
 from notification.settings import Settings, backoff_seconds
@@ -295,6 +296,8 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
         claimed = claim(session, notification_id, clock(), settings)
         # The administrator's current templates, read now: an edit changes the next email.
         templates = overrides.current(session, claimed.kind) if claimed is not None else {}
+        key = session.get(StaffKey, claimed.recipient_id) if claimed is not None else None
+        public_key = key.armored if key is not None else None
     if claimed is None:
         return None
 
@@ -318,6 +321,7 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
                 case_id=claimed.case_id,
                 language=recipient.get("language"),
                 overrides=templates,
+                public_key=public_key,
             )
         except MailTransportError as exc:
             error = "mail:" + str(exc)
@@ -454,3 +458,17 @@ def forget_report(session, report_id: str) -> None:
                            Notification.status == PENDING)
                     .values(status=FAILED, next_attempt_at=None, last_error="shredded")
                     .execution_options(synchronize_session=False))
+
+
+# --- OpenPGP keys -----------------------------------------------------------------------------
+
+
+def register_key(session, staff_id: str, checked, now: datetime) -> None:
+    """Store (or replace) a staff member's checked public key."""
+    row = session.get(StaffKey, staff_id)
+    if row is None:
+        row = StaffKey(staff_id=staff_id)
+        session.add(row)
+    row.fingerprint, row.armored = checked.fingerprint, checked.armored
+    row.expires_at, row.registered_at = checked.expires_at, now
+    session.flush()

@@ -41,6 +41,7 @@ from nameko.extensions import DependencyProvider
 
 from wbs_plumbing.config import service_settings
 
+from notification import pgp
 from notification.settings import Settings
 
 smtplib = eventlet.patcher.import_patched("smtplib")
@@ -220,7 +221,9 @@ class MailSender:
         self.transport = transport
 
     def send_notification(self, *, key: str, to_address: str, kind: str, case_id: str,
-                          language: Optional[str] = None, overrides: Optional[dict] = None) -> None:
+                          language: Optional[str] = None, overrides: Optional[dict] = None,
+                          public_key: Optional[str] = None) -> None:
+        """Render, build, encrypt to ``public_key`` when the recipient registered one, send."""
         if kind in REPORTER_KINDS:
             rendered = render_reporter(kind, self.settings, language, overrides)
             sender = email.utils.formataddr((self.settings.reporter_sender_name,
@@ -229,6 +232,13 @@ class MailSender:
             rendered = render(kind, case_id, self.settings.console_url, language, overrides)
             sender = None
         message = build_message(self.settings, to_address, rendered, key, sender)
+        if public_key:
+            encrypted = pgp.encrypt_message(message, public_key)
+            if encrypted is None:
+                log.warning("notification %s: the recipient's OpenPGP key can no longer encrypt "
+                            "(expired?); sent in clear", key)
+            else:
+                message = encrypted
         self.transport.send(message, key)
 
 

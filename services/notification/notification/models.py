@@ -133,3 +133,19 @@ class TemplateVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # The signed command's issuer and token id (wbs.audit.commands has the same line).
     created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+
+
+class StaffKey(Base):
+    """A staff member's OpenPGP public key: their emails are encrypted to it (``notification.pgp``).
+
+    Checked at upload (parses, public, self-signed, not expired or revoked, can encrypt). A
+    public key is no secret; ``expires_at`` lets an administrator see which keys run out.
+    """
+
+    __tablename__ = "staff_keys"
+
+    staff_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    armored: Mapped[str] = mapped_column(Text, nullable=False)
+    expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

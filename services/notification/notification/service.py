@@ -15,7 +15,7 @@ from wbs_plumbing.grants import CommandCheck
 from wbs_plumbing.ops import Ops
 from wbs_plumbing.reliable import event_handler
 
-from notification import domain, overrides
+from notification import domain, overrides, pgp
 from notification.dependencies import NotificationSettings, RecipientDirectory, ReporterContacts
 from notification.mailer import Mailer
 from notification.models import Base, OutboxMessage, ProcessedEvent
@@ -31,7 +31,7 @@ class NotificationService:
     directory = RecipientDirectory()
     contacts = ReporterContacts()
     settings = NotificationSettings()
-    commands = CommandCheck("admin")
+    commands = CommandCheck("verification", "admin")
 
     @event_handler("verification", "case_assigned")
     def handle_case_assigned(self, event):
@@ -186,6 +186,25 @@ class NotificationService:
         self.commands(command, "list_templates", ("admin",))
         with self.db.transaction() as session:
             return overrides.listing(session)
+
+    # -- OpenPGP keys ----------------------------------------------------------------------
+
+    @rpc(expected_exceptions=(Invalid, Forbidden))
+    def register_key(self, staff_id, armored_key, command=None):
+        """Register a staff member's OpenPGP public key; their next emails are PGP/MIME.
+
+        Input: ``staff_id``, ``armored_key`` (ASCII-armored public key); ``command``: the signed
+        ``register_key`` bound to the staff id, from verification (the console, for the signed-in
+        staff member) or the admin key. Returns ``{"fingerprint", "expires_at"}``. Events: none
+        (audited). Errors: ``Forbidden``; ``Invalid`` with the reason: not a key, a private key,
+        expired, revoked, bad self-signature, no encryption key.
+        """
+        self.commands(command, "register_key", ("verification", "admin"), staff_id=staff_id)
+        checked = pgp.check_key(armored_key)
+        with self.db.transaction() as session:
+            domain.register_key(session, str(staff_id), checked, domain.utcnow())
+        expires = checked.expires_at.isoformat() if checked.expires_at else None
+        return {"fingerprint": checked.fingerprint, "expires_at": expires}
 
     @configured_timer(interval=5, config_key="NOTIFY_SWEEP_INTERVAL_SECONDS")
     def retry_pending(self):

@@ -315,3 +315,30 @@ def test_a_template_edit_over_the_admin_rpc_changes_the_next_email(start, smtp_s
     assert message["Subject"].strip().startswith("[WBS] Inspectorate General: a case for you / ")
     assert "Hotline 1500-123" in message.get_body().get_content()
     assert "{}/cases/{}".format(CONSOLE, event["case_id"]) in message.get_body().get_content()
+
+
+def test_a_registered_key_encrypts_the_next_email_which_decrypts_to_the_same_link(start, smtp_sink):
+    from nameko.exceptions import RemoteError
+    from nameko.standalone.rpc import ClusterRpcProxy
+    from wbs_plumbing.grants import CommandSigner
+    from pgp_keys import decrypt_pgp_mime, make_key
+
+    config, container, broker = start(SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
+    private = make_key()
+    console = CommandSigner.from_config(config, "verification")  # the console, for the staff member
+    with ClusterRpcProxy(config, timeout=30) as rpc:
+        with pytest.raises(RemoteError) as refused:
+            rpc.notification.register_key(INSPECTOR_ID, str(private),
+                                          command=console.issue("register_key", staff_id=INSPECTOR_ID))
+        assert refused.value.exc_type == "Invalid" and "private key" in str(refused.value)
+        registered = rpc.notification.register_key(INSPECTOR_ID, str(private.pubkey),
+                                                   command=console.issue("register_key", staff_id=INSPECTOR_ID))
+    assert registered["fingerprint"] == str(private.fingerprint).replace(" ", "")
+    event = case_assigned()
+    broker.publish_event("verification.events", "case_assigned", event)
+    (message,) = smtp_sink.wait_for(1)
+    link = "{}/cases/{}".format(CONSOLE, event["case_id"])
+    assert event["case_id"] not in smtp_sink.raw[0].decode()
+    assert message["To"] == RECIPIENT["email"]
+    inner = decrypt_pgp_mime(message, private)
+    assert link in inner.get_body(("plain",)).get_content()

@@ -519,3 +519,40 @@ def test_an_override_is_checked_at_upload(subject, text, reason):
         overrides.check("case_assigned", "en", subject, text)
     with pytest.raises(Invalid, match="unknown template kind"):
         overrides.check("case_shredded", "en", "s", "{{ link }}")
+
+
+# --- OpenPGP ------------------------------------------------------------------------------------
+
+
+def test_a_key_is_checked_at_upload():
+    from notification import pgp
+    from wbs_contracts.errors import Invalid
+    from pgp_keys import make_key
+    good = make_key()
+    checked = pgp.check_key(str(good.pubkey))
+    assert checked.fingerprint == str(good.fingerprint).replace(" ", "") and checked.expires_at is None
+    expired = make_key(expires=timedelta(days=1), created=datetime.now(timezone.utc) - timedelta(days=2))
+    for armored, reason in ((str(good), "private key"), ("hello", "not an OpenPGP key"),
+                            (str(make_key(encryption_subkey=False).pubkey), "no \\(unexpired\\) subkey"),
+                            (str(expired.pubkey), "expired")):
+        with pytest.raises(Invalid, match=reason):
+            pgp.check_key(armored)
+
+
+def test_an_email_to_a_staff_member_with_a_key_is_pgp_mime_and_decrypts_to_the_same_link(transaction, sender, transport, settings):
+    from notification import pgp
+    from pgp_keys import decrypt_pgp_mime, make_key
+    private = make_key()
+    with transaction() as session:
+        domain.register_key(session, INSPECTOR_ID, pgp.check_key(str(private.pubkey)), T0)
+    notification_id = record(transaction)
+    assert domain.deliver(notification_id, transaction=transaction, lookup_recipient=directory(),
+                          mailer=sender, settings=settings, clock=Clock()) == "sent"
+    message = transport.sent[-1][1]
+    wire = email.message_from_bytes(message.as_bytes(), policy=policy.default)
+    link = "https://console.example.go.id/cases/" + CASE_ID
+    assert link not in message.as_string() and CASE_ID not in message.as_string()
+    assert wire["Subject"] == pgp.ENCRYPTED_SUBJECT and wire["To"] == "inspektur@itjen.example.go.id"
+    inner = decrypt_pgp_mime(wire, private)
+    assert link in inner.get_body(("plain",)).get_content()
+    assert inner["Subject"].startswith("[WBS] ")
