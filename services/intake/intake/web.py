@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from wbs_plumbing.web import ApiError, HttpEntrypoint, error_response
 
-from intake import forms, i18n
+from intake import forms, i18n, unit_picker
 from intake.forms import parse_json
 from intake.errors import (
     BadRequest,
@@ -178,6 +178,7 @@ def labels(lang: str) -> dict:
 def form_page(lang: str, units: list, categories: list, relationships: dict, settings, *,
               status=200, errors=None, values=None, remember=False) -> Response:
     return render("form.html", status=status, lang=lang, remember=remember, units=units,
+                  unit_groups=unit_picker.groups(units),
                   categories=categories, relationships=relationships, pow_bits=settings.pow_bits,
                   errors=errors or {}, values=values or {}, labels=labels(lang),
                   **_limits_context(settings.limits))
@@ -295,7 +296,8 @@ class FormCapture:
         return self.convert(fields)
 
 
-_STATIC = {"style.css": "text/css", "pow.js": "text/javascript", "pow-worker.js": "text/javascript"}
+_STATIC = {"style.css": "text/css", "pow.js": "text/javascript", "pow-worker.js": "text/javascript",
+           "unit-filter.js": "text/javascript"}
 _static_cache: dict[str, bytes] = {}
 
 
