@@ -156,6 +156,25 @@ def base_url(config):
     return f"http://{config['WEB_SERVER_ADDRESS']}"
 
 
+def console_sign_in(browser, base, account):
+    """Post the console's sign-in form; the answer must be the redirect to the case list."""
+    signed = browser.post(f"{base}/login", allow_redirects=False, timeout=10, data={
+        "username": account["username"], "password": account["password"],
+        "otp": pyotp.TOTP(account["totp_secret"]).now()})
+    assert signed.status_code == 303
+    return signed
+
+
+def console_browser(base, account=None):
+    """A session that posts forms as a browser does (with ``Origin``), signed in to the console
+    as ``account`` when one is given."""
+    browser = requests.Session()
+    browser.headers["Origin"] = base
+    if account is not None:
+        console_sign_in(browser, base, account)
+    return browser
+
+
 def open_one(verification, broker, db, **extra):
     """Publish a report_submitted and wait for its case: (the event, the case id)."""
     event = report_event(**extra)
@@ -315,18 +334,14 @@ def test_console_pages_sign_in_list_case_and_transition(verification, storage, b
     base = base_url(config)
     event, case_id = open_one(verification, broker, db)
 
-    browser = requests.Session()
-    browser.headers["Origin"] = base  # as a browser does on a form post
+    browser = console_browser(base)
     assert browser.get(f"{base}/", allow_redirects=False, timeout=10).headers["Location"] == "/login"
     form = browser.get(f"{base}/login", timeout=10)
     assert form.status_code == 200 and "Kata sandi" in form.text
     csp = form.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "http" not in csp
     account = demo["inspector"]
-    signed = browser.post(f"{base}/login", allow_redirects=False, timeout=10, data={
-        "username": account["username"], "password": account["password"],
-        "otp": pyotp.TOTP(account["totp_secret"]).now()})
-    assert signed.status_code == 303
+    signed = console_sign_in(browser, base, account)
     cookie = signed.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
@@ -540,12 +555,7 @@ def test_console_supervisor_view_statistics_language_and_message_form(verificati
     demo = seed(verification)
     base = base_url(config)
     event, case_id = open_one(verification, broker, db)
-    browser = requests.Session()
-    browser.headers["Origin"] = base  # as a browser does on a form post
-    account = demo["supervisor"]
-    assert browser.post(f"{base}/login", allow_redirects=False, timeout=10, data={
-        "username": account["username"], "password": account["password"],
-        "otp": pyotp.TOTP(account["totp_secret"]).now()}).status_code == 303
+    browser = console_browser(base, demo["supervisor"])
     view = browser.get(f"{base}/supervision", timeout=10)
     assert view.status_code == 200 and case_id in view.text and "Pengawasan" in view.text
     english = browser.get(f"{base}/stats?lang=en", timeout=10)
@@ -568,12 +578,7 @@ def test_console_supervisor_view_statistics_language_and_message_form(verificati
 def test_console_declared_conflict_excludes_from_routing_and_sessions_can_be_revoked(verification, storage, broker, db, config):
     demo = seed(verification)
     base = base_url(config)
-    browser = requests.Session()
-    browser.headers["Origin"] = base  # as a browser does on a form post
-    account = demo["inspector"]
-    assert browser.post(f"{base}/login", allow_redirects=False, timeout=10, data={
-        "username": account["username"], "password": account["password"],
-        "otp": pyotp.TOTP(account["totp_secret"]).now()}).status_code == 303
+    browser = console_browser(base, demo["inspector"])
     assert browser.post(f"{base}/conflicts", allow_redirects=False, timeout=10,
                         data={"unit": "kpu-dki", "note": "saudara bekerja di sana"}).status_code == 303
     assert "kpu-dki" in browser.get(f"{base}/conflicts", timeout=10).text
