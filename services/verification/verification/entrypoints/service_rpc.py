@@ -2,9 +2,12 @@
 tell, where to write). Answers carry ids, addresses and reporter labels, never case content."""
 from __future__ import annotations
 
+import datetime as dt
+
+from wbs_plumbing.clock import as_utc
 from wbs_plumbing.queues import rpc  # rpc-verification is a quorum queue (deploy/rabbitmq/README.md)
 
-from .. import casefile, directory, safeguards
+from .. import casefile, directory, notices, safeguards
 from .base import EXPECTED, Dependencies, remote_errors
 
 
@@ -16,6 +19,27 @@ class ServiceRpc(Dependencies):
         For notification's deadline emails. Emits nothing."""
         with self.db.transaction() as session:
             return directory.case_contacts(session, case_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @remote_errors
+    def deadlines_ahead(self, working_days):
+        """Input: a number of working days (notification's reminder lead). Returns [{case_id,
+        clock, due_at, assignee_id}] of running clocks due within that many working days (ids
+        only; verification.notices). Emits nothing."""
+        now = self.clock()
+        until = self.settings.calendar.add_working_days(now, max(0, int(working_days)))
+        with self.db.transaction() as session:
+            return notices.deadlines_ahead(session, now, until)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @remote_errors
+    def supervisor_digests(self, since):
+        """Input: ISO time the period began. Returns [{supervisor_id, units: [{unit, new,
+        waiting, overdue, awaiting_reporter}]}] (counts only; verification.notices). Emits
+        nothing."""
+        with self.db.transaction() as session:
+            return notices.supervisor_digests(session, self.clock(),
+                                              as_utc(dt.datetime.fromisoformat(str(since).replace("Z", "+00:00"))))
 
     @rpc(expected_exceptions=EXPECTED)
     @remote_errors
