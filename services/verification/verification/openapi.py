@@ -118,6 +118,22 @@ def document() -> dict:
                             "schema": {"type": "string", "enum": ["json", "csv"]}}],
             "responses": {"200": {"description": "Statistics", "content": {
                 "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": _STR}}}, "401": _ERROR}}},
+        "/api/v1/me/password": {"post": {
+            "summary": "Change one's own password (required after a reset and for a new account: until then "
+                       "every other call answers 403 password_change_required)",
+            "requestBody": _body({"current": _STR, "new": {"type": "string", "minLength": 12}}, ["current", "new"]),
+            "responses": {"204": {"description": "Changed"}, "400": _ERROR, "401": _ERROR}}},
+        "/api/v1/admin/units": {"get": {
+            "summary": "Administrators: every unit, depth first, with parent, flags, time zone, clocks and case count",
+            "responses": _ok("Units", {"type": "object", "properties": {
+                "units": {"type": "array", "items": {"type": "object"}}}})}},
+        "/api/v1/admin/staff": {"get": {
+            "summary": "Administrators: staff accounts, filtered",
+            "parameters": [{"name": n, "in": "query", "required": False, "schema": _STR} for n in ("q", "unit", "role")]
+            + [{"name": "active", "in": "query", "required": False,
+                "schema": {"type": "string", "enum": ["active", "disabled"]}}],
+            "responses": _ok("Staff", {"type": "object", "properties": {
+                "staff": {"type": "array", "items": {"type": "object"}}}})}},
         "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
                                          "responses": {"200": {"description": "OpenAPI 3.0"}}}},
     }
