@@ -11,7 +11,7 @@ Accept-Language. Abuse control is a proof of work per costly request plus one gl
 (intake.throttle), never anything per client.
 """
 
-from nameko.rpc import RpcProxy
+from wbs_plumbing.queues import RpcProxy  # transient reply queue (survives a broker node's loss)
 
 from wbs_plumbing.db import Database
 from wbs_plumbing.grants import CommandKey

@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 
 from kombu import Queue
+from nameko import rpc as nameko_rpc
 from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc, RpcConsumer, get_rpc_exchange
 
 DEAD_LETTER_QUEUE = "wbs.dead-letters"
@@ -98,3 +99,27 @@ class QuorumRpc(Rpc):
 
 rpc = QuorumRpc.decorator
 """Use instead of ``nameko.rpc.rpc``; every ``@rpc`` of one service must use the same one."""
+
+
+class TransientReplyListener(nameko_rpc.ReplyListener):
+    """nameko's reply listener with a transient (non-durable) reply queue.
+
+    nameko declares ``rpc.reply-<service>-<uuid>`` durable (kombu's default). On a cluster, a
+    durable classic queue whose node is down cannot be declared again anywhere ("home node ... is
+    down or inaccessible"), so a service whose broker node died could never reconnect its reply
+    queue, and every RPC it makes would fail until that node came back. A transient queue is
+    dropped with its node and declared afresh on the node the service reconnects to; a reply in
+    flight at that moment is lost, and the caller's deadline turns it into a 503.
+    """
+
+    def setup(self):
+        super().setup()
+        queue = self.queue
+        self.queue = Queue(queue.name, exchange=queue.exchange, routing_key=queue.routing_key, durable=False,
+                           queue_arguments=queue.queue_arguments)
+
+
+class RpcProxy(nameko_rpc.RpcProxy):
+    """Use instead of ``nameko.rpc.RpcProxy``: its replies come back on a transient queue."""
+
+    rpc_reply_listener = TransientReplyListener()

@@ -23,7 +23,9 @@ import kombu.exceptions
 from kombu import Queue
 from nameko.exceptions import MethodNotFound
 from nameko.extensions import DependencyProvider
-from nameko.rpc import Rpc, RpcConsumer, RpcProxy, ServiceProxy, get_rpc_exchange
+from nameko.rpc import Rpc, RpcConsumer, ServiceProxy, get_rpc_exchange
+
+from wbs_plumbing.queues import RpcProxy  # transient reply queue (survives a broker node's loss)
 
 log = logging.getLogger(__name__)
 

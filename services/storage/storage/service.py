@@ -43,8 +43,7 @@ hub; ``eventlet.tpool`` would add a thread hand-off per chunk without a heartbea
 import logging
 from functools import partial
 
-from nameko.rpc import RpcProxy
-from wbs_plumbing.queues import rpc  # rpc-storage is a quorum queue (deploy/rabbitmq/README.md)
+from wbs_plumbing.queues import RpcProxy, rpc  # quorum rpc-storage, transient reply queue (deploy/rabbitmq/README.md)
 from wbs_contracts.errors import Conflict, Forbidden, Invalid, IntegrityError, NotFound
 from wbs_plumbing.db import Database
 from wbs_plumbing.deadline import call_with_deadline
