@@ -106,7 +106,7 @@ class LiveKeyRing:
         if fresh and len(doc["keys"]) == 1:
             return None
         result = keyfile.rotate(self.path, self.production, transaction, add_new=not fresh,
-                                grace_seconds=grace_seconds, sleep=sleep)
+                                grace_seconds=grace_seconds, sleep=sleep, unless_active_newer_than=moment)
         self._current(force=True)
         return result
 

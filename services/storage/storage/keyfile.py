@@ -38,6 +38,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -89,8 +90,12 @@ def rewrap_all(transaction, ring: crypto.KeyRing, batch: int = BATCH, after_batc
 
 def rotate(key_file: str, production: bool, transaction, *, add_new: bool = True,
            grace_seconds: float = 0.0, sleep=time.sleep, batch: int = BATCH,
-           after_batch=None) -> dict:
+           after_batch=None, unless_active_newer_than=None) -> dict:
     """New KEK (unless ``add_new`` is false), re-wrap every data key, destroy unused retired KEKs.
+
+    ``unless_active_newer_than``: add no KEK if, under the key file's lock, the active one was
+    created after that moment: another storage replica's retention run rotated just now, and
+    several replicas firing at once make one rotation, not one each.
 
     Returns ids and counts only: ``{"active", "rewrapped", "destroyed", "remaining_by_kek"}``.
     """
@@ -98,9 +103,13 @@ def rotate(key_file: str, production: bool, transaction, *, add_new: bool = True
     if add_new:
         with locked(key_file):
             doc = read_document(key_file)
-            crypto.add_kek(doc)
-            crypto.write_key_file(key_file, doc)
-        if grace_seconds > 0:
+            created = next(k for k in doc["keys"] if k["id"] == doc["active"]).get("created_at")
+            add_new = (unless_active_newer_than is None or created is None
+                       or datetime.fromisoformat(created) <= unless_active_newer_than)
+            if add_new:
+                crypto.add_kek(doc)
+                crypto.write_key_file(key_file, doc)
+        if add_new and grace_seconds > 0:
             sleep(grace_seconds)
     ring = crypto.KeyRing.load(key_file, production=production)
     rewrapped = rewrap_all(transaction, ring, batch=batch, after_batch=after_batch)
