@@ -1,201 +1,41 @@
-"""Console texts in Bahasa Indonesia (default) and English.
+"""Console texts from Babel catalogues, like intake's: Bahasa Indonesia (default) and English.
 
-A plain table rather than gettext catalogues: the console has a few dozen strings, staff switch
-language with ``?lang=en`` (remembered in a cookie), and a missing English text falls back to
-Indonesian instead of failing. Words shared with the reporter's side (categories, the reporter's
-relationship, states) are not here: they come from ``wbs_contracts.vocabulary``.
+The templates name each text by a key (``t("my_cases")``); ``translations/<lang>/LC_MESSAGES/
+messages.po`` gives its words, so translators work with the usual gettext tools (Poedit,
+Weblate) on one system for the whole project. The compiled ``messages.mo`` beside each ``.po``
+is committed, so a fresh clone serves them without a build step; ``translations.sh`` recompiles
+after an edit, and a test fails when a ``.mo`` is out of date, a key the templates use is
+missing, or a key has no text in a language. A key with no English text falls back to the
+Indonesian one, and an unknown key shows as itself instead of failing the page. Words shared
+with the reporter's side (categories, the reporter's relationship, states) come from
+``wbs_contracts.vocabulary``.
 """
 from __future__ import annotations
 
-TEXTS: dict[str, tuple[str, str]] = {
-    "console": ("Konsol Inspektur", "Inspector console"),
-    "sign_in": ("Masuk", "Sign in"),
-    "sign_out": ("Keluar", "Sign out"),
-    "username": ("Nama pengguna", "Username"),
-    "password": ("Kata sandi", "Password"),
-    "otp": ("Kode autentikator (TOTP)", "Authenticator code (TOTP)"),
-    "login_failed": ("Nama pengguna, kata sandi atau kode salah.", "Wrong username, password or code."),
-    "my_cases": ("Kasus saya", "My cases"),
-    "supervision": ("Pengawasan", "Supervision"),
-    "statistics": ("Statistik", "Statistics"),
-    "filter": ("Saring", "Filter"),
-    "all": ("Semua", "All"),
-    "created": ("Dibuat", "Created"),
-    "unit": ("Unit kerja", "Unit"),
-    "category": ("Jenis pelanggaran", "Category"),
-    "state": ("Status", "State"),
-    "assignee": ("Petugas", "Assignee"),
-    "unassigned": ("Belum ditugaskan", "Unassigned"),
-    "deadlines": ("Tenggat", "Deadlines"),
-    "no_cases": ("Tidak ada kasus untuk Anda saat ini.", "No cases for you right now."),
-    "back": ("Kembali ke daftar kasus", "Back to the case list"),
-    "case": ("Kasus", "Case"),
-    "case_number": ("Nomor kasus", "Case number"),
-    "routing_note": ("Catatan penugasan", "Routing note"),
-    "received_at": ("Diterima", "Received"),
-    "occurred": ("Waktu kejadian", "When"),
-    "location": ("Tempat / kegiatan", "Where"),
-    "relationship": ("Hubungan pelapor", "Reporter's relationship"),
-    "justice_collaborator": ("terlibat: justice collaborator", "involved: justice collaborator"),
-    "narrative": ("Kronologi", "Narrative"),
-    "parties": ("Terlapor", "Reported parties"),
-    "evidence": ("Bukti", "Evidence"),
-    "no_evidence": ("Tidak ada bukti terlampir.", "No evidence attached."),
-    "bytes": ("bita", "bytes"),
-    "history": ("Riwayat", "History"),
-    "messages": ("Pesan", "Messages"),
-    "no_messages": ("Belum ada pesan.", "No messages yet."),
-    "to_reporter": ("Kepada pelapor", "To the reporter"),
-    "from_reporter": ("Dari pelapor", "From the reporter"),
-    "internal": ("Catatan internal", "Internal note"),
-    "post_message": ("Kirim pesan", "Post message"),
-    "visibility": ("Tujuan", "Visibility"),
-    "ask_reporter": ("Minta informasi dari pelapor (status: Menunggu pelapor)",
-                     "Ask the reporter for information (state: awaiting reporter)"),
-    "text": ("Teks", "Text"),
-    "change_state": ("Ubah status", "Change state"),
-    "new_state": ("Status baru", "New state"),
-    "coded_reason": ("Alasan berkode (wajib untuk status akhir)", "Coded reason (required for end states)"),
-    "reason": ("Alasan", "Reason"),
-    "save": ("Simpan", "Save"),
-    "flags": ("Penanda", "Flags"),
-    "on_hold": ("Ditunda", "On hold"),
-    "legal_hold": ("Legal hold", "Legal hold"),
-    "conflict_flagged": ("Benturan kepentingan", "Conflict of interest"),
-    "content_destroyed": ("Isi laporan telah dimusnahkan sesuai masa retensi.",
-                          "The report's content was destroyed under the retention policy."),
-    "recusal": ("Pengunduran diri (benturan kepentingan)", "Recusal (conflict of interest)"),
-    "recuse": ("Mundur dari kasus ini", "Recuse myself"),
-    "exclusions": ("Catatan pengecualian / pengunduran diri", "Exclusions and recusals"),
-    "reassign": ("Tugaskan ulang", "Reassign"),
-    "reassign_to": ("Nama pengguna petugas baru", "New assignee's username"),
-    "set_legal_hold": ("Pasang legal hold", "Place legal hold"),
-    "lift_legal_hold": ("Cabut legal hold", "Lift legal hold"),
-    "toggle_on_hold": ("Ubah status tunda", "Toggle on hold"),
-    "no_cases_scope": ("Tidak ada kasus dalam pengawasan Anda.", "No cases in your oversight."),
-    "routing_failed": ("Gagal dirutekan (perlu penugasan)", "Routing failed (needs assignment)"),
-    "total": ("Jumlah kasus", "Cases"),
-    "by_unit": ("Per unit kerja", "By unit"),
-    "by_category": ("Per jenis pelanggaran", "By category"),
-    "by_state": ("Per status", "By state"),
-    "by_month": ("Per bulan", "By month"),
-    "in_time": ("Tepat waktu", "In time"),
-    "median_days": ("Median hari per tahap", "Median days per stage"),
-    "suppressed": ("Angka 1–4 ditampilkan sebagai <5 untuk melindungi pelapor.",
-                   "Counts from 1 to 4 are shown as <5 to protect reporters."),
-    "csv": ("Unduh CSV", "Download CSV"),
-    "error": ("Tidak dapat diproses", "Cannot be processed"),
-    "language": ("English", "Bahasa Indonesia"),
-    "status_met": ("terpenuhi", "met"),
-    "status_late": ("terlambat", "late"),
-    "status_breached": ("terlewati", "breached"),
-    "status_paused": ("dijeda", "paused"),
-    "status_running": ("berjalan", "running"),
-    "outcome": ("Hasil", "Outcome"),
-    "conflicts": ("Benturan kepentingan saya", "My conflicts of interest"),
-    "conflicts_help": ("Nyatakan unit atau orang yang dengannya Anda memiliki benturan kepentingan. Kasus yang menyangkutnya tidak akan ditugaskan kepada Anda.",
-                       "Declare a unit or a person you have a conflict of interest with. Cases touching them will not be assigned to you."),
-    "person": ("Nama orang", "Person's name"),
-    "note": ("Catatan", "Note"),
-    "declare": ("Nyatakan", "Declare"),
-    "add_party": ("Tambah terlapor", "Add a party"),
-    "position": ("Jabatan", "Position"),
-    # roles as staff read them (never the English code in the Indonesian page)
-    "role_inspector": ("Pemeriksa", "Inspector"),
-    "role_supervisor": ("Penyelia", "Supervisor"),
-    "role_admin": ("Administrator", "Administrator"),
-    # the case list (caselist)
-    "reference": ("Nomor register", "Register number"),
-    "received": ("Diterima", "Received"),
-    "search_reference": ("Cari nomor register", "Search register number"),
-    "received_from": ("Diterima sejak", "Received from"),
-    "received_to": ("Diterima sampai", "Received until"),
-    "assignee_filter": ("Petugas (nama pengguna, atau 'none')", "Assignee (username, or 'none')"),
-    "sort": ("Urutkan", "Sort"),
-    "sort_deadline": ("Tenggat terdekat", "Nearest deadline"),
-    "sort_-deadline": ("Tenggat terjauh", "Latest deadline"),
-    "sort_received": ("Terlama diterima", "Oldest first"),
-    "sort_-received": ("Terbaru diterima", "Newest first"),
-    "sort_reference": ("Nomor register naik", "Register number ascending"),
-    "sort_-reference": ("Nomor register turun", "Register number descending"),
-    "sort_updated": ("Terlama diubah", "Least recently changed"),
-    "sort_-updated": ("Terbaru diubah", "Most recently changed"),
-    "per_page": ("Per halaman", "Per page"),
-    "cases_found": ("kasus ditemukan", "cases found"),
-    "page": ("Halaman", "Page"),
-    "previous": ("Sebelumnya", "Previous"),
-    "next": ("Berikutnya", "Next"),
-    # the administration console (admin.py, entrypoints/admin_console.py)
-    "administration": ("Administrasi", "Administration"),
-    "admin_units": ("Unit kerja", "Units"),
-    "admin_staff": ("Pegawai", "Staff"),
-    "units_count": ("unit kerja", "units"),
-    "cases_word": ("kasus", "cases"),
-    "inspectorate": ("Inspektorat", "Inspectorate"),
-    "disabled": ("Nonaktif", "Disabled"),
-    "active_unit": ("Aktif (menerima laporan baru)", "Active (takes new reports)"),
-    "active_account": ("Aktif", "Active"),
-    "add_unit": ("Tambah unit kerja", "Add a unit"),
-    "code": ("Kode", "Code"),
-    "name": ("Nama", "Name"),
-    "parent": ("Induk", "Parent"),
-    "timezone": ("Zona waktu", "Time zone"),
-    "add": ("Tambah", "Add"),
-    "save": ("Simpan", "Save"),
-    "rename": ("Ganti nama", "Rename"),
-    "move": ("Pindahkan", "Move"),
-    "import_units": ("Impor unit kerja (CSV)", "Import units (CSV)"),
-    "import_help": ("Kolom: code,name,parent,inspectorate[,timezone]. Semua atau tidak sama sekali; tidak ada unit yang dihapus.",
-                    "Columns: code,name,parent,inspectorate[,timezone]. All or nothing; no unit is ever deleted."),
-    "csv_file": ("Berkas CSV", "CSV file"),
-    "import": ("Impor", "Import"),
-    "import_done": ("Impor selesai", "Import done"),
-    "import_refused": ("Tidak ada yang diimpor: perbaiki baris berikut lalu unggah lagi.",
-                       "Nothing was imported: fix these lines and upload again."),
-    "line": ("Baris", "Line"),
-    "added": ("ditambahkan", "added"),
-    "changed": ("diubah", "changed"),
-    "unchanged": ("tetap", "unchanged"),
-    "ack_days": ("Tanggapan awal (hari)", "Acknowledge (days)"),
-    "verification_days": ("Verifikasi (hari)", "Verification (days)"),
-    "feedback_months": ("Umpan balik (bulan)", "Feedback (months)"),
-    "working_days": ("hari kerja", "working days"),
-    "search": ("Cari", "Search"),
-    "role": ("Peran", "Role"),
-    "account_state": ("Status akun", "Account"),
-    "locked": ("Terkunci", "Locked"),
-    "must_change": ("Wajib ganti kata sandi", "Must change password"),
-    "add_staff": ("Tambah pegawai", "Add an account"),
-    "oversees": ("Mengawasi", "Oversees"),
-    "oversees_codes": ("Unit yang diawasi (kode, dipisah koma)", "Overseen units (codes, comma separated)"),
-    "escalation_pool": ("Kelompok eskalasi", "Escalation pool"),
-    "change_role": ("Ubah peran", "Change role"),
-    "disable": ("Nonaktifkan", "Disable"),
-    "enable": ("Aktifkan", "Enable"),
-    "revoke_sessions": ("Akhiri semua sesi", "End all sessions"),
-    "unlock": ("Buka kunci", "Unlock"),
-    "reset_password": ("Atur ulang kata sandi", "Reset password"),
-    "reset_totp": ("Atur ulang autentikator", "Reset authenticator"),
-    "shown_once": ("Ditampilkan sekali saja", "Shown only once"),
-    "shown_once_help": ("Sampaikan kepada pemilik akun melalui jalur aman. Halaman ini tidak dapat dibuka lagi.",
-                        "Give this to the account holder over a safe channel. This page cannot be opened again."),
-    "one_time_password": ("Kata sandi sekali pakai", "One-time password"),
-    "totp_secret": ("Kunci autentikator (TOTP)", "Authenticator key (TOTP)"),
-    "back_to_account": ("Kembali ke akun", "Back to the account"),
-    "change_password": ("Ganti kata sandi", "Change password"),
-    "must_change_help": ("Anda masuk dengan kata sandi sekali pakai. Pilih kata sandi baru (minimal 12 karakter) sebelum melanjutkan.",
-                         "You signed in with a one-time password. Choose a new one (at least 12 characters) to continue."),
-    "current_password": ("Kata sandi saat ini", "Current password"),
-    "new_password": ("Kata sandi baru", "New password"),
-    "repeat_password": ("Ulangi kata sandi baru", "Repeat the new password"),
-}
+from functools import lru_cache
+from pathlib import Path
+
+from babel.support import NullTranslations, Translations
+
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+LANGUAGES = ("id", "en")
+DEFAULT = "id"
+
+
+@lru_cache(maxsize=None)
+def catalogue(lang: str) -> NullTranslations:
+    return Translations.load(str(TRANSLATIONS), [lang], domain="messages")
 
 
 def translator(lang: str):
-    index = 1 if lang == "en" else 0
+    """``t(key)``: the key's text in ``lang`` (Indonesian when the language lacks it)."""
+    lang = lang if lang in LANGUAGES else DEFAULT
+    own, fallback = catalogue(lang), catalogue(DEFAULT)
 
     def t(key: str) -> str:
-        pair = TEXTS.get(key)
-        return key if pair is None else pair[index]
+        text = own.gettext(key)
+        if text == key and lang != DEFAULT:
+            text = fallback.gettext(key)
+        return text
 
     return t
