@@ -39,6 +39,14 @@ class _Directory:
         """``{"email", "display_name", "language"}`` or None for an unknown staff id."""
         return call_with_deadline(self._proxy.get_recipient, self._timeout, staff_id)
 
+    def deadlines_ahead(self, working_days: int) -> list:
+        """``[{case_id, clock, due_at, assignee_id}]`` due within that many working days."""
+        return call_with_deadline(self._proxy.deadlines_ahead, self._timeout, working_days)
+
+    def supervisor_digests(self, since: str) -> list:
+        """``[{supervisor_id, units: [{unit, new, waiting, overdue, awaiting_reporter}]}]``."""
+        return call_with_deadline(self._proxy.supervisor_digests, self._timeout, since)
+
     def case_contacts(self, case_id: str) -> Optional[dict]:
         """``{"assignee_id", "supervisor_ids"}`` (ids only) or None for an unknown case."""
         return call_with_deadline(self._proxy.case_contacts, self._timeout, case_id)

@@ -33,6 +33,7 @@ Logs name the notification id, kind, attempt and error class; never an address o
 """
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from datetime import date, datetime, timedelta
 from typing import Callable, ContextManager, List, Optional
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from wbs_plumbing.clock import as_utc, utcnow
 from wbs_plumbing.outbox import add_event
@@ -54,8 +56,10 @@ from notification.models import (
     CaseReport,
     Notification,
     OutboxMessage,
+    DigestCounts,
     ReporterNews,
     StaffKey,
+    StaffPreference,
 )
 from wbs_contracts.vocabulary import STATE_LABELS
 from notification.settings import Settings, backoff_seconds
@@ -68,6 +72,8 @@ KIND_SLA_ESCALATED = "sla_escalated"
 KIND_REPORTER_REPLIED = "reporter_replied"
 KIND_ROUTING_FAILED = "routing_failed"
 KIND_REPORTER_NEWS = "reporter_news"
+KIND_SLA_REMINDER = "sla_reminder"
+KIND_SUPERVISOR_DIGEST = "supervisor_digest"
 REPORTER_PREFIX = "reporter:"
 _NOTICE_NAMESPACE = uuid.UUID("6f1c3e0a-5b1d-4c53-9a3e-2d7f8b9c0e41")
 
@@ -248,6 +254,8 @@ def mark_sent(session, claimed: Claim, now: datetime) -> Optional[dict]:
     )
     if claimed.recipient_id.startswith(REPORTER_PREFIX):
         return None  # see the module docstring: no event about a reporter's notices
+    if claimed.kind == KIND_SUPERVISOR_DIGEST:
+        return None  # about a period, not a case: notification_sent names a case
     return add_event(
         session,
         OutboxMessage,
@@ -298,6 +306,8 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
         templates = overrides.current(session, claimed.kind) if claimed is not None else {}
         key = session.get(StaffKey, claimed.recipient_id) if claimed is not None else None
         public_key = key.armored if key is not None else None
+        counts = session.get(DigestCounts, claimed.notification_id) if claimed is not None else None
+        units = json.loads(counts.units) if counts is not None else None
     if claimed is None:
         return None
 
@@ -322,6 +332,7 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
                 language=recipient.get("language"),
                 overrides=templates,
                 public_key=public_key,
+                units=units,
             )
         except MailTransportError as exc:
             error = "mail:" + str(exc)
@@ -472,3 +483,99 @@ def register_key(session, staff_id: str, checked, now: datetime) -> None:
     row.fingerprint, row.armored = checked.fingerprint, checked.armored
     row.expires_at, row.registered_at = checked.expires_at, now
     session.flush()
+
+
+# --- staff reminders and digests ----------------------------------------------------------------
+
+
+def _once(session, **row) -> Optional[str]:
+    """``record_notification`` in a savepoint: a replica that lost the race on
+    ``UNIQUE(event_id, recipient_id)`` gets None instead of a failed transaction."""
+    try:
+        with session.begin_nested():
+            existing = session.execute(select(Notification.notification_id).where(
+                Notification.event_id == row["event_id"],
+                Notification.recipient_id == row["recipient_id"])).scalar_one_or_none()
+            if existing is not None:
+                return None
+            return record_notification(session, **row)
+    except IntegrityError:
+        return None
+
+
+def _derived_id(*parts) -> str:
+    return str(uuid.uuid5(_NOTICE_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+def record_reminders(session, due: list, now: datetime, settings: Settings) -> List[str]:
+    """One ``sla_reminder`` per (case, clock, due time) to the assignee: the event id is derived
+    from those three, so a later sweep, a second replica or a restart adds nothing, and a clock
+    that was paused and moved gets a reminder for its new due time."""
+    ids = []
+    for item in due:
+        notification_id = _once(session, event_id=_derived_id("reminder", item["case_id"], item["clock"], item["due_at"]),
+                                recipient_id=item["assignee_id"], kind=KIND_SLA_REMINDER,
+                                case_id=item["case_id"], now=defer_for(session, item["assignee_id"], now, settings))
+        if notification_id:
+            ids.append(notification_id)
+    return ids
+
+
+def digest_period(staff_period: str, now: datetime, settings: Settings) -> Optional[str]:
+    """The period key a digest is due for now, or None: daily from the digest hour on; weekly
+    on Mondays from the digest hour on."""
+    local = as_utc(now) + timedelta(hours=settings.day_utc_offset_hours)
+    if local.hour < settings.digest_hour:
+        return None
+    if staff_period == "weekly":
+        return "weekly:{}".format(local.date()) if local.weekday() == 0 else None
+    return "daily:{}".format(local.date())
+
+
+def record_digests(session, digests: list, now: datetime, settings: Settings) -> List[str]:
+    """One ``supervisor_digest`` per supervisor and period (``UNIQUE(event_id, recipient_id)``
+    with the event id derived from the period), carrying counts only."""
+    ids = []
+    for digest in digests:
+        pref = session.get(StaffPreference, digest["supervisor_id"])
+        period = digest_period(pref.digest if pref else "daily", now, settings)
+        if period is None:
+            continue
+        notification_id = _once(session, event_id=_derived_id("digest", period), recipient_id=digest["supervisor_id"],
+                                kind=KIND_SUPERVISOR_DIGEST, case_id=period, now=now)
+        if notification_id:
+            units = [{k: u[k] for k in ("unit", "new", "waiting", "overdue", "awaiting_reporter")}
+                     for u in digest["units"]]
+            session.add(DigestCounts(notification_id=notification_id, units=json.dumps(units)))
+            ids.append(notification_id)
+    return ids
+
+
+def digest_since(now: datetime, settings: Settings) -> datetime:
+    """Where "new" starts for today's digests: the previous digest hour (a day ago)."""
+    return as_utc(now) - timedelta(days=1)
+
+
+def defer_for(session, staff_id: str, now: datetime, settings: Settings) -> datetime:
+    """When a staff member's email may go: now, or the next digest hour for "daily" delivery."""
+    pref = session.get(StaffPreference, staff_id)
+    if pref is None or pref.delivery == "immediate":
+        return now
+    local = as_utc(now) + timedelta(hours=settings.day_utc_offset_hours)
+    at = local.replace(hour=settings.digest_hour, minute=0, second=0, microsecond=0)
+    if at <= local:
+        at += timedelta(days=1)
+    return at - timedelta(hours=settings.day_utc_offset_hours)
+
+
+def set_preference(session, staff_id: str, delivery: Optional[str], digest: Optional[str]) -> dict:
+    row = session.get(StaffPreference, staff_id)
+    if row is None:
+        row = StaffPreference(staff_id=staff_id, delivery="immediate", digest="daily")
+        session.add(row)
+    if delivery is not None:
+        row.delivery = delivery
+    if digest is not None:
+        row.digest = digest
+    session.flush()
+    return {"staff_id": staff_id, "delivery": row.delivery, "digest": row.digest}

@@ -48,7 +48,10 @@ smtplib = eventlet.patcher.import_patched("smtplib")
 
 log = logging.getLogger(__name__)
 
-STAFF_KINDS = ("case_assigned", "sla_breached", "sla_escalated", "reporter_replied", "routing_failed")
+STAFF_KINDS = ("case_assigned", "sla_breached", "sla_escalated", "reporter_replied", "routing_failed",
+               "sla_reminder", "supervisor_digest")
+# Emails about a period, not a case: their "case id" is the period key, their link the console.
+DIGEST_KINDS = ("supervisor_digest",)
 # Emails to a reporter: addressed by report, never to staff, never naming the case.
 REPORTER_KINDS = ("reporter_news",)
 KINDS = STAFF_KINDS + REPORTER_KINDS
@@ -56,6 +59,12 @@ LANGUAGES = ("id", "en")
 DEFAULT_LANGUAGE = "id"
 # The only names a template may use. Tested: every template's undeclared variables are a subset.
 TEMPLATE_VARIABLES = frozenset({"link"})
+# A digest also gets ``units``: [{unit, new, waiting, overdue, awaiting_reporter}] (codes and counts).
+DIGEST_VARIABLES = frozenset({"link", "units"})
+
+
+def allowed_variables(kind: str) -> frozenset:
+    return DIGEST_VARIABLES if kind in DIGEST_KINDS else TEMPLATE_VARIABLES
 
 _env = SandboxedEnvironment(
     loader=jinja2.PackageLoader("notification", "templates"),
@@ -87,25 +96,25 @@ def case_link(console_url: str, case_id: str) -> str:
     return "{}/cases/{}".format(console_url.rstrip("/"), case_id)
 
 
-def render_override(override: Override, link: str):
-    """(subject, text, html) of an override, in the sandbox, from ``TEMPLATE_VARIABLES`` only;
-    raises whatever Jinja2 raises (undefined name, syntax, sandbox security)."""
+def render_override(override: Override, variables: dict):
+    """(subject, text, html) of an override, in the sandbox, from ``variables`` (the kind's
+    ``allowed_variables``) only; raises whatever Jinja2 raises (undefined, syntax, security)."""
     def one(source, autoescape=False):
         if source is None:
             return None
         env = _html_env if autoescape else _env
-        return env.from_string(source).render(link=link)
+        return env.from_string(source).render(**variables)
     return one(override.subject).strip(), one(override.text), one(override.html, autoescape=True)
 
 
-def _render_one(kind: str, language: str, link: str, override: Optional[Override] = None):
+def _render_one(kind: str, language: str, variables: dict, override: Optional[Override] = None):
     if override is not None:
         try:
-            return render_override(override, link)
+            return render_override(override, variables)
         except Exception as exc:  # a broken override must never block delivery
             log.error("template override %s.%s v%d failed to render (%s); the default is used",
                       kind, language, override.version, type(exc).__name__)
-    text = _env.get_template("{}.{}.txt".format(kind, language)).render(link=link)
+    text = _env.get_template("{}.{}.txt".format(kind, language)).render(**variables)
     subject, _, body = text.partition("\n")
     return subject.strip(), body, None
 
@@ -122,21 +131,25 @@ def render_reporter(kind: str, settings: Settings, language: Optional[str] = Non
                     overrides: Optional[dict] = None) -> RenderedEmail:
     """A reporter notice in the report's language only: the sign-in link and nothing else."""
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    part = _render_one(kind, language, settings.followup_url, (overrides or {}).get(language))
+    part = _render_one(kind, language, {"link": settings.followup_url}, (overrides or {}).get(language))
     return RenderedEmail(subject=settings.reporter_subject or part[0], body=part[1].strip() + "\n",
                          html=_html_of([part]))
 
 
 def render(kind: str, case_id: str, console_url: str, language: Optional[str] = None,
-           overrides: Optional[dict] = None) -> RenderedEmail:
+           overrides: Optional[dict] = None, units: Optional[list] = None) -> RenderedEmail:
     """Both languages, the recipient's preferred one first (Bahasa Indonesia by default).
-    ``overrides``: language -> ``Override`` (the administrator's current versions)."""
+    ``overrides``: language -> ``Override`` (the administrator's current versions); ``units``:
+    a digest's counts (digests only)."""
     if kind not in STAFF_KINDS:
         raise ValueError("unknown notification kind {!r}".format(kind))
     first = language if language in LANGUAGES else DEFAULT_LANGUAGE
     order = [first] + [lang for lang in LANGUAGES if lang != first]
-    link = case_link(console_url, case_id)
-    parts = [_render_one(kind, lang, link, (overrides or {}).get(lang)) for lang in order]
+    if kind in DIGEST_KINDS:
+        variables = {"link": console_url.rstrip("/") + "/cases", "units": list(units or [])}
+    else:
+        variables = {"link": case_link(console_url, case_id)}
+    parts = [_render_one(kind, lang, variables, (overrides or {}).get(lang)) for lang in order]
     subject = "[WBS] " + " / ".join(subject for subject, _, _ in parts)
     body = "\n-----\n\n".join(body.strip() + "\n" for _, body, _ in parts)
     return RenderedEmail(subject=subject, body=body, html=_html_of(parts))
@@ -222,14 +235,14 @@ class MailSender:
 
     def send_notification(self, *, key: str, to_address: str, kind: str, case_id: str,
                           language: Optional[str] = None, overrides: Optional[dict] = None,
-                          public_key: Optional[str] = None) -> None:
+                          public_key: Optional[str] = None, units: Optional[list] = None) -> None:
         """Render, build, encrypt to ``public_key`` when the recipient registered one, send."""
         if kind in REPORTER_KINDS:
             rendered = render_reporter(kind, self.settings, language, overrides)
             sender = email.utils.formataddr((self.settings.reporter_sender_name,
                                              self.settings.reporter_from))
         else:
-            rendered = render(kind, case_id, self.settings.console_url, language, overrides)
+            rendered = render(kind, case_id, self.settings.console_url, language, overrides, units)
             sender = None
         message = build_message(self.settings, to_address, rendered, key, sender)
         if public_key:

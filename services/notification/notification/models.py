@@ -149,3 +149,30 @@ class StaffKey(Base):
     armored: Mapped[str] = mapped_column(Text, nullable=False)
     expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class StaffPreference(Base):
+    """How a staff member wants their email: ``delivery`` ``immediate`` (default) or ``daily``
+    (their case emails wait for the digest hour), and as a supervisor their digest ``period``
+    ``daily`` (default) or ``weekly`` (Mondays). Settable over RPC (console or admin)."""
+
+    __tablename__ = "staff_preferences"
+    __table_args__ = (
+        CheckConstraint("delivery IN ('immediate', 'daily')", name="ck_staff_preferences_delivery"),
+        CheckConstraint("digest IN ('daily', 'weekly')", name="ck_staff_preferences_digest"),
+    )
+
+    staff_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    delivery: Mapped[str] = mapped_column(String(16), nullable=False, default="immediate")
+    digest: Mapped[str] = mapped_column(String(16), nullable=False, default="daily")
+
+
+class DigestCounts(Base):
+    """The counts a digest notification carries (codes of units and numbers, nothing else),
+    kept with its row so a retry sends the same figures. The row's ``UNIQUE(event_id,
+    recipient_id)``, with an event id derived from the period, is the one-digest-per-period rule."""
+
+    __tablename__ = "digest_counts"
+
+    notification_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    units: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list

@@ -3,7 +3,7 @@
 Why this shape: an inspectorate wants its name, hotline and legal notice in the emails, but an
 editable template must not become a way to put case content into an email or to reach Python
 objects. So an override is checked at upload (it parses in Jinja2's sandbox, uses no variable
-outside ``TEMPLATE_VARIABLES`` and renders with a sample link) and rendered in the sandbox from
+outside the kind's ``allowed_variables`` and renders with a sample link) and rendered in the sandbox from
 the link only; if it still fails at send time the default is used and the failure logged
 (``mailer._render_one``): a bad edit never blocks delivery. Each save is a new version (the
 history says what was sent when); the RPCs that save, preview and list need the admin key's
@@ -21,13 +21,19 @@ from sqlalchemy import func, select
 
 from wbs_contracts.errors import Invalid
 
-from notification.mailer import (KINDS, LANGUAGES, TEMPLATE_VARIABLES, Override, _env, _html_env,
+from notification.mailer import (KINDS, LANGUAGES, Override, _env, _html_env, allowed_variables,
                                  render_override)
 from notification.models import TemplateVersion
 
 audit = logging.getLogger("wbs.audit.templates")
 
 SAMPLE_LINK = "https://example.invalid/sample-link"
+SAMPLE_UNITS = [{"unit": "sample-unit", "new": 1, "waiting": 2, "overdue": 0, "awaiting_reporter": 1}]
+
+
+def sample_variables(kind: str) -> dict:
+    """What a preview renders with: a sample link (and sample counts for a digest)."""
+    return {name: {"link": SAMPLE_LINK, "units": SAMPLE_UNITS}[name] for name in allowed_variables(kind)}
 MAX_TEMPLATE_CHARS = 20000
 
 
@@ -47,13 +53,13 @@ def check(kind: str, language: str, subject: str, text: str, html: Optional[str]
             used = jinja2.meta.find_undeclared_variables(env.parse(value))
         except jinja2.TemplateSyntaxError as exc:
             raise Invalid("{}: template syntax error on line {}".format(name, exc.lineno)) from None
-        if not used <= TEMPLATE_VARIABLES:
-            raise Invalid("{} may use only {}".format(name, ", ".join(sorted(TEMPLATE_VARIABLES))))
+        if not used <= allowed_variables(kind):
+            raise Invalid("{} may use only {}".format(name, ", ".join(sorted(allowed_variables(kind)))))
     if "\n" in subject.strip():
         raise Invalid("subject must be one line")
     override = Override(version=0, subject=subject, text=text, html=html)
     try:
-        render_override(override, SAMPLE_LINK)
+        render_override(override, sample_variables(kind))
     except Exception as exc:  # sandbox refusals, filters on the wrong type, ...
         raise Invalid("template does not render: {}".format(type(exc).__name__)) from None
     return override

@@ -173,7 +173,7 @@ class NotificationService:
         """
         self.commands(command, "preview_template", ("admin",), kind=kind, language=language)
         checked = overrides.check(kind, language, subject, text, html)
-        subject, text, html = overrides.render_override(checked, overrides.SAMPLE_LINK)
+        subject, text, html = overrides.render_override(checked, overrides.sample_variables(kind))
         return {"subject": subject, "text": text, "html": html}
 
     @rpc(expected_exceptions=(Forbidden,))
@@ -205,6 +205,42 @@ class NotificationService:
             domain.register_key(session, str(staff_id), checked, domain.utcnow())
         expires = checked.expires_at.isoformat() if checked.expires_at else None
         return {"fingerprint": checked.fingerprint, "expires_at": expires}
+
+    # -- staff reminders, digests, preferences ----------------------------------------------
+
+    @configured_timer(interval=300, config_key="NOTIFY_PLAN_INTERVAL_SECONDS")
+    def plan_staff_notices(self):
+        """Record due ``sla_reminder`` and ``supervisor_digest`` emails; the sweep sends them.
+
+        Input: none (timer). Asks verification (ids and counts only) for clocks due within
+        ``NOTIFY_REMINDER_WORKING_DAYS`` working days and, from ``NOTIFY_DIGEST_HOUR`` on, for
+        each supervisor's counts. Exactly once per (case, clock, due time) and per (supervisor,
+        period) with any number of replicas: the rows' event ids are derived from those, and
+        ``UNIQUE(event_id, recipient_id)`` refuses a second. Errors: verification away -> logged
+        by nameko, the next tick tries again (nothing was recorded).
+        """
+        now = domain.utcnow()
+        due = self.directory.deadlines_ahead(self.settings.reminder_working_days)
+        digests = []
+        if domain.digest_period("daily", now, self.settings) is not None:
+            digests = self.directory.supervisor_digests(domain.digest_since(now, self.settings).isoformat())
+        with self.db.transaction() as session:
+            domain.record_reminders(session, due, now, self.settings)
+            domain.record_digests(session, digests, now, self.settings)
+
+    @rpc(expected_exceptions=(Invalid, Forbidden))
+    def set_preference(self, staff_id, delivery=None, digest=None, command=None):
+        """A staff member's email preference: ``delivery`` immediate|daily, ``digest`` daily|weekly.
+
+        Input: ``command``: verification's (the console, for the signed-in staff member) or the
+        admin key's signed ``set_preference`` bound to the staff id. Returns the preference.
+        Events: none (audited). Errors: ``Forbidden``, ``Invalid`` (unknown value).
+        """
+        self.commands(command, "set_preference", ("verification", "admin"), staff_id=staff_id)
+        if delivery not in (None, "immediate", "daily") or digest not in (None, "daily", "weekly"):
+            raise Invalid("delivery is immediate or daily; digest is daily or weekly")
+        with self.db.transaction() as session:
+            return domain.set_preference(session, str(staff_id), delivery, digest)
 
     @configured_timer(interval=5, config_key="NOTIFY_SWEEP_INTERVAL_SECONDS")
     def retry_pending(self):

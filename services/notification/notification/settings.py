@@ -67,6 +67,12 @@ class Settings:
     reporter_subject: str = ""
     # "One notice a day" counts days in this offset from UTC (Indonesia's WIB by default).
     day_utc_offset_hours: float = 7.0
+    # Staff reminders and digests: remind the assignee this many working days before a
+    # deadline; digests (and "daily" staff email) go out from this local hour; the planner runs
+    # every plan_interval seconds.
+    reminder_working_days: int = 2
+    digest_hour: int = 7
+    plan_interval_seconds: float = 300.0
 
     @property
     def outbox_dir(self) -> str:
@@ -117,6 +123,9 @@ class Settings:
             reporter_sender_name=text(config.get("REPORTER_SENDER_NAME"), "Layanan Pemberitahuan"),
             reporter_subject=text(config.get("REPORTER_SUBJECT")),
             day_utc_offset_hours=number_at(config, "NOTIFY_DAY_UTC_OFFSET_HOURS", 7.0),
+            reminder_working_days=integer_at(config, "NOTIFY_REMINDER_WORKING_DAYS", 2),
+            digest_hour=integer_at(config, "NOTIFY_DIGEST_HOUR", 7),
+            plan_interval_seconds=number_at(config, "NOTIFY_PLAN_INTERVAL_SECONDS", 300.0),
         )
         settings.check()
         if env == "production" and not text(config.get("WBS_CONSOLE_URL")):
