@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import requests
@@ -88,7 +89,9 @@ class Stack:
     def service_env(self, service) -> dict:
         if service not in self.identities:
             return self.env
-        return dict(self.env, AMQP_URI=self.identities[service], WBS_BROKER_IDENTITIES="per-service")
+        user = urlsplit(self.identities[service]).username  # <prefix><service>
+        return dict(self.env, AMQP_URI=self.identities[service], WBS_BROKER_IDENTITIES="per-service",
+                    WBS_BROKER_USER_PREFIX=user[:-len(service)])
 
     def wait_ready(self, services, timeout):
         deadline = time.monotonic() + timeout

@@ -24,8 +24,10 @@ from wbs_cli.broker import create_identities, definitions_module
 from wbs_plumbing.reliable import DEAD_LETTER_QUEUE
 
 IDENTITIES = ("intake", "storage", "verification", "notification", "admin")
-# Fixed test passwords: broker users are global, and runs on one machine must not re-password
-# each other's users under running services.
+# Broker users are global: the tests' users have their own prefix, so a `make run` on the same
+# broker (users wbs-*) is not re-passworded under its feet, and fixed passwords, so concurrent
+# test runs do not re-password each other's.
+PREFIX = "wbs-test-"
 TEST_PASSWORDS = {identity: f"wbs-test-{identity}-not-a-secret" for identity in IDENTITIES}
 
 
@@ -86,7 +88,7 @@ def refused_call(intruder, service, method, *args, **kwargs) -> str:
 
 @pytest.fixture
 def identities(rabbit_uri):
-    return create_identities(rabbit_uri, TEST_PASSWORDS)
+    return create_identities(rabbit_uri, TEST_PASSWORDS, prefix=PREFIX)
 
 
 @pytest.fixture
@@ -144,7 +146,7 @@ def test_one_service_s_broker_credentials_destroy_nothing_and_forge_nothing(stac
     admin = Intruder(identities["admin"], "standalone_rpc_proxy")
     try:
         # Finding 1: evidence destroyed without a grant.
-        assert "refused for user 'wbs-intake'" in refused_call(intake, "storage", "run_retention")
+        assert f"refused for user '{PREFIX}intake'" in refused_call(intake, "storage", "run_retention")
         answer = intake.call("storage", "discard_report", report_id)  # allowed on the broker ...
         assert answer["error"]["exc_type"] == "Forbidden"  # ... but not without intake's signed command
         assert admin.call("storage", "run_retention")["error"]["exc_type"] == "Forbidden"  # no admin key
@@ -160,14 +162,14 @@ def test_one_service_s_broker_credentials_destroy_nothing_and_forge_nothing(stac
                   "case_id": str(uuid.uuid4()), "report_id": report_id, "from_state": "verification",
                   "to_state": "not_actionable"}
         assert notification.refused("", queue, json.dumps(forged).encode(), content_type="application/json",
-                                    user_id="wbs-notification", delivery_mode=2) is None
+                                    user_id=f"{PREFIX}notification", delivery_mode=2) is None
         assert "but authenticated user was" in notification.refused(
-            "", queue, b"{}", user_id="wbs-verification")  # the broker checks user_id
+            "", queue, b"{}", user_id=f"{PREFIX}verification")  # the broker checks user_id
 
         # Finding 2: anyone becomes a supervisor.
-        assert "refused for user 'wbs-notification'" in refused_call(
+        assert f"refused for user '{PREFIX}notification'" in refused_call(
             notification, "verification", "add_staff", "mallory", "m@example.org", "att-itjen", "supervisor")
-        assert "refused for user 'wbs-intake'" in refused_call(
+        assert f"refused for user '{PREFIX}intake'" in refused_call(
             intake, "verification", "set_supervision", "att-inspektur", ["att-itjen"])
         for method, args in (("add_staff", ["mallory", "m@example.org", "att-itjen", "supervisor"]),
                              ("set_supervision", ["att-inspektur", ["att-itjen"]]),
@@ -181,7 +183,7 @@ def test_one_service_s_broker_credentials_destroy_nothing_and_forge_nothing(stac
         # Finding 3: reporter messages without the receipt.
         answer = intake.call("verification", "get_report_status", report_id, "id")
         assert answer["error"]["exc_type"] == "Forbidden"
-        assert "refused for user 'wbs-notification'" in refused_call(
+        assert f"refused for user '{PREFIX}notification'" in refused_call(
             notification, "verification", "get_report_status", report_id, "id")
 
         # Finding 4: a forged report_submitted (intake's credentials, a report nobody stored).
@@ -189,15 +191,15 @@ def test_one_service_s_broker_credentials_destroy_nothing_and_forge_nothing(stac
                    "report_id": str(uuid.uuid4()), "unit": "att-dit", "category": "procurement",
                    "evidence_count": 0}
         assert intake.refused("intake.events", "report_submitted", json.dumps(phantom).encode(),
-                              content_type="application/json", user_id="wbs-intake", delivery_mode=2) is None
+                              content_type="application/json", user_id=f"{PREFIX}intake", delivery_mode=2) is None
         assert "refused" in notification.refused("intake.events", "report_submitted", json.dumps(phantom).encode())
 
         def refusals():
             reasons = [letter["reason"] for letter in dead_letters(identities["admin"])]
-            found = [r for r in reasons if "storage does not hold" in r or "not published by wbs-verification" in r]
+            found = [r for r in reasons if "storage does not hold" in r or f"not published by {PREFIX}verification" in r]
             return found if len(found) >= 2 else None
         reasons = wait_until(refusals, timeout=30)
-        assert any("not published by wbs-verification (user_id 'wbs-notification')" in r for r in reasons)
+        assert any(f"not published by {PREFIX}verification (user_id '{PREFIX}notification')" in r for r in reasons)
         assert any("report_submitted for a report storage does not hold" in r for r in reasons)
     finally:
         for intruder in (intake, notification, admin):

@@ -45,6 +45,7 @@ def test_a_dead_child_is_restarted_and_the_others_keep_running():
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -81,16 +82,27 @@ def own_broker():
     try:
         wait_until(lambda: subprocess.run(["rabbitmqctl", "-n", node, "-q", "await_startup"],
                                           capture_output=True, timeout=60).returncode == 0,
-                   timeout=90, interval=1)  # the node's VM answers only after a moment
+                   timeout=180, interval=1)  # the node's VM answers only after a moment
         yield (f"amqp://guest:guest@127.0.0.1:{port}/",
                lambda: rabbitmqctl("-n", node, "stop_app"), lambda: rabbitmqctl("-n", node, "start_app"))
     finally:
-        # by its name, never the system's node; a node still booting answers only after a moment
-        for _ in range(30):
-            if subprocess.run(["rabbitmqctl", "-n", node, "stop"], capture_output=True, timeout=60).returncode == 0:
-                break
-            time.sleep(1)
+        # by its name, never the system's node; one that does not answer (still booting on a busy
+        # machine) is ended by the ids of its own processes, found by its node name
+        if subprocess.run(["rabbitmqctl", "-n", node, "stop"], capture_output=True, timeout=60).returncode != 0:
+            for pid in _processes_of_node(node):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _processes_of_node(node: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if f"RABBITMQ_NODENAME={node}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+    return found
 
 
 class SlowService:

@@ -183,9 +183,10 @@ RPC_CALLS = {
 }
 
 
-def user_name(identity: str) -> str:
-    """The broker user of a service (``wbs-intake``) or of the wbs command (``wbs-admin``)."""
-    return "wbs-{}".format(identity)
+def user_name(identity: str, prefix: str | None = None) -> str:
+    """The broker user of a service (``wbs-intake``) or of the wbs command (``wbs-admin``);
+    ``WBS_BROKER_USER_PREFIX`` changes the ``wbs-`` (the services read the same variable)."""
+    return "{}{}".format(prefix or os.environ.get("WBS_BROKER_USER_PREFIX") or "wbs-", identity)
 
 
 def _any(items) -> str:
@@ -223,7 +224,7 @@ def _rpc_keys(calls: dict) -> list:
     return keys
 
 
-def identities(doc: dict | None = None) -> dict:
+def identities(doc: dict | None = None, prefix: str | None = None) -> dict:
     """Every identity's vhost and topic permissions (regexes), from the topology and RPC_CALLS.
 
     Returns ``{identity: {"user", "configure", "write", "read", "topic": {exchange: {"write",
@@ -251,7 +252,7 @@ def identities(doc: dict | None = None) -> dict:
                 "read": _any(["#"] * (exchange == own) + consumed.get(exchange, [])),
             }
         result[service] = {
-            "user": user_name(service),
+            "user": user_name(service, prefix),
             "configure": _any([queues, RPC_EXCHANGE, own.replace(".", "\\."), dead, history] + sources),
             "write": _any([queues, RPC_EXCHANGE, own.replace(".", "\\."), "amq\\.default", history]),
             "read": _any([queues, RPC_EXCHANGE, own.replace(".", "\\.")] + sources),
@@ -259,7 +260,7 @@ def identities(doc: dict | None = None) -> dict:
         }
     reply = "rpc\\.reply-standalone_rpc_proxy-{}|amq\\.gen-[A-Za-z0-9_-]+".format(UUID)
     result[ADMIN] = {
-        "user": user_name(ADMIN),
+        "user": user_name(ADMIN, prefix),
         "configure": _any([reply, RPC_EXCHANGE, dead, exchanges_re]),
         "write": _any([reply, RPC_EXCHANGE, "amq\\.default"]),
         "read": _any([reply, RPC_EXCHANGE, dead, history, exchanges_re]),

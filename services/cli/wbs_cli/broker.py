@@ -152,7 +152,8 @@ def identity_uri(amqp_uri: str, user: str, password: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def create_identities(amqp_uri: str, passwords: dict | None = None, rabbitmqctl=None) -> dict:
+def create_identities(amqp_uri: str, passwords: dict | None = None, rabbitmqctl=None,
+                      prefix: str | None = None) -> dict:
     """Create every identity of the permission matrix on ``amqp_uri``'s vhost with
     ``rabbitmqctl`` (which must run beside the broker); returns ``{identity: amqp uri}``.
 
@@ -162,7 +163,7 @@ def create_identities(amqp_uri: str, passwords: dict | None = None, rabbitmqctl=
     exe = rabbitmqctl or shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
     if not Path(exe).exists():
         raise RuntimeError("rabbitmqctl is not installed here")
-    matrix = definitions_module().identities()
+    matrix = definitions_module().identities(prefix=prefix)
     passwords = dict(passwords or {})
     for identity in matrix:
         passwords.setdefault(identity, secrets.token_urlsafe(24))

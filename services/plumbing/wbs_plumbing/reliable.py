@@ -23,7 +23,8 @@ or a dead letter the admin replayed (their ``user_id`` is this consumer's or ``w
 the ``wbs-producer`` header they carry was copied from the original). Anything else, such as an
 event another service pushed into this queue through the default exchange, is dead-lettered
 with the reason. With one shared development identity the check is off: ``user_id`` proves
-nothing there.
+nothing there. ``BROKER_USER_PREFIX`` (``WBS_BROKER_USER_PREFIX``, default ``wbs-``) names the
+users, so that two systems (or a test run) can share one broker.
 """
 import logging
 import os
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RETRY_DELAYS_MS = (500, 2000, 10000)
 ATTEMPTS_HEADER = "x-wbs-attempts"
 PRODUCER_HEADER = "wbs-producer"  # not x-wbs-: `wbs dlq replay` keeps it
-ADMIN_USER = "wbs-admin"
+DEFAULT_USER_PREFIX = "wbs-"
 
 
 def broker_user(amqp_uri: str) -> str:
@@ -62,10 +63,15 @@ def per_service_identities(config: dict) -> bool:
     return str(value).strip().lower() in ("per-service", "per_service")
 
 
-def producer_of(message, own_user: str) -> str | None:
+def user_prefix(config: dict) -> str:
+    return str(config.get("BROKER_USER_PREFIX") or os.environ.get("WBS_BROKER_USER_PREFIX")
+               or DEFAULT_USER_PREFIX)
+
+
+def producer_of(message, own_user: str, admin_user: str = DEFAULT_USER_PREFIX + "admin") -> str | None:
     """The identity that published ``message`` first, as far as the broker's ``user_id`` proves."""
     user_id = (message.properties or {}).get("user_id")
-    if user_id in (own_user, ADMIN_USER):
+    if user_id in (own_user, admin_user):
         return (message.headers or {}).get(PRODUCER_HEADER)
     return user_id
 
@@ -123,6 +129,7 @@ class ReliableEventHandler(EventHandler):
         self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=False)
         self.own_user = broker_user(config["AMQP_URI"])
         self.check_producer = per_service_identities(config)
+        self.user_prefix = user_prefix(config)
 
     def start(self):
         # Topology before traffic: the retry queues and the dead-letter queue exist before the
@@ -135,8 +142,8 @@ class ReliableEventHandler(EventHandler):
         super().start()
 
     def handle_message(self, body, message):
-        expected = f"wbs-{self.source_service}"
-        if self.check_producer and producer_of(message, self.own_user) != expected:
+        expected = f"{self.user_prefix}{self.source_service}"
+        if self.check_producer and producer_of(message, self.own_user, f"{self.user_prefix}admin") != expected:
             user_id = (message.properties or {}).get("user_id")
             reason = f"refused: {self.source_service}.{self.event_type} not published by {expected} (user_id {user_id!r})"
             self._settle(message, lambda: self.dead_letter(message, reason, attempts=0))
@@ -203,7 +210,7 @@ class ReliableEventHandler(EventHandler):
         merged = dict(message.headers or {})
         merged.update(headers)
         properties = message.properties or {}
-        merged[PRODUCER_HEADER] = producer_of(message, self.own_user) or ""
+        merged[PRODUCER_HEADER] = producer_of(message, self.own_user, f"{self.user_prefix}admin") or ""
         extra = {name: properties[name] for name in ("type", "timestamp", "app_id")
                  if properties.get(name) is not None}
         self.publisher.publish(
