@@ -21,6 +21,9 @@ from pathlib import Path
 RABBITMQCTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
 SERVER = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
 SYSTEM_NODE = "rabbit@localhost"
+# The CLI's own distribution ports: by default 35672-35682, eleven ports shared with every other
+# rabbitmqctl on the machine (a few hung ones exhaust them); these calls use their own range.
+CTL_ENV = dict(os.environ, RABBITMQ_CTL_DIST_PORT_MIN="36150", RABBITMQ_CTL_DIST_PORT_MAX="36199")
 
 
 def _free_port() -> int:
@@ -50,18 +53,28 @@ class RabbitCluster:
     def ctl(self, i: int, *args: str, timeout: float = 60, check: bool = True) -> str:
         assert self.nodes[i] != SYSTEM_NODE
         result = subprocess.run([RABBITMQCTL, "-n", self.nodes[i], *args], capture_output=True, text=True,
-                                timeout=timeout)
+                                timeout=timeout, env=CTL_ENV)
         if check and result.returncode != 0:
             raise RuntimeError(f"rabbitmqctl -n {self.nodes[i]} {' '.join(args)}: {result.stderr or result.stdout}")
         return result.stdout
 
     def start_node(self, i: int, timeout: float = 90) -> None:
-        subprocess.run([SERVER, "-detached"], env=self._env(i), check=True, capture_output=True, timeout=60)
-        self.running.add(i)  # from here on, close() stops it
+        self.start_nodes([i], timeout)
+
+    def start_nodes(self, indexes, timeout: float = 120) -> None:
+        """Start the nodes together: a node restarted after the whole cluster stopped waits for
+        its peers before it finishes booting, so they must not be started one after another."""
+        for i in indexes:
+            subprocess.run([SERVER, "-detached"], env=self._env(i), check=True, capture_output=True, timeout=60)
+            self.running.add(i)  # from here on, close() stops it
+        for i in indexes:
+            self._await(i, timeout)
+
+    def _await(self, i: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:  # -detached returns before the node is reachable; await_startup needs it reachable
             result = subprocess.run([RABBITMQCTL, "-n", self.nodes[i], "-q", "await_startup", "--timeout", "10"],
-                                    capture_output=True, text=True, timeout=30)
+                                    capture_output=True, text=True, timeout=30, env=CTL_ENV)
             if result.returncode == 0:
                 return
             if time.monotonic() > deadline:
@@ -69,8 +82,33 @@ class RabbitCluster:
             time.sleep(0.5)
 
     def stop_node(self, i: int) -> None:
-        self.ctl(i, "stop", check=False)
+        try:
+            self.ctl(i, "stop", check=False)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + 15
+        while self._pids(i) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for pid in self._pids(i):  # the CLI could not stop it: end this node's own process
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
         self.running.discard(i)
+
+    def _pids(self, i: int) -> list:
+        """The node's Erlang VM, found by the node name and data directory it was started with."""
+        wanted = {f"RABBITMQ_NODENAME={self.nodes[i]}".encode(), f"RABBITMQ_MNESIA_BASE={self.root / f'm{i}'}".encode()}
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if wanted <= set((entry / "environ").read_bytes().split(b"\0")) and \
+                            b"beam" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
 
     def start(self) -> "RabbitCluster":
         try:
@@ -83,7 +121,7 @@ class RabbitCluster:
         for i in range(len(self.nodes)):
             (self.root / f"r{i}.conf").write_text(
                 f"listeners.tcp.local = 127.0.0.1:{self.ports[i]}\nloopback_users = none\n"
-                "cluster_partition_handling = pause_minority\n")
+                "cluster_partition_handling = pause_minority\nqueue_leader_locator = balanced\n")
             (self.root / f"p{i}").write_text("[].\n")
         subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(self.root)], check=True)
         for i in range(len(self.nodes)):
