@@ -120,17 +120,22 @@ def migrate_all(services=SERVICES):
 
 
 def broker_reachable(amqp_uri: str) -> str | None:
-    """None if RabbitMQ answers the AMQP handshake, else a reason for a human."""
-    parsed = urlparse(amqp_uri)
-    host, port = parsed.hostname or "localhost", parsed.port or 5672
-    try:
-        with socket.create_connection((host, port), timeout=3):
-            pass
-    except OSError as exc:
-        return f"cannot reach RabbitMQ at {host}:{port} ({exc.strerror or exc}). Start it (e.g. `rabbitmq-server -detached`) or set AMQP_URI."
+    """None if RabbitMQ answers the AMQP handshake, else a reason for a human. With several
+    nodes in ``AMQP_URI`` (wbs_plumbing.failover), the first that answers counts."""
+    from wbs_plumbing.failover import node_uris
+    for node in node_uris(amqp_uri) or [amqp_uri]:
+        parsed = urlparse(node)
+        host, port = parsed.hostname or "localhost", parsed.port or 5672
+        try:
+            with socket.create_connection((host, port), timeout=3):
+                break
+        except OSError as exc:
+            reason = exc.strerror or exc
+    else:
+        return f"cannot reach RabbitMQ at {host}:{port} ({reason}). Start it (e.g. `rabbitmq-server -detached`) or set AMQP_URI."
     try:
         import pika
-        pika.BlockingConnection(pika.URLParameters(amqp_uri)).close()
+        pika.BlockingConnection(pika.URLParameters(node)).close()
     except Exception as exc:
         return f"RabbitMQ at {host}:{port} refused the connection ({type(exc).__name__}); check AMQP_URI credentials and vhost."
     return None
