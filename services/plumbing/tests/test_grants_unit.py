@@ -111,3 +111,15 @@ def test_production_needs_the_command_public_key(tmp_path):
         CommandVerifier.from_config({"WBS_ENV": "production", "WBS_DATA_DIR": str(tmp_path)}, ("admin",))
     with pytest.raises(ConfigError, match="never generates"):
         CommandSigner.from_config({"WBS_ENV": "production", "WBS_DATA_DIR": str(tmp_path)}, "admin")
+
+
+def test_production_takes_the_command_keys_from_the_environment(tmp_path, monkeypatch):
+    from wbs_plumbing.grants import CommandSigner, CommandVerifier
+    signer = CommandSigner.from_config({"WBS_DATA_DIR": str(tmp_path)}, "admin")
+    monkeypatch.setenv("WBS_ADMIN_COMMAND_PUBLIC_KEY", signer.public_key_hex)
+    monkeypatch.setenv("WBS_ADMIN_COMMAND_KEY_FILE", str(tmp_path / "command-admin.key"))
+    (tmp_path / "command-admin.key").chmod(0o600)
+    production = {"WBS_ENV": "production", "WBS_DATA_DIR": str(tmp_path / "elsewhere")}
+    verifier = CommandVerifier.from_config(production, ("admin",))
+    token = CommandSigner.from_config(production, "admin").issue("run_retention")
+    assert verifier.check(token, "run_retention", ("admin",))["iss"] == "admin"

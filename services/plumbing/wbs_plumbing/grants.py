@@ -25,6 +25,7 @@ import base64
 import binascii
 import json
 import logging
+import os
 import secrets
 import time
 
@@ -153,8 +154,15 @@ COMMAND_TTL_SECONDS = 60
 ISSUERS = ("intake", "verification", "storage", "notification", "admin")
 
 
+def _setting(config: dict, key: str) -> str:
+    """``key`` from the service's config, else from the environment: the command keys are
+    deployment secrets, set as environment variables without a line in every config.yml."""
+    return str(config.get(key) or os.environ.get(key) or "").strip()
+
+
 def _command_key_bytes(config: dict, issuer: str) -> bytes:
-    path = secret_file(config, f"WBS_{issuer.upper()}_COMMAND_KEY_FILE", f"command-{issuer}.key",
+    key = f"WBS_{issuer.upper()}_COMMAND_KEY_FILE"
+    path = secret_file(dict(config, **{key: _setting(config, key)}), key, f"command-{issuer}.key",
                        lambda: secrets.token_bytes(32))
     raw = path.read_bytes()
     if len(raw) != 32:
@@ -217,7 +225,7 @@ class CommandVerifier:
     def from_config(cls, config: dict, issuers) -> "CommandVerifier":
         keys = {}
         for issuer in issuers:
-            configured = (config.get(f"WBS_{issuer.upper()}_COMMAND_PUBLIC_KEY") or "").strip()
+            configured = _setting(config, f"WBS_{issuer.upper()}_COMMAND_PUBLIC_KEY")
             if configured:
                 try:
                     keys[issuer] = Ed25519PublicKey.from_public_bytes(bytes.fromhex(configured))
