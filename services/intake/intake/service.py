@@ -21,7 +21,7 @@ from wbs_plumbing.rpc import RoutedRpcProxy
 from wbs_plumbing.storage_client import StorageClient
 from wbs_plumbing.web import json_response
 
-from intake import domain, i18n, web
+from intake import domain, forms, i18n, web
 from intake.dependencies import Casework, IntakeSettings, UnitDirectory
 from intake.errors import Unauthorized
 from intake.models import Base, OutboxMessage, ProcessedEvent
@@ -112,9 +112,9 @@ class IntakeService:
         503 storage/verification.
         """
         self._pow(request)
-        parts, to_report = web.report_parts(request, self.settings)
+        report, files = web.report_request(request, self.settings)
         result = domain.submit_report(
-            parts, to_report, units=self.units, vault=self._vault(),
+            report, files, units=self.units, vault=self._vault(),
             transaction=self.db.transaction, settings=self.settings,
         )
         return json_response({k: result[k] for k in ("report_id", "receipt", "received_at")},
@@ -170,7 +170,7 @@ class IntakeService:
         self.throttle.admit()
         budget = domain.evidence_budget(report, self.settings.limits)
         answer = domain.add_evidence(
-            web.multipart_parts(request, self.settings, budget), report.report_id,
+            forms.evidence_parts(web.multipart_parts(request, self.settings, budget)), report.report_id,
             vault=self._vault(), transaction=self.db.transaction, settings=self.settings,
         )
         return json_response(answer, status=201)
@@ -195,11 +195,12 @@ class IntakeService:
         `?pow=` (set by /static/pow.js) or the X-WBS-PoW header. Emits `report_submitted`.
         Errors: the form again with reasons (400), or an error page (400/413/428/429/503)."""
         lang, _ = web.page_language(request)
-        capture = web.FormCapture(domain.report_from_form)
+        capture = web.FormCapture(forms.report_from_form)
         try:
             self._pow(request)
+            fields, files = forms.report_parts(web.multipart_parts(request, self.settings))
             result = domain.submit_report(
-                web.multipart_parts(request, self.settings), capture, units=self.units,
+                capture(fields), files, units=self.units,
                 vault=self._vault(), transaction=self.db.transaction, settings=self.settings,
             )
         except ReportInvalid as exc:
@@ -283,7 +284,8 @@ class IntakeService:
             report = self._report(web.session_authorization(request))
             self.throttle.admit()
             budget = domain.evidence_budget(report, self.settings.limits)
-            domain.add_evidence(web.multipart_parts(request, self.settings, budget), report.report_id,
+            domain.add_evidence(forms.evidence_parts(web.multipart_parts(request, self.settings, budget)),
+                                report.report_id,
                                 vault=self._vault(), transaction=self.db.transaction,
                                 settings=self.settings)
         except Exception as exc:
