@@ -179,7 +179,9 @@ RPC_CALLS = {
     "verification": {"storage": ("open_transit", "store_message", "read_report_content",
                                  "list_evidence", "read_evidence_chunk", "read_messages")},
     "storage": {"verification": ("case_retention_state",)},
-    "notification": {"verification": ("get_recipient", "case_contacts")},
+    "notification": {"verification": ("get_recipient", "case_contacts", "deadlines_ahead",
+                                      "supervisor_digests"),
+                     "storage": ("read_reporter_contact",)},
 }
 
 
