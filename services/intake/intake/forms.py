@@ -10,9 +10,10 @@ its evidence is read, let alone sent anywhere.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
+
+from wbs_plumbing.web import JsonTooDeep, loads_json
 
 from intake.errors import BadRequest
 from intake.uploads import FieldPart, FileChunk, FileEnd, FileStart
@@ -96,7 +97,9 @@ def report_from_json_part(fields: dict[str, bytes]) -> Any:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw.decode("utf-8"))
+        return loads_json(raw.decode("utf-8"))
+    except JsonTooDeep:
+        raise BadRequest("too_deeply_nested", "The JSON body is nested too deeply.") from None
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("invalid_json", "The report is not valid UTF-8 JSON.") from None
 

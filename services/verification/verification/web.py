@@ -17,7 +17,6 @@ use cases know nothing about HTTP. Security choices made here:
 from __future__ import annotations
 
 import functools
-import json
 import re
 import unicodedata
 from pathlib import Path
@@ -27,7 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.wrappers import Response
 
 from wbs_contracts import vocabulary
-from wbs_plumbing.web import error_response, json_response
+from wbs_plumbing.web import JsonTooDeep, error_response, json_response, loads_json
 
 from . import lifecycle, zones
 from .errors import AuthenticationFailed, DomainError, InvalidInput, PasswordChangeRequired
@@ -72,7 +71,9 @@ def json_body(request) -> dict:
     if len(raw) > MAX_JSON_BYTES:
         raise InvalidInput("Request body too large")
     try:
-        data = json.loads(raw or b"{}")
+        data = loads_json(raw or b"{}")
+    except JsonTooDeep:
+        raise InvalidInput("Body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("Body must be JSON") from None
     if not isinstance(data, dict):
