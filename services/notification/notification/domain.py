@@ -1,6 +1,10 @@
 """What the notification service decides: who gets an email about which event, and when to try
 again. Plain functions; the caller owns every transaction.
 
+Why one module of some 580 lines: staff emails, reporter notices, reminders and digests all
+run through the same claim -> send with no transaction open -> record cycle below, and the
+exactly-once argument is only checkable when those paths are read side by side.
+
 Exactly once per (event, recipient)
     ``record_notification`` runs inside ``Database.handle_once`` (the event id goes into
     ``processed_events`` in the same transaction) and the ``notifications`` table has

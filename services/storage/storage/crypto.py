@@ -1,5 +1,8 @@
 """Envelope encryption for the vault: the one place in the system that touches key material.
 
+Why one module of some 650 lines (much of it this explanation): a security review of the key
+hierarchy and every stored format should need to read exactly one file.
+
 Why envelope encryption
 -----------------------
 Every report gets its own random 256-bit *data key*. Everything stored for the report (the sealed

@@ -1,5 +1,8 @@
 """Object stores for ciphertext: a folder (the embedded default) or any S3-compatible service.
 
+Why both stores in one module of some 520 lines: they implement one interface, and keeping them
+side by side is how their durability and cleanup guarantees are kept equal.
+
 Both stores speak one small interface, so the domain never knows which one it has:
 
 * ``open_writer(key) -> ObjectWriter`` with ``write(bytes)``, ``close()`` (the object is durable
