@@ -7,7 +7,7 @@ mail server or the staff directory is away. How, and the one unavoidable duplica
 """
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from wbs_plumbing.queues import rpc  # quorum rpc-notification, as deploy/rabbitmq declares it
 
 from wbs_contracts.errors import Forbidden, Invalid
 from wbs_plumbing.db import Database
