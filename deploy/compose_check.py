@@ -105,6 +105,19 @@ def wbs_service_of(definition: dict) -> str | None:
     return match.group(1) if match else None
 
 
+def _plain_loader() -> type:
+    """A SafeLoader that reads ``${VAR:-default}`` as the text it is. nameko's config loading adds
+    implicit resolvers for such strings to yaml.SafeLoader itself, process-wide; once a nameko
+    config has been read in this process, plain safe_load would substitute the environment into
+    the compose file and the check would judge values the file does not hold."""
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if "env_var" not in tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    return Loader
+
+
 def environment_of(definition: dict, problems: list, where: str) -> dict:
     env = definition.get("environment")
     if env is None:
@@ -165,7 +178,7 @@ def check_compose(path, root: Path | None = None) -> list[str]:
     root = Path(root) if root is not None else Path(path).resolve().parent
     problems: list[str] = []
     try:
-        doc = yaml.safe_load(Path(path).read_text())
+        doc = yaml.load(Path(path).read_text(), Loader=_plain_loader())
     except (OSError, yaml.YAMLError) as exc:
         return [f"cannot read {path}: {exc}"]
     if not _is_mapping(doc):

@@ -19,7 +19,7 @@ import hashlib
 import json
 import uuid
 
-from nameko.rpc import rpc
+from wbs_plumbing.queues import rpc  # the quorum rpc-<service> storage itself declares
 
 from wbs_contracts.errors import Forbidden
 from wbs_plumbing.grants import GrantError

@@ -26,6 +26,14 @@ def test_the_real_compose_file_has_no_problems():
     assert compose_check.check_compose(COMPOSE) == []
 
 
+def test_the_check_reads_the_file_as_written_after_nameko_has_read_a_config():
+    """nameko's config loading teaches yaml.SafeLoader to substitute ${VAR} from the
+    environment, process-wide; the check must still judge the compose file's own text."""
+    from nameko.cli.main import setup_yaml_parser
+    setup_yaml_parser()
+    assert compose_check.check_compose(COMPOSE) == []
+
+
 @pytest.fixture
 def compose():
     return yaml.safe_load(COMPOSE.read_text())

@@ -11,6 +11,7 @@ from nameko.rpc import Rpc
 from storage.service import StorageService
 from tests.fakes import FakeStorage
 from wbs_plumbing import storage_client
+from wbs_plumbing.queues import QuorumRpc
 from wbs_plumbing.rpc import InstanceRpc
 
 
@@ -35,7 +36,7 @@ def test_every_fake_entrypoint_is_a_storage_entrypoint_with_the_same_signature()
 def test_instance_rpc_is_told_apart_from_rpc():
     kinds = entrypoints(StorageService)["append_evidence"][0]
     assert kinds == {InstanceRpc.__name__}
-    assert entrypoints(StorageService)["begin_evidence"][0] == {"Rpc", InstanceRpc.__name__}
+    assert entrypoints(StorageService)["begin_evidence"][0] == {QuorumRpc.__name__, InstanceRpc.__name__}
 
 
 def test_the_storage_client_calls_only_what_the_fake_serves():

@@ -44,7 +44,7 @@ class FakeVerification:
         return [{"code": "dit-smp", "name": "Direktorat SMP", "parent": None}]
 
     @rpc
-    def get_report_status(self, report_id, language="id"):
+    def get_report_status(self, report_id, language="id", command=None):
         return None
 
 
