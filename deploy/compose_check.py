@@ -118,6 +118,11 @@ def _plain_loader() -> type:
     return Loader
 
 
+def load_yaml(text: str):
+    """The compose file's YAML as written (see _plain_loader)."""
+    return yaml.load(text, Loader=_plain_loader())
+
+
 def environment_of(definition: dict, problems: list, where: str) -> dict:
     env = definition.get("environment")
     if env is None:
@@ -178,7 +183,7 @@ def check_compose(path, root: Path | None = None) -> list[str]:
     root = Path(root) if root is not None else Path(path).resolve().parent
     problems: list[str] = []
     try:
-        doc = yaml.load(Path(path).read_text(), Loader=_plain_loader())
+        doc = load_yaml(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         return [f"cannot read {path}: {exc}"]
     if not _is_mapping(doc):

@@ -36,7 +36,7 @@ def test_the_check_reads_the_file_as_written_after_nameko_has_read_a_config():
 
 @pytest.fixture
 def compose():
-    return yaml.safe_load(COMPOSE.read_text())
+    return compose_check.load_yaml(COMPOSE.read_text())
 
 
 def problems_of(doc, tmp_path):
