@@ -2,9 +2,9 @@
 before its transaction committed. What must not be lost: the report's case. What must not
 happen twice: the case itself.
 
-storage runs beside verification because routing reads the report's parties from the vault
-before a case opens (conflict-of-interest check); this report has no stored content, so storage
-answers "not found" and the case opens with that noted.
+storage runs beside verification because verification opens a case only for a report the vault
+holds, and routing reads the report's parties from it (conflict-of-interest check); the report's
+content is stored first, as intake would.
 """
 import json
 import time
@@ -30,7 +30,8 @@ def count_cases(url, report_id):
 
 def test_killed_before_commit_yields_exactly_one_case_after_restart(container_factory, service_config):
     config = service_config("verification")
-    container_factory(StorageService, service_config("storage")).start()
+    storage = container_factory(StorageService, service_config("storage", REQUIRE_SEALED_TRANSIT=False))
+    storage.start()
     first = container_factory(VerificationService, config)
     first.start()
     with signed_hook(first, "add_unit") as add_unit:
@@ -44,6 +45,10 @@ def test_killed_before_commit_yields_exactly_one_case_after_restart(container_fa
     held.exec_driver_sql("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE")
 
     report_id = str(uuid.uuid4())
+    content = {"unit": "rel-dit", "category": "fraud", "description": "Kronologi.",
+               "parties": [{"name": "Budi S.", "position": "Bendahara", "unit": "rel-dit"}]}
+    with entrypoint_hook(storage, "store_report_content") as store_report_content:
+        store_report_content(report_id, json.dumps(content).encode())
     event = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T10:00:00Z",
              "report_id": report_id, "unit": "rel-dit", "category": "fraud", "evidence_count": 0}
     connection = pika.BlockingConnection(pika.URLParameters(config["AMQP_URI"]))
