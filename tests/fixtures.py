@@ -33,14 +33,27 @@ def rabbitmqctl(*args: str) -> str:
     return subprocess.run([exe, *args], check=True, capture_output=True, text=True, timeout=60).stdout
 
 
+#: Finished tests' vhosts are removed in batches of this many: each vhost holds file handles on the
+#: broker (quorum queues, the history stream), and a broker started with the common limit of 1,024
+#: open files runs out if a whole run's vhosts pile up; one call per test would be slow instead.
+VHOST_BATCH = 10
+
+
+def _delete_vhosts(names: list) -> None:
+    if names:
+        listed = ", ".join(f'<<"{name}">>' for name in names)
+        rabbitmqctl("eval", f'[rabbit_vhost:delete(V, <<"wbs-tests">>) || V <- [{listed}]].')
+        names.clear()
+
+
 @pytest.fixture(scope="session")
 def _rabbit_vhosts():
-    """Vhosts made during the run; all removed in one call at the end."""
-    made = []
-    yield made
-    if made:
-        rabbitmqctl("eval", "[rabbit_vhost:delete(V, <<\"wbs-tests\">>) || V <- rabbit_vhost:list_names(),"
-                            f" binary:match(V, <<\"wbs-test-{RUN_ID}-\">>) =/= nomatch].")
+    """Finished tests' vhosts, removed in batches; whatever the run made is removed at its end."""
+    finished = []
+    yield finished
+    _delete_vhosts(finished)
+    rabbitmqctl("eval", "[rabbit_vhost:delete(V, <<\"wbs-tests\">>) || V <- rabbit_vhost:list_names(),"
+                        f" binary:match(V, <<\"wbs-test-{RUN_ID}-\">>) =/= nomatch].")
 
 
 @pytest.fixture
@@ -51,8 +64,10 @@ def rabbit_uri(_rabbit_vhosts):
                 f'rabbit_vhost:add(<<"{vhost}">>, <<"wbs-tests">>), '
                 f'rabbit_auth_backend_internal:set_permissions(<<"guest">>, <<"{vhost}">>, '
                 '<<".*">>, <<".*">>, <<".*">>, <<"wbs-tests">>).')
+    yield f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
     _rabbit_vhosts.append(vhost)
-    return f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
+    if len(_rabbit_vhosts) >= VHOST_BATCH:
+        _delete_vhosts(_rabbit_vhosts)
 
 
 @pytest.fixture
