@@ -329,7 +329,8 @@ def test_production_refuses_a_generated_key_file(service_config, container_facto
     key_file = tmp_path / "keys.json"
     KeyRing.load(str(key_file), production=False)
     config = service_config("storage", WBS_ENV="production", WBS_KEY_FILE=str(key_file),
-                            WBS_GRANT_PUBLIC_KEY="11" * 32)
+                            WBS_GRANT_PUBLIC_KEY="11" * 32, WBS_INTAKE_COMMAND_PUBLIC_KEY="11" * 32,
+                            WBS_ADMIN_COMMAND_PUBLIC_KEY="11" * 32, WBS_NOTIFICATION_COMMAND_PUBLIC_KEY="11" * 32)
     container = container_factory(StorageService, config)
     with pytest.raises(KeyFileError):
         container.start()
