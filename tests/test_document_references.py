@@ -52,6 +52,6 @@ def test_the_documents_are_found_and_the_check_can_fail(tmp_path):
     cited = {ref for path in text_files() for _n, ref in references(path)}
     assert {"docs/architecture.md", "docs/domain.md", "docs/interface.md"} <= cited
     stray = tmp_path / "note.py"
-    stray.write_text('"""See DESIGN.md §4, and README.md."""\n')
+    stray.write_text('"""See NOWHERE.md §4, and README.md."""\n')
     (tmp_path / "README.md").write_text("here\n")
-    assert [ref for _n, ref in references(stray) if not exists(stray, ref)] == ["DESIGN.md"]
+    assert [ref for _n, ref in references(stray) if not exists(stray, ref)] == ["NOWHERE.md"]
