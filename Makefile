@@ -25,9 +25,13 @@ run: $(STAMP)
 OPS_TOOLS := /usr/bin/kubectl /usr/bin/promtool
 KEDA_MODELS := $(VENV)/keda-models/.installed
 
+# One package per tool: a machine may already have kubectl from another package (a cloud SDK's),
+# which Debian's kubernetes-client would conflict with.
+/usr/bin/kubectl: PACKAGE = kubernetes-client
+/usr/bin/promtool: PACKAGE = prometheus
 $(OPS_TOOLS):
-	apt-get install -y --no-install-recommends kubernetes-client prometheus \
-	  || (apt-get update && apt-get install -y --no-install-recommends kubernetes-client prometheus)
+	command -v $(notdir $@) >/dev/null || apt-get install -y --no-install-recommends $(PACKAGE) \
+	  || (apt-get update && apt-get install -y --no-install-recommends $(PACKAGE))
 
 $(KEDA_MODELS): deploy/kubernetes/schema-requirements.txt $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --upgrade --target $(VENV)/keda-models -r $<
