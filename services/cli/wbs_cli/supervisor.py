@@ -169,9 +169,10 @@ def banner(demo: dict) -> str:
              f"  Reporter site (intake):      {public}/",
              f"  Inspector console:           {console}/",
              f"  Data (SQLite, evidence, mail outbox): {os.environ['WBS_DATA_DIR']}", ""]
-    for role in ("inspector", "supervisor"):
+    for role, who in (("inspector", "inspector (ministry)"), ("supervisor", "supervisor (ministry)"),
+                      ("kpu_inspector", "inspector (election commission)")):
         account = demo.get(role) or {}
-        lines += [f"  Demo {role}: username {account.get('username')}  password {account.get('password')}",
+        lines += [f"  Demo {who}: username {account.get('username')}  password {account.get('password')}",
                   f"    TOTP secret {account.get('totp_secret')}  ({account.get('otpauth_uri', '')})",
                   f"    current code: .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{account.get('totp_secret')}').now())\""]
     lines += ["", "Press Ctrl-C to stop.", "=" * 72, ""]

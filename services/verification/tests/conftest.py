@@ -51,7 +51,8 @@ def session():
 
 @pytest.fixture
 def demo(session, passwords):
-    """The demo directory (itjen > dit-smp, kpu-dki; inspektur and supervisor at itjen)."""
+    """The demo directory: itjen > dit-smp (inspektur and supervisor at itjen) and, apart,
+    itama-kpu > kpu-ri, kpu-dki (inspektur-kpu at itama-kpu)."""
     result = seed_demo(session, passwords, development=True)
     session.flush()
     return result

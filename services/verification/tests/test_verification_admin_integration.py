@@ -52,7 +52,7 @@ def test_admin_api_and_pages_are_for_administrators_only(verification, storage, 
     assert units.status_code == 200
     assert [u["code"] for u in units.json()["units"]][:1] == ["itjen"]
     staff = requests.get(f"{base}/api/v1/admin/staff?role=inspector", headers=token, timeout=10).json()["staff"]
-    assert [m["username"] for m in staff] == ["inspektur"]
+    assert [m["username"] for m in staff] == ["inspektur", "inspektur-kpu"]
     inspector = login(base, demo["inspector"], at=time.time() + 30)
     for path in ("/api/v1/admin/units", "/api/v1/admin/staff"):
         assert requests.get(f"{base}{path}", headers=inspector, timeout=10).status_code == 404

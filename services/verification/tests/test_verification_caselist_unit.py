@@ -19,13 +19,14 @@ def event(unit="dit-smp", category="procurement"):
 def world(session, demo):
     """itjen > dit-smp > smp-papua (Asia/Jayapura); a supervisor overseeing itjen; 7 cases."""
     directory.add_unit(session, "smp-papua", "SMP Negeri 1 Jayapura", "dit-smp", False)
+    directory.add_unit(session, "dit-sma", "Direktorat Sekolah Menengah Atas", "itjen", False)
     session.get(Unit, "smp-papua").timezone = "Asia/Jayapura"
     directory.set_supervision(session, demo["supervisor"]["staff_id"], ["itjen"])
     opened = []
     for i in range(5):
         opened.append(cases.open_case(session, event(), now=NOW + dt.timedelta(days=i)))
     opened.append(cases.open_case(session, event("smp-papua", "bribery"), now=NOW + dt.timedelta(days=5)))
-    opened.append(cases.open_case(session, event("kpu-dki", "bribery"), now=NOW + dt.timedelta(days=6)))
+    opened.append(cases.open_case(session, event("dit-sma", "bribery"), now=NOW + dt.timedelta(days=6)))
     session.flush()
     return {"cases": opened, "supervisor": session.get(Staff, demo["supervisor"]["staff_id"]),
             "inspector": session.get(Staff, demo["inspector"]["staff_id"])}
@@ -67,7 +68,7 @@ def test_filters_narrow_and_a_unit_includes_its_sub_units(session, world):
     assert page(session, sup, unit="smp-papua")["total"] == 1
     assert page(session, sup, category="bribery")["total"] == 2
     assert page(session, sup, state="received")["total"] == 7
-    assert page(session, sup, q="00007")["cases"][0]["unit_name"] == "KPU Provinsi DKI Jakarta"
+    assert page(session, sup, q="00007")["cases"][0]["unit_name"] == "Direktorat Sekolah Menengah Atas"
     assert page(session, sup, q="wbs/itjen/2026/0000")["total"] == 7
     assert page(session, sup, assignee="inspektur")["total"] == 7
     assert page(session, sup, assignee="none")["total"] == 0
@@ -80,7 +81,7 @@ def test_times_are_in_the_units_zone_with_its_label(session, world):
     assert papua["zone"] == {"name": "Asia/Jayapura", "label": "WIT"}
     assert papua["created_local"] == "2026-11-28 19:00 WIT"           # 10:00 UTC + 9 h
     assert papua["deadlines"]
-    jakarta = page(session, world["supervisor"], unit="kpu-dki")["cases"][0]
+    jakarta = page(session, world["supervisor"], unit="dit-sma")["cases"][0]
     assert jakarta["created_local"] == "2026-11-29 17:00 WIB"
 
 

@@ -65,8 +65,9 @@ def test_reach_inspector_sees_only_assigned_supervisor_the_subtree_admin_nothing
     other = staff(session, directory.add_staff(session, passwords, "lain", "lain@example.org", "itjen", "inspector"))
     admin = staff(session, directory.add_staff(session, passwords, "admin", "admin@example.org", "itjen", "admin"))
     directory.add_unit(session, "lain-kemen", "Kementerian lain")
+    directory.add_unit(session, "dit-sma", "Direktorat Sekolah Menengah Atas", "itjen")
     c1 = cases.open_case(session, report_event())        # -> inspektur (0 open)
-    c2 = cases.open_case(session, report_event("kpu-dki"))  # -> lain (0 open vs 1)
+    c2 = cases.open_case(session, report_event("dit-sma"))  # -> lain (0 open vs 1)
     c3 = cases.open_case(session, report_event("lain-kemen"))  # outside itjen: unassigned
     session.flush()
     assert c1.assignee_id == inspector.id and c2.assignee_id == other.id and c3.assignee_id is None
@@ -79,7 +80,7 @@ def test_reach_inspector_sees_only_assigned_supervisor_the_subtree_admin_nothing
                      (inspector, str(uuid.uuid4())), (inspector, "not-a-uuid")):
         with pytest.raises(NotFound):
             cases.get_case(session, who, cid)
-    assert cases.list_cases(session, supervisor, unit="kpu-dki") == [c2]
+    assert cases.list_cases(session, supervisor, unit="dit-sma") == [c2]
     assert cases.list_cases(session, supervisor, state="closed") == []
 
 
@@ -171,8 +172,9 @@ def test_seed_demo_is_idempotent_and_random_outside_development(session, passwor
     again = seed_demo(session, passwords, development=False)
     assert not again["inspector"]["created"] and again["inspector"]["password"] is None
     assert again["inspector"]["staff_id"] == first["inspector"]["staff_id"]
-    assert session.query(Staff).count() == 2
-    assert {u["code"]: u["parent"] for u in directory.list_units(session)} == {"itjen": None, "dit-smp": "itjen", "kpu-dki": "itjen"}
+    assert session.query(Staff).count() == 3
+    assert {u["code"]: u["parent"] for u in directory.list_units(session)} == {
+        "itjen": None, "dit-smp": "itjen", "itama-kpu": None, "kpu-ri": "itama-kpu", "kpu-dki": "itama-kpu"}
 
 
 def test_seed_demo_in_development_uses_the_fixed_sign_in(session, passwords, demo):
@@ -180,6 +182,32 @@ def test_seed_demo_in_development_uses_the_fixed_sign_in(session, passwords, dem
     assert demo["inspector"]["password"] == DEMO_STAFF["inspector"]["password"]
     assert seed_demo(session, passwords, development=True)["supervisor"]["totp_secret"] == DEMO_STAFF["supervisor"]["totp_secret"]
 
+
+
+def test_seed_demo_keeps_the_election_commission_apart_from_the_ministry(session, demo):
+    """A report to the election commission reaches the commission's own inspectorate, never the
+    ministry's inspector or supervisor; a report to the ministry never reaches the commission."""
+    ministry_inspector, kpu_inspector = staff(session, demo["inspector"]), staff(session, demo["kpu_inspector"])
+    supervisor = staff(session, demo["supervisor"])
+    assert demo["kpu_inspector"]["username"] == "inspektur-kpu" and kpu_inspector.home_unit == "itama-kpu"
+    for unit in ("kpu-dki", "kpu-ri"):
+        case = cases.open_case(session, report_event(unit=unit))
+        assert case.assignee_id == kpu_inspector.id and case.reference.startswith("WBS/ITAMA-KPU/")
+        for outsider in (ministry_inspector, supervisor):
+            with pytest.raises(NotFound):
+                cases.get_case(session, outsider, case.case_id)
+    ministry = cases.open_case(session, report_event(unit="dit-smp"))
+    assert ministry.assignee_id == ministry_inspector.id and ministry.reference.startswith("WBS/ITJEN/")
+    with pytest.raises(NotFound):
+        cases.get_case(session, kpu_inspector, ministry.case_id)
+
+
+def test_seed_demo_moves_kpu_dki_out_of_an_earlier_demos_ministry_tree(session, passwords):
+    directory.add_unit(session, "itjen", "Inspektorat Jenderal", None, True)
+    directory.add_unit(session, "kpu-dki", "KPU Provinsi DKI Jakarta", "itjen", False)  # the earlier seed
+    seed_demo(session, passwords, development=True)
+    session.flush()
+    assert {u["code"]: u["parent"] for u in directory.list_units(session)}["kpu-dki"] == "itama-kpu"
 
 def test_supervisor_never_reaches_a_report_about_their_own_unit(session, demo):
     supervisor = staff(session, demo["supervisor"])

@@ -580,9 +580,9 @@ def test_console_declared_conflict_excludes_from_routing_and_sessions_can_be_rev
     base = base_url(config)
     browser = console_browser(base, demo["inspector"])
     assert browser.post(f"{base}/conflicts", allow_redirects=False, timeout=10,
-                        data={"unit": "kpu-dki", "note": "saudara bekerja di sana"}).status_code == 303
-    assert "kpu-dki" in browser.get(f"{base}/conflicts", timeout=10).text
-    event, case_id = open_one(verification, broker, db, unit="kpu-dki")
+                        data={"unit": "dit-smp", "note": "saudara bekerja di sana"}).status_code == 303
+    assert "dit-smp" in browser.get(f"{base}/conflicts", timeout=10).text
+    event, case_id = open_one(verification, broker, db, unit="dit-smp")
     assert count(db, "SELECT assignee_id FROM cases WHERE case_id = :c", c=case_id) is None
     assert count(db, "SELECT reason FROM case_exclusions WHERE case_id = :c", c=case_id) == "declared_conflict"
     with signed_hook(verification, "revoke_sessions") as revoke_sessions:

@@ -34,7 +34,7 @@ def test_references_count_per_inspectorate_and_year(session, demo):
     other = cases.open_case(session, event("bawaslu-jabar"), now=NOW)
     next_year = cases.open_case(session, event(), now=dt.datetime(2026, 12, 31, 17, 0, tzinfo=dt.timezone.utc))
     assert [first.reference, second.reference, other.reference, next_year.reference] == [
-        "WBS/ITJEN/2026/00001", "WBS/ITJEN/2026/00002", "WBS/BAWASLU/2026/00001",
+        "WBS/ITJEN/2026/00001", "WBS/ITAMA-KPU/2026/00001", "WBS/BAWASLU/2026/00001",
         "WBS/ITJEN/2027/00001"]  # 17:00 UTC on 31 December is already 1 January in Jakarta
 
 

@@ -9,7 +9,7 @@ UNITS = {
     "kemen": UnitNode("kemen", None, False),
     "itjen": UnitNode("itjen", "kemen", True),
     "dit-smp": UnitNode("dit-smp", "itjen", False),
-    "kpu-dki": UnitNode("kpu-dki", "itjen", False),
+    "dit-sma": UnitNode("dit-sma", "itjen", False),
     "sub-smp": UnitNode("sub-smp", "dit-smp", False),
     "itwil": UnitNode("itwil", "itjen", True),        # a regional inspectorate under itjen
     "satker-x": UnitNode("satker-x", "itwil", False),
@@ -34,7 +34,7 @@ def test_cycle_in_units_does_not_loop():
 
 
 def test_least_open_cases_wins():
-    d = routing.choose(UNITS, "dit-smp", [cand("ani", "itjen", 3), cand("budi", "itjen", 1), cand("cici", "kpu-dki", 2)])
+    d = routing.choose(UNITS, "dit-smp", [cand("ani", "itjen", 3), cand("budi", "itjen", 1), cand("cici", "dit-sma", 2)])
     assert d.assignee_id == "id-budi" and d.failure is None and d.inspectorate == "itjen"
 
 
@@ -45,7 +45,7 @@ def test_ties_are_broken_by_username_deterministically():
 
 
 def test_inspector_homed_in_the_reported_unit_is_excluded_and_recorded():
-    d = routing.choose(UNITS, "kpu-dki", [cand("ani", "kpu-dki", 0), cand("budi", "itjen", 9)])
+    d = routing.choose(UNITS, "dit-sma", [cand("ani", "dit-sma", 0), cand("budi", "itjen", 9)])
     assert d.assignee_id == "id-budi"
     assert d.exclusions == [("id-ani", "home_unit")]
 
@@ -61,7 +61,7 @@ def test_report_about_an_inspectorate_goes_to_the_escalation_pool_never_to_it():
     esc = lambda name, unit, n=0: routing.Candidate(f"id-{name}", name, unit, n, role="supervisor", escalation_pool=True)
     # inspectors of the inspectorate are never candidates; pool members inside it are excluded
     d = routing.choose(UNITS, "itwil", [cand("ani", "itwil", 0), cand("budi", "itjen", 0), esc("sari", "itwil"),
-                                        esc("tono", "kpu-dki")])
+                                        esc("tono", "dit-sma")])
     assert d.escalated and d.assignee_id == "id-tono"
     assert ("id-sari", routing.SAME_INSPECTORATE) in d.exclusions
     d = routing.choose(UNITS, "itjen", [cand("budi", "itjen", 0), esc("sari", "itwil")])
@@ -70,7 +70,7 @@ def test_report_about_an_inspectorate_goes_to_the_escalation_pool_never_to_it():
 
 
 def test_no_eligible_candidate_fails_with_a_reason():
-    d = routing.choose(UNITS, "kpu-dki", [cand("ani", "kpu-dki", 0)])
+    d = routing.choose(UNITS, "dit-sma", [cand("ani", "dit-sma", 0)])
     assert d.assignee_id is None
     assert d.note == "routing_failed: no_eligible_inspector"
     assert d.exclusions == [("id-ani", "home_unit")]
@@ -107,7 +107,7 @@ def test_name_normalisation():
 
 
 def test_subtree_is_a_supervisors_reach():
-    assert routing.subtree(UNITS, "itjen") == {"itjen", "dit-smp", "kpu-dki", "sub-smp", "itwil", "satker-x"}
+    assert routing.subtree(UNITS, "itjen") == {"itjen", "dit-smp", "dit-sma", "sub-smp", "itwil", "satker-x"}
     assert routing.subtree(UNITS, "dit-smp") == {"dit-smp", "sub-smp"}
     assert routing.subtree(UNITS, "missing") == set()
 
@@ -144,6 +144,6 @@ def test_open_case_records_home_unit_exclusion(session, passwords, demo):
     local = directory.add_staff(session, passwords, "lokal", "lokal@example.org", "kpu-dki", "inspector")
     case = cases.open_case(session, {"report_id": str(uuid.uuid4()), "unit": "kpu-dki", "category": "bribery"})
     session.flush()
-    assert case.assignee_id == demo["inspector"]["staff_id"]
+    assert case.assignee_id == demo["kpu_inspector"]["staff_id"]
     exclusions = session.query(CaseExclusion).filter_by(case_id=case.case_id).all()
     assert [(e.candidate_id, e.reason) for e in exclusions] == [(local["staff_id"], "home_unit")]
