@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
 from wbs_plumbing.config import database_url, flag
+from wbs_plumbing.metrics import count_sql
 from wbs_plumbing.migrations import migrate, wait_for_head
 from wbs_plumbing.outbox import OUTBOX_FLAG, message_properties, pending_batch
 
@@ -50,9 +51,12 @@ def make_engine(url: str):
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+        count_sql(engine)
         return engine
     green_postgres()
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    count_sql(engine)
+    return engine
 
 
 def alembic_dir_for(base) -> Path:

@@ -39,6 +39,26 @@ RETRIES = Counter(
     ["service", "queue"], registry=REGISTRY,
 )
 
+# The work a request costs, counted where it happens (`make bench` reads these to print the
+# RPCs, confirmed publishes, transactions and SQL statements per report; docs/architecture.md §8).
+RPC_SERVED = Counter(
+    "wbs_rpc_served", "RPC calls this process answered, by method.",
+    ["service", "method"], registry=REGISTRY,
+)
+AMQP_PUBLISHES = Counter(
+    "wbs_amqp_publishes", "Messages this process published, by kind (rpc: requests and replies; "
+    "event; other: retries, dead letters) and whether it waited for a publisher confirm.",
+    ["kind", "confirmed"], registry=REGISTRY,
+)
+SQL_STATEMENTS = Counter(
+    "wbs_sql_statements", "SQL statements this process sent to its database (pings excluded).",
+    registry=REGISTRY,
+)
+DB_TRANSACTIONS = Counter(
+    "wbs_db_transactions", "Database transactions this process ended, by outcome (commit, rollback).",
+    ["outcome"], registry=REGISTRY,
+)
+
 # A refusal is an answer (a 4xx, an RPC error the caller maps to one), not a fault.
 _REFUSALS = (contract_errors.NotFound, contract_errors.Forbidden, contract_errors.Invalid,
              contract_errors.Conflict, contract_errors.PermanentError)
@@ -77,7 +97,11 @@ def http_status(result, exc: BaseException | None) -> int:
 
 def observe_worker(service: str, entrypoint, seconds: float, result, exc) -> None:
     """Record one finished worker: its duration, and for HTTP its route template and status."""
+    from nameko.rpc import Rpc
+
     HANDLER_DURATION.labels(service, entrypoint.method_name, outcome(exc)).observe(seconds)
+    if isinstance(entrypoint, Rpc):
+        RPC_SERVED.labels(service, entrypoint.method_name).inc()
     route = getattr(entrypoint, "url", None)
     if isinstance(route, str):
         HTTP_REQUESTS.labels(service, route, str(http_status(result, exc))).inc()
@@ -89,3 +113,47 @@ def count_dead_letter(service: str, queue: str) -> None:
 
 def count_retry(service: str, queue: str) -> None:
     RETRIES.labels(service, queue).inc()
+
+
+def _publish_kind(exchange) -> str:
+    name = getattr(exchange, "name", exchange) or ""
+    if name == "nameko-rpc" or name.startswith("rpc"):
+        return "rpc"
+    return "event" if name.endswith(".events") else "other"
+
+
+def count_publishes() -> None:
+    """Count every message published through nameko's `Publisher` (RPC requests and replies,
+    outbox events, retries and dead letters all go through it). Idempotent; once per process."""
+    from nameko.amqp.publish import Publisher
+
+    if getattr(Publisher.publish, "wbs_counted", False):
+        return
+    publish = Publisher.publish
+
+    def counted(self, payload, **kwargs):
+        confirmed = kwargs.get("use_confirms", self.use_confirms)
+        AMQP_PUBLISHES.labels(_publish_kind(kwargs.get("exchange", self.publish_kwargs.get("exchange"))),
+                              "true" if confirmed else "false").inc()
+        return publish(self, payload, **kwargs)
+
+    counted.wbs_counted = True
+    Publisher.publish = counted
+
+
+def count_sql(engine) -> None:
+    """Count the statements and transactions of `engine` (SQLAlchemy events; pings are not
+    cursor executions, so they are not counted)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _statement(*_args):
+        SQL_STATEMENTS.inc()
+
+    @event.listens_for(engine, "commit")
+    def _commit(_connection):
+        DB_TRANSACTIONS.labels("commit").inc()
+
+    @event.listens_for(engine, "rollback")
+    def _rollback(_connection):
+        DB_TRANSACTIONS.labels("rollback").inc()

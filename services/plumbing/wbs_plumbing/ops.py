@@ -126,6 +126,7 @@ class Ops(DependencyProvider):
         self.amqp_uri = config.get("AMQP_URI")
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_ScrapeTimeGauges(self))
+        metrics.count_publishes()
         self._started: dict = {}
         self.last_checks: dict = {}  # check -> passed, as of the last /readyz (for wbs_ready)
         self._server = self._socket = None
