@@ -184,6 +184,6 @@ def test_while_the_broker_is_down_a_reporter_gets_a_503_with_retry_after(own_bro
         start_broker()
     print(f"reporter's answer with the broker down: {answer.status_code} after {waited:.1f} s")
     assert answer.status_code == 503 and int(answer.headers["Retry-After"]) > 0, answer.text
-    assert waited < 30  # an answer, not the RPC deadline: the outcome, with the deadline as bound
+    assert waited < 6  # within a few seconds (the send's own bound), never the 30 s RPC deadline
     assert wait_until(submitted, timeout=60, interval=1)
     assert not any(c._died.ready() for c in (storage, verification, intake))

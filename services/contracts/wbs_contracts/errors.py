@@ -10,6 +10,12 @@ class PermanentError(Exception):
     """Processing this message can never succeed (poison): dead-letter it at once, no retries."""
 
 
+class TransientError(Exception):
+    """Something this message needs is away for now (a peer service, the broker, the database):
+    the message waits and is retried, for as long as an outage can last, never dead-lettered
+    after the few quick retries meant for a failing handler."""
+
+
 class NotFound(Exception):
     """The thing does not exist, or the caller may not know that it exists."""
 

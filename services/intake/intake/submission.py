@@ -23,6 +23,7 @@ import uuid
 from typing import Any, Callable, Iterable
 
 from wbs_plumbing.clock import iso, utcnow
+from wbs_plumbing.deadline import Unavailable
 from wbs_plumbing.outbox import add_event
 
 from intake.errors import BadRequest
@@ -124,14 +125,18 @@ def submit_report(
             record_report(session, report_id, report.unit, report.category, report.language,
                           hash_receipt(settings.receipt_key, receipt), received_at, uploader.count,
                           uploader.bytes)
-    except Exception:
-        uploader.abort()
-        if uploader.touched_storage:
-            try:
-                vault.discard_report(report_id)
-            except Exception:
-                # storage down as well: its sweep of reports without a case removes the rest
-                log.warning("discard_report failed for a report that was not accepted")
+    except Exception as exc:
+        # with the broker away neither the abort nor the discard could go: trying would only make
+        # the reporter wait another send deadline for the 503; storage's sweep of reports without
+        # a case removes what was stored, and its reaper an upload left idle
+        if not _broker_away(exc):
+            uploader.abort()
+            if uploader.touched_storage:
+                try:
+                    vault.discard_report(report_id)
+                except Exception:
+                    # storage down as well: its sweep of reports without a case removes the rest
+                    log.warning("discard_report failed for a report that was not accepted")
         raise
     return {"report_id": report_id, "receipt": receipt, "received_at": iso(received_at),
             "evidence_count": uploader.count}
@@ -177,3 +182,7 @@ def add_evidence(files: Iterable, report_id: str, *, vault, transaction: Callabl
     if not uploader.count:
         raise BadRequest("no_evidence", "Attach at least one non-empty file part named 'evidence'.")
     return {"evidence": uploader.stored}
+
+
+def _broker_away(exc: BaseException) -> bool:
+    return isinstance(exc, Unavailable) and exc.reason == "broker"

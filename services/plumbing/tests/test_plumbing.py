@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tests.fixtures import wait_until
 from wbs_contracts.errors import PermanentError
 from wbs_plumbing.db import Database
+from wbs_plumbing.deadline import Unavailable
 from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin, add_event
 from wbs_plumbing.reliable import DEAD_LETTER_QUEUE, event_handler
 
@@ -35,6 +36,7 @@ class Note(Base):
 class Behaviour:
     fail_times = 0
     calls = 0
+    failure = RuntimeError("transient")
 
 
 class DemoService:
@@ -48,7 +50,7 @@ class DemoService:
             raise PermanentError("this category is refused")
         if Behaviour.fail_times > 0:
             Behaviour.fail_times -= 1
-            raise RuntimeError("transient")
+            raise Behaviour.failure
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
@@ -105,8 +107,12 @@ class Broker:
 
 @pytest.fixture
 def demo(container_factory, service_config):
-    Behaviour.fail_times, Behaviour.calls = 0, 0
-    config = service_config("verification", DB_AUTO_MIGRATE=False)
+    yield from _demo(container_factory, service_config)
+
+
+def _demo(container_factory, service_config, **overrides):
+    Behaviour.fail_times, Behaviour.calls, Behaviour.failure = 0, 0, RuntimeError("transient")
+    config = service_config("verification", DB_AUTO_MIGRATE=False, **overrides)
     from sqlalchemy import create_engine
     engine = create_engine(config["DATABASE_URL"])
     Base.metadata.create_all(engine)
@@ -169,6 +175,30 @@ def test_failing_handler_is_dead_lettered_after_bounded_retries(demo):
     assert properties.headers["x-wbs-attempts"] == 3
     assert "RuntimeError" in properties.headers["x-wbs-reason"]
     assert Behaviour.calls == 3
+
+
+def test_a_peer_away_longer_than_the_quick_retries_delays_the_event_but_never_dead_letters_it(demo):
+    """storage (say) does not answer through more attempts than the quick retries allow: the
+    report was stored, so its event waits for the peer instead of ending in the dead letters."""
+    container, broker = demo
+    Behaviour.fail_times, Behaviour.failure = 5, Unavailable("timeout", "read_report_content")
+    broker.publish("intake.events", "report_submitted", json.dumps(report_event()).encode())
+    wait_until(lambda: notes(container) == 1, timeout=30)
+    assert Behaviour.calls == 6  # two quick retries allowed, five failures waited out
+    assert broker.get_all(DEAD_LETTER_QUEUE, 0, timeout=1) == []
+
+
+def test_a_peer_away_for_longer_than_the_transient_budget_is_dead_lettered_with_the_reason(
+        container_factory, service_config):
+    demo = _demo(container_factory, service_config, TRANSIENT_RETRY_SECONDS=1)
+    container, broker = next(demo)
+    Behaviour.fail_times, Behaviour.failure = 1000, Unavailable("timeout", "read_report_content")
+    broker.publish("intake.events", "report_submitted", json.dumps(report_event()).encode())
+    (properties, _), = broker.get_all(DEAD_LETTER_QUEUE, 1, timeout=30)
+    assert "Unavailable" in properties.headers["x-wbs-reason"]
+    assert properties.headers["x-wbs-attempts"] > 2  # more than the quick retries: it waited
+    assert notes(container) == 0
+    demo.close()
 
 
 def test_outbox_keeps_events_through_a_broker_outage(rabbit_uri, pg_url):

@@ -9,6 +9,11 @@ neither:
   the schema, or makes the handler raise `PermanentError`, is dead-lettered at once;
 * any other failure is retried later, through per-delay retry queues (message TTL + dead-letter
   back to the handler's queue), `len(RETRY_DELAYS_MS)` times, then dead-lettered;
+* except a failure because something the handler needs is away (``is_transient``: a peer that
+  does not answer, the broker, the database): an outage can last longer than those quick
+  retries, and a report that was in fact stored must not end in the dead-letter queue for it.
+  Such a message keeps coming back at the longest delay until ``TRANSIENT_RETRY_SECONDS``
+  (default a day) after its first failure, and only then is dead-lettered;
 * dead letters go to the durable queue `wbs.dead-letters` with the reason, the original queue and
   the attempt count in headers, where `wbs dlq list` / `wbs dlq replay` find them.
 
@@ -28,18 +33,21 @@ users, so that two systems (or a test run) can share one broker.
 """
 import logging
 import os
+import time
 from urllib.parse import unquote, urlsplit
 from datetime import datetime, timezone
 from functools import partial
 
+import sqlalchemy.exc
 from kombu import Queue
 from nameko.amqp.publish import Publisher, get_connection
 from nameko.events import EventHandler
 from nameko.messaging import QueueConsumer
 
-from wbs_contracts.errors import PermanentError
+from wbs_contracts.errors import PermanentError, TransientError
 from wbs_contracts.events import InvalidEvent, validate_event
 from wbs_plumbing import metrics
+from wbs_plumbing.deadline import Unavailable
 from wbs_plumbing.failover import first_node
 from wbs_plumbing.history import ensure_history
 from wbs_plumbing.queues import DEAD_LETTER_QUEUE, consumed_arguments, dead_letter_arguments, retry_arguments
@@ -48,7 +56,9 @@ from wbs_plumbing.rpc import CONNECTION_ERRORS  # also contains a lost connectio
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_DELAYS_MS = (500, 2000, 10000)
+DEFAULT_TRANSIENT_RETRY_SECONDS = 86400
 ATTEMPTS_HEADER = "x-wbs-attempts"
+FIRST_FAILURE_HEADER = "x-wbs-first-failure"  # epoch seconds of the first failed attempt
 PRODUCER_HEADER = "wbs-producer"  # not x-wbs-: `wbs dlq replay` keeps it
 DEFAULT_USER_PREFIX = "wbs-"
 
@@ -93,6 +103,12 @@ def declare_queues(amqp_uri: str, queues) -> None:
             queue(channel).declare()
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Did the handler fail because something it needs is away for now, not because of this
+    message? A peer's ``Unavailable``, a ``TransientError``, a lost broker or database connection."""
+    return isinstance(exc, (TransientError, Unavailable, sqlalchemy.exc.OperationalError) + CONNECTION_ERRORS)
+
+
 def describe(exc: BaseException) -> str:
     """A short reason for operators. Our exceptions never carry report content; cap it anyway."""
     return f"{type(exc).__name__}: {exc}"[:500]
@@ -126,6 +142,7 @@ class ReliableEventHandler(EventHandler):
         self.queue = Queue(self.queue.name, exchange=self.queue.exchange, routing_key=self.queue.routing_key,
                            durable=True, queue_arguments=consumed_arguments(config))
         self.retry_delays = [int(d) for d in (config.get("RETRY_DELAYS_MS") or DEFAULT_RETRY_DELAYS_MS)]
+        self.transient_retry_seconds = float(config.get("TRANSIENT_RETRY_SECONDS") or DEFAULT_TRANSIENT_RETRY_SECONDS)
         self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=False)
         self.own_user = broker_user(config["AMQP_URI"])
         self.check_producer = per_service_identities(config)
@@ -162,13 +179,17 @@ class ReliableEventHandler(EventHandler):
             self._settle(message, lambda: None)
             return
         exc = exc_info[1]
-        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
-        if isinstance(exc, PermanentError) or attempts > len(self.retry_delays):
+        headers = message.headers or {}
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
+        first_failure = float(headers.get(FIRST_FAILURE_HEADER) or time.time())
+        waited_out = time.time() - first_failure > self.transient_retry_seconds
+        if isinstance(exc, PermanentError) or (
+                attempts > len(self.retry_delays) and (waited_out or not is_transient(exc))):
             action = partial(self.dead_letter, message, describe(exc), attempts)
         else:
             log.warning("%s failed (attempt %d), will retry: %s", self.method_name, attempts,
                         type(exc).__name__)
-            action = partial(self._retry_later, message, attempts)
+            action = partial(self._retry_later, message, attempts, first_failure)
         self._settle(message, action)
 
     def _settle(self, message, action):
@@ -186,11 +207,11 @@ class ReliableEventHandler(EventHandler):
             log.warning("%s: could not settle a message, the broker connection is gone (%s)",
                         self.queue.name, type(exc).__name__)
 
-    def _retry_later(self, message, attempts):
-        delay = self.retry_delays[attempts - 1]
+    def _retry_later(self, message, attempts, first_failure):
+        delay = self.retry_delays[min(attempts, len(self.retry_delays)) - 1]
         parking = retry_queue(self.queue.name, delay, self.container.config)
         self._republish(message, routing_key=parking.name, declare=[parking],
-                        headers={ATTEMPTS_HEADER: attempts})
+                        headers={ATTEMPTS_HEADER: attempts, FIRST_FAILURE_HEADER: first_failure})
         metrics.count_retry(self.container.service_name, self.queue.name)
 
     def dead_letter(self, message, reason, attempts):

@@ -23,9 +23,10 @@ from typing import Iterator
 from wbs_contracts import report_content
 from wbs_contracts.errors import remote_error_type
 
-from . import assignment, audit, auth, cases, directory, routing, statistics, views
+from . import assignment, audit, auth, cases, directory, export, routing, statistics, views
 from .dependencies import Reader
-from .errors import AuthenticationFailed, DomainError, InvalidInput, NotFound, VaultError
+from .errors import (AuthenticationFailed, DomainError, InvalidInput, NotFound, VaultError,
+                     VaultUnavailable)
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def _vault_call(fn, *args):
             raise NotFound("No such content") from None
         if kind == "Forbidden":
             raise VaultError("The content store refused the read") from None
-        raise VaultError("The content store did not answer; please try again") from None
+        raise VaultUnavailable("The content store did not answer; please try again") from None
 
 
 PARTIES_UNAVAILABLE = "parties_unavailable"
@@ -167,8 +168,8 @@ def routing_parties(vault, report_id: str) -> tuple[list[routing.Party], str | N
     """The people a report names, read for routing before its case opens (grant subject
     ``verification``, the case id the report will get). A report storage does not know opens
     without parties, noted on the case; storage being away (down, or not started yet) raises
-    VaultError and the event is retried: routing without the parties could hand the case to a
-    named person."""
+    VaultUnavailable and the event waits for it: routing without the parties could hand the case
+    to a named person."""
     reader = Reader(ROUTING_READER, cases.case_id_for(report_id))
     try:
         return report_parties(_vault_call(vault.read_report_content, report_id, reader))
@@ -223,6 +224,43 @@ def open_evidence(db, vault, token: str | None, case_id: str, evidence_id: str) 
     return item, verified_chunks(first, item.get("sha256"), evidence_id,
                                  lambda index: _vault_call(vault.read_evidence_chunk, report_id,
                                                            evidence_id, index, reader))
+
+
+def _evidence_chunks(vault, report_id: str, item: dict, reader: Reader) -> Iterator[bytes]:
+    """One evidence file's checked plaintext, fetched chunk by chunk only as it is read."""
+    evidence_id = item["evidence_id"]
+
+    def fetch(index):
+        return _vault_call(vault.read_evidence_chunk, report_id, evidence_id, index, reader)
+
+    yield from verified_chunks(fetch(0), item.get("sha256"), evidence_id, fetch)
+
+
+def export_case(db, vault, token: str | None, case_id: str, *, render,
+                now: dt.datetime | None = None) -> tuple[str, Iterator[bytes]]:
+    """(the ZIP's file name, its bytes as an iterator): the case exported for referral (``export``).
+
+    Anyone who reaches the case may export it (its assignee, the supervisors overseeing it); for
+    everyone else it is NotFound, like any case out of reach. The export is audited and
+    ``case_exported`` staged in one committed transaction *before* storage is asked, so no
+    content leaves the vault unrecorded. The report's content and evidence list are read before
+    returning (a refusal or an absent storage is a proper 404/503); each evidence file is read
+    chunk by chunk, with its recorded SHA-256 checked, only as the client downloads it.
+    ``render(template, **context)`` renders the HTML summary. Raises AuthenticationFailed,
+    NotFound, Conflict (the report was shredded) or VaultError.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    with signed_in(db, token) as (session, staff):
+        row = cases.get_case(session, staff, case_id)
+        cases.record_export(session, staff, row, now=now)
+        case = views.case_detail(session, row, staff, now=now)
+        exporter = {k: views.staff_view(staff)[k] for k in ("staff_id", "username", "display_name")}
+        report_id, reader = row.report_id, Reader(staff.id, row.case_id)
+    content = _vault_call(vault.read_report_content, report_id, reader)
+    items = _vault_call(vault.list_evidence, report_id, reader) or []
+    case = views.attach_content(case, content, items)
+    evidence = [(item, _evidence_chunks(vault, report_id, item, reader)) for item in items]
+    return export.filename(case), export.archive(case, exporter, evidence, now, render)
 
 
 class EvidenceIntegrityError(Exception):

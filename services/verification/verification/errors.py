@@ -5,6 +5,7 @@ inspector API and the console pages, ``entrypoints.base.remote_errors`` for RPC 
 ``entrypoints.events`` turns a malformed event into a dead-letter. Messages are safe to show:
 they never contain report content or anything about the reporter.
 """
+from wbs_contracts.errors import TransientError
 
 
 class DomainError(Exception):
@@ -58,6 +59,11 @@ class NotEligible(DomainError):
 
 class VaultError(DomainError):
     """storage could not give the content back right now (down, slow, or it refused)."""
+
+
+class VaultUnavailable(VaultError, TransientError):
+    """storage did not answer (down, restarting, or the broker is away): an event that needed it
+    waits for it (``wbs_plumbing.reliable``) instead of being dead-lettered."""
 
 
 class CaseNotYetOpen(Exception):
