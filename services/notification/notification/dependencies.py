@@ -47,6 +47,10 @@ class _Directory:
         """``[{supervisor_id, units: [{unit, new, waiting, overdue, awaiting_reporter}]}]``."""
         return call_with_deadline(self._proxy.supervisor_digests, self._timeout, since)
 
+    def administrator_ids(self) -> list:
+        """The ids of the active administrators (told when a staff member's OpenPGP key runs out)."""
+        return call_with_deadline(self._proxy.administrator_ids, self._timeout)
+
     def case_contacts(self, case_id: str) -> Optional[dict]:
         """``{"assignee_id", "supervisor_ids"}`` (ids only) or None for an unknown case."""
         return call_with_deadline(self._proxy.case_contacts, self._timeout, case_id)

@@ -44,19 +44,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Callable, ContextManager, List, Optional
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, distinct, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wbs_plumbing.clock import as_utc, utcnow
 from wbs_plumbing.outbox import add_event
 
 from notification import overrides
-from notification.mailer import MailTransportError
+from notification.mailer import CASE_KINDS, KEY_KINDS, KeyUnusable, MailTransportError, case_link
 from notification.models import (
     FAILED,
     PENDING,
     SENT,
     CaseAssignee,
+    CaseReference,
     CaseReport,
     Notification,
     OutboxMessage,
@@ -78,6 +79,10 @@ KIND_ROUTING_FAILED = "routing_failed"
 KIND_REPORTER_NEWS = "reporter_news"
 KIND_SLA_REMINDER = "sla_reminder"
 KIND_SUPERVISOR_DIGEST = "supervisor_digest"
+KIND_DAILY_BUNDLE = "daily_bundle"
+KIND_KEY_EXPIRING = "key_expiring"
+KIND_KEY_EXPIRED = "key_expired"
+KEY_EXPIRED = "key_expired"  # last_error of an email held for an expired key
 REPORTER_PREFIX = "reporter:"
 _NOTICE_NAMESPACE = uuid.UUID("6f1c3e0a-5b1d-4c53-9a3e-2d7f8b9c0e41")
 
@@ -94,7 +99,9 @@ def parse_time(text: Optional[str]) -> Optional[datetime]:
 
 def record_notification(session, *, event_id: str, recipient_id: str, kind: str, case_id: str,
                         now: datetime) -> str:
-    """Create the pending row for (event, recipient) unless it exists; return its id."""
+    """Create the pending row for (event, recipient) unless it exists; return its id. A case
+    email to a staff member who chose "daily" delivery is recorded held: no attempt until the
+    day's ``daily_bundle`` collects it (``record_bundles``)."""
     existing = session.execute(
         select(Notification.notification_id).where(
             Notification.event_id == event_id, Notification.recipient_id == recipient_id
@@ -102,6 +109,7 @@ def record_notification(session, *, event_id: str, recipient_id: str, kind: str,
     ).scalar_one_or_none()
     if existing is not None:
         return existing
+    held = kind in CASE_KINDS and wants_daily(session, recipient_id)
     row = Notification(
         notification_id=str(uuid.uuid4()),
         event_id=event_id,
@@ -110,12 +118,27 @@ def record_notification(session, *, event_id: str, recipient_id: str, kind: str,
         case_id=case_id,
         status=PENDING,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=None if held else now,
         created_at=now,
+        held=held,
     )
     session.add(row)
     session.flush()  # a racing duplicate fails here, inside the caller's transaction
     return row.notification_id
+
+
+def wants_daily(session, staff_id: str) -> bool:
+    if staff_id.startswith(REPORTER_PREFIX):
+        return False
+    pref = session.get(StaffPreference, staff_id)
+    return pref is not None and pref.delivery == "daily"
+
+
+def remember_case_reference(session, case_id: str, reference: Optional[str]) -> None:
+    """``case_opened`` -> the case's register reference, for the subject of staff emails only."""
+    if reference and session.get(CaseReference, case_id) is None:
+        session.add(CaseReference(case_id=case_id, reference=str(reference)[:64]))
+        session.flush()
 
 
 def remember_assignment(session, *, case_id: str, inspector_id: str, assigned_at: datetime) -> None:
@@ -258,8 +281,18 @@ def mark_sent(session, claimed: Claim, now: datetime) -> Optional[dict]:
     )
     if claimed.recipient_id.startswith(REPORTER_PREFIX):
         return None  # see the module docstring: no event about a reporter's notices
-    if claimed.kind == KIND_SUPERVISOR_DIGEST:
-        return None  # about a period, not a case: notification_sent names a case
+    if claimed.kind == KIND_DAILY_BUNDLE:  # the case emails it carried are sent with it
+        bundled = session.execute(select(Notification.notification_id, Notification.kind, Notification.case_id)
+                                  .where(Notification.bundle_id == claimed.notification_id)).all()
+        session.execute(update(Notification).where(Notification.bundle_id == claimed.notification_id)
+                        .values(status=SENT, sent_at=now, last_error=None)
+                        .execution_options(synchronize_session=False))
+        for notification_id, kind, case_id in bundled:
+            add_event(session, OutboxMessage, "notification_sent",
+                      {"notification_id": notification_id, "kind": kind, "case_id": case_id})
+        return None
+    if claimed.kind not in CASE_KINDS:
+        return None  # a digest or a key warning is about no case: notification_sent names a case
     return add_event(
         session,
         OutboxMessage,
@@ -292,7 +325,52 @@ def mark_attempt_failed(session, claimed: Claim, now: datetime, error: str, sett
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    if status == FAILED and claimed.kind == KIND_DAILY_BUNDLE:  # its case emails fail with it
+        session.execute(update(Notification).where(Notification.bundle_id == claimed.notification_id)
+                        .values(status=FAILED, last_error=error[:64]).execution_options(synchronize_session=False))
     return status
+
+
+def hold_for_key(session, claimed: Claim) -> str:
+    """The recipient's OpenPGP key expired: keep the email pending with no attempt planned
+    (``key_expired``) until they register a usable key or remove theirs
+    (``release_held_for_key``); they and the administrators were told (``record_key_warnings``)."""
+    session.execute(update(Notification).where(Notification.notification_id == claimed.notification_id)
+                    .values(next_attempt_at=None, last_error=KEY_EXPIRED)
+                    .execution_options(synchronize_session=False))
+    log.warning("notification %s (%s): the recipient's OpenPGP key has expired; held, not sent in clear",
+                claimed.notification_id, claimed.kind)
+    return PENDING
+
+
+def release_held_for_key(session, staff_id: str, now: datetime) -> int:
+    """A new key, or none: the emails held for the expired one go out at the next sweep."""
+    return session.execute(update(Notification).where(
+        Notification.recipient_id == staff_id, Notification.status == PENDING,
+        Notification.last_error == KEY_EXPIRED).values(next_attempt_at=now, last_error=None)
+        .execution_options(synchronize_session=False)).rowcount
+
+
+def mail_variables(session, claimed: Claim, units, settings: Settings) -> Optional[dict]:
+    """What a bundle or a key warning renders beside its link: the bundled cases' links and
+    references, or the key's fingerprint and expiry date and the console page to act on."""
+    console = settings.console_url.rstrip("/")
+    if claimed.kind == KIND_DAILY_BUNDLE:
+        rows = session.execute(select(Notification.case_id, CaseReference.reference)
+                               .outerjoin(CaseReference, CaseReference.case_id == Notification.case_id)
+                               .where(Notification.bundle_id == claimed.notification_id)
+                               .order_by(Notification.created_at)).all()
+        seen, items = set(), []
+        for case_id, reference in rows:
+            if case_id not in seen:
+                seen.add(case_id)
+                items.append({"link": case_link(console, case_id), "reference": reference})
+        return {"items": items}
+    if claimed.kind in KEY_KINDS and isinstance(units, dict):
+        link = (console + "/me/notifications" if claimed.kind in (KIND_KEY_EXPIRING, KIND_KEY_EXPIRED)
+                else "{}/admin/staff/{}".format(console, units["staff_id"]))
+        return {"link": link, "fingerprint": units["fingerprint"], "expires_on": units["expires_at"][:10]}
+    return None
 
 
 def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], lookup_recipient,
@@ -306,14 +384,20 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
     """
     with transaction() as session:
         claimed = claim(session, notification_id, clock(), settings)
+        if claimed is None:
+            return None
         # The administrator's current templates, read now: an edit changes the next email.
-        templates = overrides.current(session, claimed.kind) if claimed is not None else {}
-        key = session.get(StaffKey, claimed.recipient_id) if claimed is not None else None
+        templates = overrides.current(session, claimed.kind)
+        key = session.get(StaffKey, claimed.recipient_id)
         public_key = key.armored if key is not None else None
-        counts = session.get(DigestCounts, claimed.notification_id) if claimed is not None else None
+        if key is not None and claimed.kind not in KEY_KINDS and key.expires_at is not None \
+                and as_utc(key.expires_at) <= clock():
+            return hold_for_key(session, claimed)  # never in clear in the key's place
+        counts = session.get(DigestCounts, claimed.notification_id)
         units = json.loads(counts.units) if counts is not None else None
-    if claimed is None:
-        return None
+        reference = session.get(CaseReference, claimed.case_id) if claimed.kind in CASE_KINDS else None
+        reference = reference.reference if reference is not None else None
+        extra = mail_variables(session, claimed, units, settings)
 
     error, permanent = None, False
     try:
@@ -336,10 +420,14 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
                 language=recipient.get("language"),
                 overrides=templates,
                 public_key=public_key,
-                units=units,
+                units=units if claimed.kind == KIND_SUPERVISOR_DIGEST else None,
+                reference=reference,
+                extra=extra,
             )
         except MailTransportError as exc:
             error = "mail:" + str(exc)
+        except KeyUnusable:
+            error = KEY_EXPIRED
 
     with transaction() as session:
         if error is None:
@@ -347,6 +435,8 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
             status = SENT
         elif error == "no_contact":
             status = forget_reporter(session, claimed)
+        elif error == KEY_EXPIRED:
+            status = hold_for_key(session, claimed)
         else:
             status = mark_attempt_failed(session, claimed, clock(), error, settings, permanent)
     if status == SENT:
@@ -487,6 +577,7 @@ def register_key(session, staff_id: str, checked, now: datetime) -> None:
     row.fingerprint, row.armored = checked.fingerprint, checked.armored
     row.expires_at, row.registered_at = checked.expires_at, now
     session.flush()
+    release_held_for_key(session, staff_id, now)
 
 
 # --- staff reminders and digests ----------------------------------------------------------------
@@ -519,7 +610,7 @@ def record_reminders(session, due: list, now: datetime, settings: Settings) -> L
     for item in due:
         notification_id = _once(session, event_id=_derived_id("reminder", item["case_id"], item["clock"], item["due_at"]),
                                 recipient_id=item["assignee_id"], kind=KIND_SLA_REMINDER,
-                                case_id=item["case_id"], now=defer_for(session, item["assignee_id"], now, settings))
+                                case_id=item["case_id"], now=now)
         if notification_id:
             ids.append(notification_id)
     return ids
@@ -560,25 +651,102 @@ def digest_since(now: datetime, settings: Settings) -> datetime:
     return as_utc(now) - timedelta(days=1)
 
 
-def defer_for(session, staff_id: str, now: datetime, settings: Settings) -> datetime:
-    """When a staff member's email may go: now, or the next digest hour for "daily" delivery."""
+def record_bundles(session, now: datetime, settings: Settings) -> List[str]:
+    """From the digest hour on, one ``daily_bundle`` per staff member with held case emails and
+    day: the same rule as the digests (an event id derived from the period, ``UNIQUE(event_id,
+    recipient_id)``, a losing replica's insert rolled back to a savepoint), and the winner moves
+    the held rows into its bundle in the same transaction. Case emails held after that wait for
+    the next day's bundle."""
+    period = digest_period("daily", now, settings)
+    if period is None:
+        return []
+    held = select(distinct(Notification.recipient_id)).where(
+        Notification.held.is_(True), Notification.bundle_id.is_(None), Notification.status == PENDING,
+        Notification.next_attempt_at.is_(None), Notification.last_error.is_(None))
+    ids = []
+    for staff_id in session.scalars(held).all():
+        notification_id = _once(session, event_id=_derived_id("bundle", period), recipient_id=staff_id,
+                                kind=KIND_DAILY_BUNDLE, case_id=period, now=now)
+        if notification_id:
+            session.execute(update(Notification).where(
+                Notification.recipient_id == staff_id, Notification.held.is_(True),
+                Notification.bundle_id.is_(None), Notification.status == PENDING,
+                Notification.next_attempt_at.is_(None), Notification.last_error.is_(None),
+                Notification.notification_id != notification_id,
+            ).values(bundle_id=notification_id).execution_options(synchronize_session=False))
+            ids.append(notification_id)
+    return ids
+
+
+def key_warnings_due(session, now: datetime, settings: Settings) -> list:
+    """Keys expiring within ``key_warning_days`` (or expired) whose owner has not yet been told
+    at that threshold: ``[(staff_id, fingerprint, expires_at, threshold)]``."""
+    due = []
+    for key in session.scalars(select(StaffKey).where(
+            StaffKey.expires_at.is_not(None),
+            StaffKey.expires_at <= now + timedelta(days=settings.key_warning_days))).all():
+        threshold = "expired" if as_utc(key.expires_at) <= now else "expiring:{}".format(settings.key_warning_days)
+        event_id = _derived_id("key", key.staff_id, key.fingerprint, threshold)
+        if session.scalar(select(Notification.notification_id).where(
+                Notification.event_id == event_id, Notification.recipient_id == key.staff_id)) is None:
+            due.append((key.staff_id, key.fingerprint, as_utc(key.expires_at), threshold))
+    return due
+
+
+def record_key_warnings(session, due: list, admin_ids: list, now: datetime) -> List[str]:
+    """One warning per key and threshold (expiring within N days; expired) to its owner and to
+    each administrator, in clear and without a case link: exactly once with any number of
+    replicas (derived event id, ``_once``)."""
+    ids = []
+    for staff_id, fingerprint, expires_at, threshold in due:
+        kind = KIND_KEY_EXPIRED if threshold == "expired" else KIND_KEY_EXPIRING
+        details = json.dumps({"staff_id": staff_id, "fingerprint": fingerprint,
+                              "expires_at": expires_at.isoformat()})
+        event_id = _derived_id("key", staff_id, fingerprint, threshold)
+        for recipient_id, recipient_kind in [(staff_id, kind)] + [(a, kind + "_admin") for a in admin_ids
+                                                                   if a != staff_id]:
+            notification_id = _once(session, event_id=event_id, recipient_id=recipient_id, kind=recipient_kind,
+                                    case_id="key:" + staff_id, now=now)
+            if notification_id:
+                session.add(DigestCounts(notification_id=notification_id, units=details))
+                ids.append(notification_id)
+    return ids
+
+
+def staff_settings(session, staff_id: str) -> dict:
+    """What the console's "Notifikasi" page shows: delivery, digest period, the key (if any)."""
     pref = session.get(StaffPreference, staff_id)
-    if pref is None or pref.delivery == "immediate":
-        return now
-    local = as_utc(now) + timedelta(hours=settings.day_utc_offset_hours)
-    at = local.replace(hour=settings.digest_hour, minute=0, second=0, microsecond=0)
-    if at <= local:
-        at += timedelta(days=1)
-    return at - timedelta(hours=settings.day_utc_offset_hours)
+    key = session.get(StaffKey, staff_id)
+    return {"staff_id": staff_id, "delivery": pref.delivery if pref else "immediate",
+            "digest": pref.digest if pref else "daily",
+            "key": None if key is None else {
+                "fingerprint": key.fingerprint,
+                "expires_at": as_utc(key.expires_at).isoformat() if key.expires_at else None}}
 
 
-def set_preference(session, staff_id: str, delivery: Optional[str], digest: Optional[str]) -> dict:
+def remove_key(session, staff_id: str, now: datetime) -> bool:
+    """Forget a staff member's key; emails held for it go out (in clear) at the next sweep."""
+    removed = session.execute(delete(StaffKey).where(StaffKey.staff_id == staff_id)).rowcount == 1
+    release_held_for_key(session, staff_id, now)
+    return removed
+
+
+def set_preference(session, staff_id: str, delivery: Optional[str], digest: Optional[str],
+                   now: Optional[datetime] = None) -> dict:
+    """Set what is given; switching to immediate releases the case emails still held (not yet
+    in a bundle) at once."""
     row = session.get(StaffPreference, staff_id)
     if row is None:
         row = StaffPreference(staff_id=staff_id, delivery="immediate", digest="daily")
         session.add(row)
     if delivery is not None:
         row.delivery = delivery
+        if delivery == "immediate":
+            session.execute(update(Notification).where(
+                Notification.recipient_id == staff_id, Notification.held.is_(True),
+                Notification.bundle_id.is_(None), Notification.status == PENDING,
+                Notification.next_attempt_at.is_(None), Notification.last_error.is_(None),
+            ).values(next_attempt_at=now or utcnow()).execution_options(synchronize_session=False))
     if digest is not None:
         row.digest = digest
     session.flush()

@@ -33,9 +33,13 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Optional
 
+from functools import lru_cache
+from pathlib import Path
+
 import eventlet.patcher
 import jinja2
 import markupsafe
+from babel.support import Translations
 from jinja2.sandbox import SandboxedEnvironment
 from nameko.extensions import DependencyProvider
 
@@ -48,10 +52,14 @@ smtplib = eventlet.patcher.import_patched("smtplib")
 
 log = logging.getLogger(__name__)
 
-STAFF_KINDS = ("case_assigned", "sla_breached", "sla_escalated", "reporter_replied", "routing_failed",
-               "sla_reminder", "supervisor_digest")
+# Emails about one case: a staff member who chose "daily" delivery gets them bundled.
+CASE_KINDS = ("case_assigned", "sla_breached", "sla_escalated", "reporter_replied", "routing_failed",
+              "sla_reminder")
 # Emails about a period, not a case: their "case id" is the period key, their link the console.
-DIGEST_KINDS = ("supervisor_digest",)
+DIGEST_KINDS = ("supervisor_digest", "daily_bundle")
+# About a staff member's OpenPGP key (to them, and to the administrators): always in clear, no case.
+KEY_KINDS = ("key_expiring", "key_expired", "key_expiring_admin", "key_expired_admin")
+STAFF_KINDS = CASE_KINDS + DIGEST_KINDS + KEY_KINDS
 # Emails to a reporter: addressed by report, never to staff, never naming the case.
 REPORTER_KINDS = ("reporter_news",)
 KINDS = STAFF_KINDS + REPORTER_KINDS
@@ -59,21 +67,39 @@ LANGUAGES = ("id", "en")
 DEFAULT_LANGUAGE = "id"
 # The only names a template may use. Tested: every template's undeclared variables are a subset.
 TEMPLATE_VARIABLES = frozenset({"link"})
-# A digest also gets ``units``: [{unit, new, waiting, overdue, awaiting_reporter}] (codes and counts).
-DIGEST_VARIABLES = frozenset({"link", "units"})
+# A digest also gets ``units``: [{unit, new, waiting, overdue, awaiting_reporter}] (codes and counts);
+# a daily bundle ``items``: [{link, reference}]; a key warning the key's fingerprint and expiry date.
+_KIND_VARIABLES = {"supervisor_digest": frozenset({"link", "units"}),
+                   "daily_bundle": frozenset({"link", "items"}),
+                   **{kind: frozenset({"link", "fingerprint", "expires_on"}) for kind in KEY_KINDS}}
+DIGEST_VARIABLES = _KIND_VARIABLES["supervisor_digest"]
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def allowed_variables(kind: str) -> frozenset:
-    return DIGEST_VARIABLES if kind in DIGEST_KINDS else TEMPLATE_VARIABLES
+    return _KIND_VARIABLES.get(kind, TEMPLATE_VARIABLES)
 
-_env = SandboxedEnvironment(
-    loader=jinja2.PackageLoader("notification", "templates"),
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-)
+
+# Administrators' overrides: the sandbox, plain text, no gettext (an override is one language).
+_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 # Administrators' HTML bodies: the same sandbox, escaping what is substituted.
 _html_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
+
+
+@lru_cache(maxsize=None)
+def _catalogue(language: str) -> Translations:
+    return Translations.load(str(TRANSLATIONS), [language], domain="messages")
+
+
+@lru_cache(maxsize=None)
+def default_env(language: str) -> SandboxedEnvironment:
+    """The shipped defaults (``templates/<kind>.txt``, English texts in ``{% trans %}``) with the
+    language's Babel catalogue (``translations/<lang>/LC_MESSAGES/messages.po``) installed."""
+    env = SandboxedEnvironment(loader=jinja2.PackageLoader("notification", "templates"),
+                               undefined=jinja2.StrictUndefined, autoescape=False,
+                               keep_trailing_newline=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(_catalogue(language), newstyle=False)
+    return env
 
 
 @dataclass(frozen=True)
@@ -114,7 +140,7 @@ def _render_one(kind: str, language: str, variables: dict, override: Optional[Ov
         except Exception as exc:  # a broken override must never block delivery
             log.error("template override %s.%s v%d failed to render (%s); the default is used",
                       kind, language, override.version, type(exc).__name__)
-    text = _env.get_template("{}.{}.txt".format(kind, language)).render(**variables)
+    text = default_env(language).get_template("{}.txt".format(kind)).render(**variables)
     subject, _, body = text.partition("\n")
     return subject.strip(), body, None
 
@@ -137,10 +163,13 @@ def render_reporter(kind: str, settings: Settings, language: Optional[str] = Non
 
 
 def render(kind: str, case_id: str, console_url: str, language: Optional[str] = None,
-           overrides: Optional[dict] = None, units: Optional[list] = None) -> RenderedEmail:
+           overrides: Optional[dict] = None, units: Optional[list] = None,
+           reference: Optional[str] = None, extra: Optional[dict] = None) -> RenderedEmail:
     """Both languages, the recipient's preferred one first (Bahasa Indonesia by default).
     ``overrides``: language -> ``Override`` (the administrator's current versions); ``units``:
-    a digest's counts (digests only)."""
+    a digest's counts (digests only); ``reference``: the case's register reference, put in the
+    subject of an email about one case; ``extra``: a bundle's ``items`` or a key warning's
+    ``link``, ``fingerprint`` and ``expires_on`` (only the kind's ``allowed_variables`` are kept)."""
     if kind not in STAFF_KINDS:
         raise ValueError("unknown notification kind {!r}".format(kind))
     first = language if language in LANGUAGES else DEFAULT_LANGUAGE
@@ -149,8 +178,11 @@ def render(kind: str, case_id: str, console_url: str, language: Optional[str] = 
         variables = {"link": console_url.rstrip("/") + "/cases", "units": list(units or [])}
     else:
         variables = {"link": case_link(console_url, case_id)}
+    variables.update(extra or {})
+    variables = {name: variables.get(name) for name in allowed_variables(kind)}
     parts = [_render_one(kind, lang, variables, (overrides or {}).get(lang)) for lang in order]
-    subject = "[WBS] " + " / ".join(subject for subject, _, _ in parts)
+    tag = "[WBS] {}: ".format(reference) if reference and kind in CASE_KINDS else "[WBS] "
+    subject = tag + " / ".join(subject for subject, _, _ in parts)
     body = "\n-----\n\n".join(body.strip() + "\n" for _, body, _ in parts)
     return RenderedEmail(subject=subject, body=body, html=_html_of(parts))
 
@@ -177,6 +209,11 @@ def build_message(settings: Settings, to_address: str, rendered: RenderedEmail, 
 
 class MailTransportError(Exception):
     """Sending failed in a way worth retrying later (server down, refused, timed out)."""
+
+
+class KeyUnusable(Exception):
+    """The recipient registered an OpenPGP key that can no longer encrypt (expired): the email
+    is held, never sent in clear in its place (``notification.domain``)."""
 
 
 class SmtpTransport:
@@ -235,23 +272,25 @@ class MailSender:
 
     def send_notification(self, *, key: str, to_address: str, kind: str, case_id: str,
                           language: Optional[str] = None, overrides: Optional[dict] = None,
-                          public_key: Optional[str] = None, units: Optional[list] = None) -> None:
-        """Render, build, encrypt to ``public_key`` when the recipient registered one, send."""
+                          public_key: Optional[str] = None, units: Optional[list] = None,
+                          reference: Optional[str] = None, extra: Optional[dict] = None) -> None:
+        """Render, build, encrypt to ``public_key`` when the recipient registered one, send.
+        Raises ``KeyUnusable`` (nothing sent) when that key can no longer encrypt; a key warning
+        (``KEY_KINDS``) goes in clear: it carries no case link and must reach its reader."""
         if kind in REPORTER_KINDS:
             rendered = render_reporter(kind, self.settings, language, overrides)
             sender = email.utils.formataddr((self.settings.reporter_sender_name,
                                              self.settings.reporter_from))
         else:
-            rendered = render(kind, case_id, self.settings.console_url, language, overrides, units)
+            rendered = render(kind, case_id, self.settings.console_url, language, overrides, units,
+                              reference, extra)
             sender = None
         message = build_message(self.settings, to_address, rendered, key, sender)
-        if public_key:
+        if public_key and kind not in KEY_KINDS:
             encrypted = pgp.encrypt_message(message, public_key)
             if encrypted is None:
-                log.warning("notification %s: the recipient's OpenPGP key can no longer encrypt "
-                            "(expired?); sent in clear", key)
-            else:
-                message = encrypted
+                raise KeyUnusable(key)
+            message = encrypted
         self.transport.send(message, key)
 
 

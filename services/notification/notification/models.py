@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Index, Integer, String, Text,
+from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Index, Integer, String, Text, false,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -66,8 +66,14 @@ class Notification(Base):
     sent_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # Exception class name only (e.g. "SMTPServerDisconnected"): never a message text, which
-    # may quote an address.
+    # may quote an address. ``key_expired``: held (no attempt) until the recipient registers a
+    # usable key or removes theirs (``notification.domain.release_held_for_key``).
     last_error: Mapped[Optional[str]] = mapped_column(String(64))
+    # "Daily" delivery: a case email to a staff member who chose it is recorded held (no
+    # ``next_attempt_at``, so no attempt) and collected into that day's ``daily_bundle``, whose
+    # id goes here; it is marked sent when the bundle is.
+    held: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    bundle_id: Mapped[Optional[str]] = mapped_column(String(36), index=True)
 
 
 class CaseAssignee(Base):
@@ -83,6 +89,16 @@ class CaseAssignee(Base):
     case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     inspector_id: Mapped[str] = mapped_column(String(64), nullable=False)
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class CaseReference(Base):
+    """A case's register reference (``WBS/ITJEN/2026/00042``), learned from ``case_opened``, for
+    the subject of staff emails about the case. Never used for reporter notices."""
+
+    __tablename__ = "case_references"
+
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
 class CaseReport(Base):
@@ -169,7 +185,8 @@ class StaffPreference(Base):
 
 class DigestCounts(Base):
     """The counts a digest notification carries (codes of units and numbers, nothing else),
-    kept with its row so a retry sends the same figures. The row's ``UNIQUE(event_id,
+    kept with its row so a retry sends the same figures; for an OpenPGP key warning, the key's
+    fingerprint, expiry and owner's staff id (``{"fingerprint", "expires_at", "staff_id"}``). The row's ``UNIQUE(event_id,
     recipient_id)``, with an event id derived from the period, is the one-digest-per-period rule."""
 
     __tablename__ = "digest_counts"

@@ -12,6 +12,7 @@ signed command and are audited (``wbs.audit.commands`` and ``wbs.audit.templates
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Dict, Optional
 
@@ -22,19 +23,44 @@ from sqlalchemy import func, select
 from wbs_contracts.errors import Invalid
 
 from notification.mailer import (KINDS, LANGUAGES, Override, _env, _html_env, allowed_variables,
-                                 render_override)
+                                 default_env, render_override, _catalogue)
 from notification.models import TemplateVersion
 
 audit = logging.getLogger("wbs.audit.templates")
 
 SAMPLE_LINK = "https://example.invalid/sample-link"
 SAMPLE_UNITS = [{"unit": "sample-unit", "new": 1, "waiting": 2, "overdue": 0, "awaiting_reporter": 1}]
+SAMPLE = {"link": SAMPLE_LINK, "units": SAMPLE_UNITS,
+          "items": [{"link": SAMPLE_LINK, "reference": "WBS/CONTOH/2026/00001"}],
+          "fingerprint": "0123456789ABCDEF0123456789ABCDEF01234567", "expires_on": "2026-12-31"}
+MAX_TEMPLATE_CHARS = 20000
+_TRANS = re.compile(r"\{%-?\s*trans\b(.*?)-?%\}(.*?)\{%-?\s*endtrans\s*-?%\}", re.S)
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def sample_variables(kind: str) -> dict:
-    """What a preview renders with: a sample link (and sample counts for a digest)."""
-    return {name: {"link": SAMPLE_LINK, "units": SAMPLE_UNITS}[name] for name in allowed_variables(kind)}
-MAX_TEMPLATE_CHARS = 20000
+    """What a preview renders with: a sample link (and sample counts, items or key details)."""
+    return {name: SAMPLE[name] for name in allowed_variables(kind)}
+
+
+def default_source(kind: str, language: str) -> dict:
+    """The shipped default of ``kind`` in ``language`` as an override's source (its texts taken
+    from the Babel catalogue, its variables kept as ``{{ ... }}``), where an editor starts."""
+    env = default_env(language)
+    source = env.loader.get_source(env, "{}.txt".format(kind))[0]
+    catalogue = _catalogue(language)
+
+    def translated(match):
+        assigned = dict(part.split("=", 1) for part in
+                        (p.strip().replace(" ", "") for p in match.group(1).split(",")) if "=" in part)
+        names = {name: "{{{{ {} }}}}".format(assigned.get(name, name))
+                 for name in _PLACEHOLDER.findall(match.group(2))}
+        msgid = _PLACEHOLDER.sub(lambda m: "%({})s".format(m.group(1)), match.group(2))
+        text = catalogue.gettext(msgid)
+        return text % names if names else text
+
+    subject, _, text = _TRANS.sub(translated, source).partition("\n")
+    return {"subject": subject.strip(), "text": text, "html": None}
 
 
 def check(kind: str, language: str, subject: str, text: str, html: Optional[str] = None) -> Override:
@@ -87,9 +113,15 @@ def save(session, override: Override, kind: str, language: str, by: str, now: da
 
 
 def listing(session) -> list:
-    """Every kind and language with its version in use (0: the shipped default)."""
-    versions = dict(((k, l), v) for k, l, v in session.execute(
-        select(TemplateVersion.kind, TemplateVersion.language, func.max(TemplateVersion.version))
-        .group_by(TemplateVersion.kind, TemplateVersion.language)))
-    return [{"kind": kind, "language": language, "version": versions.get((kind, language), 0)}
-            for kind in KINDS for language in LANGUAGES]
+    """Every kind and language with its version in use (0: the shipped default) and the sources
+    in use (``subject``, ``text``, ``html``: the administrator's, or the default's)."""
+    result = []
+    for kind in KINDS:
+        in_use = current(session, kind)
+        for language in LANGUAGES:
+            override = in_use.get(language)
+            sources = (default_source(kind, language) if override is None else
+                       {"subject": override.subject, "text": override.text, "html": override.html})
+            result.append(dict(sources, kind=kind, language=language,
+                               version=override.version if override else 0))
+    return result

@@ -98,7 +98,7 @@ def check_key(armored, now: Optional[datetime] = None) -> CheckedKey:
 def encrypt_message(inner: EmailMessage, armored: str) -> Optional[Message]:
     """A PGP/MIME message carrying ``inner`` (all its headers become the outer ones except
     Subject and the content), or None when the key can no longer encrypt (expired): the caller
-    sends in clear and the reason is logged."""
+    holds the email (``mailer.KeyUnusable``), it never goes in clear in its place."""
     key = _load(armored)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

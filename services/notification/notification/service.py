@@ -54,7 +54,7 @@ class NotificationService:
     def handle_case_opened(self, event):
         """Ask the supervisors to assign a case routing could not assign (``routing_failed``).
 
-        Input: ``case_opened`` {case_id, report_id, unit, category, state}; whether it has an
+        Input: ``case_opened`` {case_id, report_id, reference, unit, category, state}; whether it has an
         assignee and who oversees it come from verification's ``case_contacts`` (ids only). The
         case's report id is remembered for reporter notices.
         Emits: ``notification_sent`` per email. Errors: verification unreachable -> retried,
@@ -64,8 +64,10 @@ class NotificationService:
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
-            # Which report the case is about, for the reporter's notices (ids only).
+            # Which report the case is about, for the reporter's notices (ids only), and its
+            # register reference, for the subject of staff emails (never a reporter's).
             domain.remember_case_report(session, event["case_id"], event["report_id"])
+            domain.remember_case_reference(session, event["case_id"], event.get("reference"))
             ids = domain.record_routing_failed(session, event, domain.utcnow(), contacts)
         for notification_id in ids:
             self._deliver(notification_id)
@@ -146,44 +148,59 @@ class NotificationService:
 
     # -- templates (admin) -----------------------------------------------------------------
 
+    def _template_command(self, command, name, actor, **bind):
+        """The admin key's command, or verification's (the console) naming the administrator who
+        acts (``actor``, bound into the token; verification signs it only for a signed-in admin)."""
+        if actor is not None:
+            bind["actor"] = actor
+        claims = self.commands(command, name, ("admin", "verification"), **bind)
+        if claims["iss"] == "verification" and actor is None:
+            raise Forbidden("{} from the console must name the administrator".format(name))
+        return claims
+
     @rpc(expected_exceptions=(Invalid, Forbidden))
-    def set_template(self, kind, language, subject, text, html=None, command=None):
+    def set_template(self, kind, language, subject, text, html=None, command=None, actor=None):
         """Save a new version of one email template; the next email of that kind uses it.
 
         Input: ``kind``, ``language`` (id, en), ``subject``, ``text`` and optional ``html``: Jinja2
-        sources that may use ``{{ link }}`` only; ``command``: the admin key's signed
-        ``set_template`` bound to kind and language. Returns ``{"kind", "language", "version"}``.
-        Events: none (audited in wbs.audit.commands and wbs.audit.templates).
-        Errors: ``Forbidden`` (no valid admin command), ``Invalid`` (unknown kind or language, a
-        variable other than link, a syntax error, a template the sandbox refuses).
+        sources that may use the kind's variables only (``{{ link }}``; a digest ``units``, a
+        bundle ``items``, a key warning ``fingerprint`` and ``expires_on``); ``command``: the admin
+        key's signed ``set_template`` bound to kind and language, or verification's (the console)
+        bound to kind, language and ``actor``, the administrator's staff id. Returns ``{"kind",
+        "language", "version"}``. Events: none (audited in wbs.audit.commands and
+        wbs.audit.templates, with the actor).
+        Errors: ``Forbidden`` (no valid command), ``Invalid`` (unknown kind or language, a
+        variable the kind does not have, a syntax error, a template the sandbox refuses).
         """
-        claims = self.commands(command, "set_template", ("admin",), kind=kind, language=language)
+        claims = self._template_command(command, "set_template", actor, kind=kind, language=language)
         checked = overrides.check(kind, language, subject, text, html)
+        by = ":".join(part for part in (claims["iss"], actor, claims["jti"]) if part)
         with self.db.transaction() as session:
-            version = overrides.save(session, checked, kind, language,
-                                     "{}:{}".format(claims["iss"], claims["jti"]), domain.utcnow())
+            version = overrides.save(session, checked, kind, language, by, domain.utcnow())
         return {"kind": kind, "language": language, "version": version}
 
     @rpc(expected_exceptions=(Invalid, Forbidden))
-    def preview_template(self, kind, language, subject, text, html=None, command=None):
+    def preview_template(self, kind, language, subject, text, html=None, command=None, actor=None):
         """Render a template as it would be sent, with a sample link, without saving it.
 
         Input: as ``set_template`` (command ``preview_template``). Returns ``{"subject", "text",
         "html"}``. Events: none. Errors: as ``set_template``.
         """
-        self.commands(command, "preview_template", ("admin",), kind=kind, language=language)
+        self._template_command(command, "preview_template", actor, kind=kind, language=language)
         checked = overrides.check(kind, language, subject, text, html)
         subject, text, html = overrides.render_override(checked, overrides.sample_variables(kind))
         return {"subject": subject, "text": text, "html": html}
 
     @rpc(expected_exceptions=(Forbidden,))
-    def list_templates(self, command=None):
-        """Every template (kind, language) and the version in use (0: the shipped default).
+    def list_templates(self, command=None, actor=None):
+        """Every template (kind, language), the version in use (0: the shipped default) and the
+        sources in use (the administrator's, or the default rendered to its source form), so an
+        editor starts from what is sent.
 
-        Input: ``command``, the admin key's signed ``list_templates``. Events: none.
-        Errors: ``Forbidden``.
+        Input: ``command``, the admin key's signed ``list_templates`` or verification's bound to
+        ``actor``. Events: none. Errors: ``Forbidden``.
         """
-        self.commands(command, "list_templates", ("admin",))
+        self._template_command(command, "list_templates", actor)
         with self.db.transaction() as session:
             return overrides.listing(session)
 
@@ -206,6 +223,30 @@ class NotificationService:
         expires = checked.expires_at.isoformat() if checked.expires_at else None
         return {"fingerprint": checked.fingerprint, "expires_at": expires}
 
+    @rpc(expected_exceptions=(Forbidden,))
+    def remove_key(self, staff_id, command=None):
+        """Forget a staff member's OpenPGP key: their next emails go in clear (content-free as
+        always), and those held for an expired key go out at the next sweep.
+
+        Input: ``command``: verification's or the admin key's signed ``remove_key`` bound to the
+        staff id. Returns ``{"removed": bool}``. Events: none (audited). Errors: ``Forbidden``.
+        """
+        self.commands(command, "remove_key", ("verification", "admin"), staff_id=staff_id)
+        with self.db.transaction() as session:
+            return {"removed": domain.remove_key(session, str(staff_id), domain.utcnow())}
+
+    @rpc(expected_exceptions=(Forbidden,))
+    def staff_settings(self, staff_id, command=None):
+        """A staff member's delivery and digest choice and registered key (fingerprint, expiry).
+
+        Input: ``command``: verification's or the admin key's signed ``staff_settings`` bound to
+        the staff id. Returns ``{"staff_id", "delivery", "digest", "key": {"fingerprint",
+        "expires_at"} | None}``. Events: none. Errors: ``Forbidden``.
+        """
+        self.commands(command, "staff_settings", ("verification", "admin"), staff_id=staff_id)
+        with self.db.transaction() as session:
+            return domain.staff_settings(session, str(staff_id))
+
     # -- staff reminders, digests, preferences ----------------------------------------------
 
     @configured_timer(interval=300, config_key="NOTIFY_PLAN_INTERVAL_SECONDS")
@@ -214,8 +255,11 @@ class NotificationService:
 
         Input: none (timer). Asks verification (ids and counts only) for clocks due within
         ``NOTIFY_REMINDER_WORKING_DAYS`` working days and, from ``NOTIFY_DIGEST_HOUR`` on, for
-        each supervisor's counts. Exactly once per (case, clock, due time) and per (supervisor,
-        period) with any number of replicas: the rows' event ids are derived from those, and
+        each supervisor's counts; bundles the held case emails of "daily" staff (one
+        ``daily_bundle`` a day each); warns of OpenPGP keys expiring within
+        ``NOTIFY_KEY_WARNING_DAYS`` or expired (their owner and the administrators, whose ids it
+        asks verification only then). Exactly once per (case, clock, due time), per (supervisor or
+        staff member, period) and per (key, threshold) with any number of replicas: the rows' event ids are derived from those, and
         ``UNIQUE(event_id, recipient_id)`` refuses a second. Errors: verification away -> logged
         by nameko, the next tick tries again (nothing was recorded).
         """
@@ -225,8 +269,13 @@ class NotificationService:
         if domain.digest_period("daily", now, self.settings) is not None:
             digests = self.directory.supervisor_digests(domain.digest_since(now, self.settings).isoformat())
         with self.db.transaction() as session:
+            keys_due = domain.key_warnings_due(session, now, self.settings)
+        admin_ids = self.directory.administrator_ids() if keys_due else []
+        with self.db.transaction() as session:
             domain.record_reminders(session, due, now, self.settings)
             domain.record_digests(session, digests, now, self.settings)
+            domain.record_bundles(session, now, self.settings)
+            domain.record_key_warnings(session, keys_due, admin_ids, now)
 
     @rpc(expected_exceptions=(Invalid, Forbidden))
     def set_preference(self, staff_id, delivery=None, digest=None, command=None):
@@ -240,7 +289,7 @@ class NotificationService:
         if delivery not in (None, "immediate", "daily") or digest not in (None, "daily", "weekly"):
             raise Invalid("delivery is immediate or daily; digest is daily or weekly")
         with self.db.transaction() as session:
-            return domain.set_preference(session, str(staff_id), delivery, digest)
+            return domain.set_preference(session, str(staff_id), delivery, digest, domain.utcnow())
 
     @configured_timer(interval=5, config_key="NOTIFY_SWEEP_INTERVAL_SECONDS")
     def retry_pending(self):

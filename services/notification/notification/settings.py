@@ -73,6 +73,9 @@ class Settings:
     reminder_working_days: int = 2
     digest_hour: int = 7
     plan_interval_seconds: float = 300.0
+    # A registered OpenPGP key expiring within this many days is reported to its owner and the
+    # administrators (once per key); an expired one again (its owner's case emails are held).
+    key_warning_days: int = 14
 
     @property
     def outbox_dir(self) -> str:
@@ -126,6 +129,7 @@ class Settings:
             reminder_working_days=integer_at(config, "NOTIFY_REMINDER_WORKING_DAYS", 2),
             digest_hour=integer_at(config, "NOTIFY_DIGEST_HOUR", 7),
             plan_interval_seconds=number_at(config, "NOTIFY_PLAN_INTERVAL_SECONDS", 300.0),
+            key_warning_days=integer_at(config, "NOTIFY_KEY_WARNING_DAYS", 14),
         )
         settings.check()
         if env == "production" and not text(config.get("WBS_CONSOLE_URL")):

@@ -308,7 +308,16 @@ def test_a_template_edit_over_the_admin_rpc_changes_the_next_email(start, smtp_s
             command=admin.issue("set_template", kind="case_assigned", language="en"))
         assert saved["version"] == 1
         listed = rpc.notification.list_templates(command=admin.issue("list_templates"))
-        assert {"kind": "case_assigned", "language": "en", "version": 1} in listed
+        in_use = {(t["kind"], t["language"]): t for t in listed}
+        assert in_use["case_assigned", "en"]["version"] == 1 and in_use["case_assigned", "id"]["version"] == 0
+        assert in_use["case_assigned", "en"]["text"] == "Hotline 1500-123\n{{ link }}\n"
+        assert in_use["case_assigned", "id"]["subject"] == "Kasus memerlukan tindakan Anda"
+        console = CommandSigner.from_config(config, "verification")
+        with pytest.raises(RemoteError) as refused:  # the console must name the administrator
+            rpc.notification.list_templates(command=console.issue("list_templates"))
+        assert refused.value.exc_type == "Forbidden"
+        assert len(rpc.notification.list_templates(command=console.issue("list_templates", actor="a-1"),
+                                                   actor="a-1")) == len(listed)
     event = case_assigned()
     broker.publish_event("verification.events", "case_assigned", event)
     (message,) = smtp_sink.wait_for(1)

@@ -123,14 +123,14 @@ def row(transaction, notification_id):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_templates_use_only_the_link(kind, language):
-    name = "{}.{}.txt".format(kind, language)
-    source = mailer._env.loader.get_source(mailer._env, name)[0]
-    used = jinja2.meta.find_undeclared_variables(mailer._env.parse(source))
-    expected = {"link", "units"} if kind in mailer.DIGEST_KINDS else {"link"}
+    env = mailer.default_env(language)
+    source = env.loader.get_source(env, "{}.txt".format(kind))[0]
+    used = jinja2.meta.find_undeclared_variables(env.parse(source))
+    expected = mailer.allowed_variables(kind)
     assert used == set(mailer.allowed_variables(kind)) == expected and set(TEMPLATE_VARIABLES) == {"link"}
 
 
-@pytest.mark.parametrize("kind", [k for k in STAFF_KINDS if k not in mailer.DIGEST_KINDS])
+@pytest.mark.parametrize("kind", mailer.CASE_KINDS)
 def test_rendered_email_is_bilingual_and_links_to_the_case(kind):
     rendered = render(kind, CASE_ID, "https://console.example.go.id/", "en")
     link = "https://console.example.go.id/cases/" + CASE_ID
