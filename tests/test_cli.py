@@ -106,6 +106,36 @@ def test_dead_letters_are_listed_without_being_consumed_and_replayed_to_their_qu
     connection.close()
 
 
+def test_a_letter_the_broker_dead_lettered_itself_is_listed_and_replayed_from_its_x_death(rabbit_uri):
+    """A quorum queue's delivery limit dead-letters a message with the broker's own ``x-death``
+    record and none of our handlers' headers; the operator must still see where it came from
+    and be able to send it back."""
+    from wbs_plumbing.queues import consumed_arguments, dead_letter_arguments
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit_uri))
+    channel = connection.channel()
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_arguments())
+    arguments = dict(consumed_arguments(), **{"x-delivery-limit": 1})
+    channel.queue_declare("evt-test-limited", durable=True, arguments=arguments)
+    channel.basic_publish("", "evt-test-limited", b'{"n": 1}',
+                          pika.BasicProperties(content_type="application/json", message_id="limited-1"))
+
+    def handed_back_until_dead_lettered():  # a consumer that keeps handing the message back
+        method, _properties, _body = channel.basic_get("evt-test-limited")
+        if method:
+            channel.basic_nack(method.delivery_tag, requeue=True)
+        return channel.queue_declare(DEAD_LETTER_QUEUE, passive=True).method.message_count == 1
+    wait_until(handed_back_until_dead_lettered, timeout=20, interval=0.2)
+
+    listing = wbs(rabbit_uri, "dlq", "list").stdout
+    line = next(line for line in listing.splitlines() if "limited-1" in line)
+    assert "evt-test-limited" in line and "delivery_limit" in line, listing
+    replayed = wbs(rabbit_uri, "dlq", "replay", "limited-1")
+    assert replayed.returncode == 0, replayed.stderr
+    method, properties, body = channel.basic_get("evt-test-limited", auto_ack=True)
+    assert body == b'{"n": 1}' and "x-death" not in (properties.headers or {})
+    connection.close()
+
+
 def test_keys_rotate_activates_a_new_key(tmp_path):
     data = tmp_path / "data"
     env = {"WBS_DATA_DIR": str(data), "STORAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'storage.db'}",

@@ -65,14 +65,25 @@ def _fetch_all(channel):
         letters.append((method, properties, body))
 
 
+def _origin(headers: dict) -> tuple[str, str]:
+    """(original queue, reason) of a dead letter: our handlers name them in ``x-wbs-`` headers; a
+    letter the broker dead-lettered itself (a quorum queue's delivery limit) names them in its
+    ``x-death`` record instead."""
+    if "x-wbs-original-queue" in headers:
+        return headers["x-wbs-original-queue"], headers.get("x-wbs-reason", "?")
+    death = (headers.get("x-death") or [{}])[0]
+    queue, reason = death.get("queue", "?"), death.get("reason", "?")
+    return (queue.decode() if isinstance(queue, bytes) else queue,
+            "broker: " + (reason.decode() if isinstance(reason, bytes) else reason))
+
+
 def list_dead_letters(amqp_uri) -> list[dict]:
     connection = _connect(amqp_uri)
     try:
         letters = _fetch_all(connection.channel())
         return [{
             "id": _letter_id(properties, body),
-            "queue": (properties.headers or {}).get("x-wbs-original-queue", "?"),
-            "reason": (properties.headers or {}).get("x-wbs-reason", "?"),
+            **dict(zip(("queue", "reason"), _origin(properties.headers or {}))),
             "attempts": (properties.headers or {}).get(ATTEMPTS_HEADER, 0),
             "dead_lettered_at": (properties.headers or {}).get("x-wbs-dead-lettered-at", "?"),
         } for _method, properties, body in letters]
@@ -88,8 +99,11 @@ def replay_dead_letter(amqp_uri, letter_id: str) -> str:
         for method, properties, body in _fetch_all(channel):
             if _letter_id(properties, body) != letter_id:
                 continue
-            headers = {k: v for k, v in (properties.headers or {}).items() if not k.startswith("x-wbs-")}
-            queue = properties.headers["x-wbs-original-queue"]
+            queue, _reason = _origin(properties.headers or {})
+            if queue == "?":
+                raise LookupError(f"dead letter {letter_id} does not say which queue it came from")
+            headers = {k: v for k, v in (properties.headers or {}).items()
+                       if not k.startswith("x-wbs-") and k != "x-death"}
             channel.basic_publish("", queue, body, pika.BasicProperties(
                 content_type=properties.content_type, content_encoding=properties.content_encoding,
                 message_id=properties.message_id, headers=headers, delivery_mode=2), mandatory=True)
