@@ -1,6 +1,6 @@
 """The tamper-evident audit trail: every staff action, hash-chained (docs/domain.md "every view of
 content is audited"; issue: sign-in, content read, evidence download, transition, assignment,
-message, legal hold).
+message, legal hold, export for referral).
 
 Why a hash chain: the log lives in the same database an attacker with write access could edit.
 Each entry stores the SHA-256 of the previous entry, and its own hash covers that link plus
@@ -41,6 +41,7 @@ LEGAL_HOLD = "legal_hold"
 FLAG = "flag"
 RECUSAL = "recusal"
 PARTIES_ADDED = "parties_added"
+CASE_EXPORTED = "case_exported"
 ACCOUNT = "account"
 
 _ALLOWED_DETAIL_KEYS = frozenset({

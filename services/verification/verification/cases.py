@@ -340,6 +340,17 @@ def report_status(session: Session, report_id: str, language: str = "id") -> dic
     }
 
 
+def record_export(session: Session, staff: Staff, case: Case, *, now: dt.datetime | None = None) -> None:
+    """An export for referral (``export``): audited like a content read, and announced by
+    ``case_exported`` {case_id, reference, exported_by}, which carries no content. Raises
+    Conflict when the report was shredded (nothing is left to refer)."""
+    if case.content_destroyed:
+        raise Conflict("The report was destroyed under the retention policy")
+    audit.append(session, staff.id, audit.CASE_EXPORTED, case.case_id, now=now)
+    add_event(session, OutboxMessage, "case_exported", {
+        "case_id": case.case_id, "reference": case.reference, "exported_by": staff.id})
+
+
 def audit_read(session: Session, staff: Staff, case_id: str, action: str, **detail) -> None:
     """Record a content read or evidence download in the audit chain (before storage is asked)."""
     audit.append(session, staff.id, action, case_id, **detail)

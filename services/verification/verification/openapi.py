@@ -108,6 +108,13 @@ def document() -> dict:
             "parameters": [_CASE_ID, {"name": "evidence_id", "in": "path", "required": True, "schema": _STR}],
             "responses": {"200": {"description": "The file", "content": {"application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"}}}}, "401": _ERROR, "404": _ERROR, "503": _ERROR}}},
+        "/api/v1/cases/{case_id}/export": {"get": {
+            "summary": "Export the case for referral: a ZIP (summary, narrative, parties, evidence, history, "
+                       "SHA-256 manifest), streamed and audited; announced by case_exported",
+            "parameters": [_CASE_ID],
+            "responses": {"200": {"description": "The ZIP", "content": {"application/zip": {
+                "schema": {"type": "string", "format": "binary"}}}}, "401": _ERROR, "404": _ERROR, "409": _ERROR,
+                "503": _ERROR}}},
         "/api/v1/me/conflicts": {"post": {
             "summary": "Declare a conflict of interest (unit and/or person)",
             "requestBody": _body({"unit": _STR, "name": _STR, "nip": _STR, "note": _STR}),

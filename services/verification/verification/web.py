@@ -228,6 +228,20 @@ def attachment(item: dict, chunks) -> Response:
                     direct_passthrough=True)
 
 
+def zip_download(filename: str, chunks) -> Response:
+    """Stream a case export (``export.archive``) as a ZIP download: chunked, since its length is
+    known only at the end; never inline, never sniffed, never cached."""
+    return Response(chunks, status=200, mimetype="application/zip", direct_passthrough=True, headers={
+        "Content-Disposition": f'attachment; filename="{_ascii_filename(filename)}"',
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+        "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
+def render_document(template: str, **context) -> str:
+    """A template rendered as a standalone document (the export's summary), not a console page."""
+    return _templates.get_template(template).render(**context)
+
+
 # --------------------------------------------------------------------------- console pages
 
 

@@ -162,6 +162,15 @@ class Console(Dependencies):
         item, chunks = casefile.open_evidence(self.db, self.vault, web.cookie_token(request), case_id, evidence_id)
         return web.attachment(item, chunks)
 
+    @http("GET", "/cases/<case_id>/export")
+    @web.console
+    def case_export_download(self, request, case_id):
+        """The case exported for referral: a ZIP (summary, narrative, parties, evidence, history,
+        SHA-256 manifest), streamed (``casefile.export_case``). Audited; emits ``case_exported``."""
+        name, chunks = casefile.export_case(self.db, self.vault, web.cookie_token(request), case_id,
+                                            render=web.render_document, now=self.clock())
+        return web.zip_download(name, chunks)
+
     @http("GET", "/static/console.css")
     def stylesheet(self, request):
         return web.stylesheet()

@@ -160,6 +160,18 @@ class InspectorApi(Dependencies):
         """The OpenAPI 3 document of this API. Emits nothing."""
         return web.json_response(openapi.document())
 
+    @http("GET", "/api/v1/cases/<case_id>/export")
+    @web.api
+    def api_export(self, request, case_id):
+        """Input: bearer token. 200 the case exported for referral, a ZIP streamed as it is built:
+        summary.html, narrative.txt, parties.json, history.json, evidence/NN-<name>, manifest.json
+        and SHA256SUMS (SHA-256 of every file). 404 missing or out of reach; 409 the report was
+        shredded; 503 storage away. Audited. Emits: ``case_exported`` {case_id, reference,
+        exported_by}."""
+        name, chunks = casefile.export_case(self.db, self.vault, web.bearer_token(request), case_id,
+                                            render=web.render_document, now=self.clock())
+        return web.zip_download(name, chunks)
+
     @http("GET", "/api/v1/cases/<case_id>/evidence/<evidence_id>")
     @web.api
     def api_evidence(self, request, case_id, evidence_id):
