@@ -109,3 +109,22 @@ def test_a_case_out_of_reach_cannot_be_exported_and_leaves_no_trace(verification
     assert count(db, "SELECT count(*) FROM audit_log WHERE action = 'case_exported'") == 0
     assert not [r for r in VAULT.reads if r[-1]["sub"] in (demo["kpu_inspector"]["staff_id"], other["staff_id"])]
     assert count(db, "SELECT count(*) FROM outbox WHERE event_type = 'case_exported'") == 0
+
+
+def test_evidence_that_does_not_match_its_recorded_hash_never_completes_an_archive(
+        verification, storage, broker, db, config):
+    demo = seed(verification)
+    base = base_url(config)
+    VAULT.evidence["ev-2"] = {"report_id": None, "data": SCAN, "filename": "nota.png", "media_type": "image/png"}
+    event, case_id = open_one(verification, broker, db)
+    inspector = login(base, demo["inspector"])
+    VAULT.altered.add("ev-1")  # its plaintext no longer matches the SHA-256 recorded at upload
+    answer = requests.get(f"{base}/api/v1/cases/{case_id}/export", headers=inspector, timeout=30, stream=True)
+    try:
+        body = answer.content
+    except requests.exceptions.ChunkedEncodingError:
+        body = None                                                 # cut short mid-stream
+    if body is not None:                                            # or refused before the first byte
+        assert answer.status_code == 500 or not zipfile.is_zipfile(io.BytesIO(body))
+    # the second file was never read: the export stopped at the first bad one
+    assert not [r for r in VAULT.reads if r[0] == "chunk" and r[1] == "ev-2"]

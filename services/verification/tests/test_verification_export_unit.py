@@ -116,3 +116,25 @@ def test_evidence_names_stay_inside_the_evidence_folder(name, expected):
 
 def test_the_download_is_named_after_the_register_number():
     assert export.filename(CASE) == "WBS-ITAMA-KPU-2026-00042.zip"
+
+
+def test_an_export_is_audited_and_announced_without_content_and_refused_once_shredded(session, demo):
+    from verification import audit, cases
+    from verification.errors import Conflict
+    from verification.models import AuditEntry, OutboxMessage, Staff
+    from wbs_contracts.events import validate_event
+
+    inspector = session.get(Staff, demo["inspector"]["staff_id"])
+    case = cases.open_case(session, {"report_id": "1b2c3d4e-0000-4000-8000-000000000001", "unit": "dit-smp",
+                                     "category": "bribery"}, now=NOW)
+    cases.record_export(session, inspector, case, now=NOW)
+    session.flush()
+    entry = session.query(AuditEntry).filter_by(action=audit.CASE_EXPORTED).one()
+    assert (entry.actor, entry.case_id, entry.detail) == (inspector.id, case.case_id, "{}")
+    body = json.loads(session.query(OutboxMessage).filter_by(event_type="case_exported").one().body)
+    validate_event("case_exported", body)
+    assert (body["case_id"], body["reference"], body["exported_by"]) == (case.case_id, case.reference, inspector.id)
+    case.content_destroyed = True
+    with pytest.raises(Conflict):
+        cases.record_export(session, inspector, case, now=NOW)
+    assert session.query(AuditEntry).filter_by(action=audit.CASE_EXPORTED).count() == 1
