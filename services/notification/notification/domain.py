@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Callable, ContextManager, List, Optional
 
-from sqlalchemy import delete, distinct, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wbs_plumbing.clock import as_utc, utcnow
@@ -660,9 +660,9 @@ def record_bundles(session, now: datetime, settings: Settings) -> List[str]:
     period = digest_period("daily", now, settings)
     if period is None:
         return []
-    held = select(distinct(Notification.recipient_id)).where(
+    held = select(Notification.recipient_id).where(
         Notification.held.is_(True), Notification.bundle_id.is_(None), Notification.status == PENDING,
-        Notification.next_attempt_at.is_(None), Notification.last_error.is_(None))
+        Notification.next_attempt_at.is_(None), Notification.last_error.is_(None)).distinct()
     ids = []
     for staff_id in session.scalars(held).all():
         notification_id = _once(session, event_id=_derived_id("bundle", period), recipient_id=staff_id,

@@ -31,6 +31,7 @@ from test_notification_integration import Broker, FakeVerification
 FOLLOWUP = "https://lapor.example.go.id/follow-up"
 CONTACT = "canary-reporter-7@example.org"
 CANARIES = ("CANARY-NARRATIVE-41", "Canary-Suspect-Name", "dit-canary-unit")
+REFERENCE = "WBS/ITJEN/2026/00042"  # in staff emails' subjects; never in a reporter's notice
 
 
 def report_content(language="en", contact=CONTACT):
@@ -98,7 +99,7 @@ def stack(service_config, container_factory, smtp_sink):
 def open_case(container, broker, report_id):
     case_id = str(uuid.uuid4())
     opened = verification_event("case_opened", case_id, report_id=report_id, unit=CANARIES[2],
-                                category="fraud", state="received")
+                                category="fraud", state="received", reference=REFERENCE)
     with entrypoint_waiter(container, "handle_case_opened"):
         broker.publish_event("verification.events", "case_opened", opened)
     return case_id
@@ -138,7 +139,7 @@ def test_a_reporter_with_an_address_gets_one_content_free_notice_a_day(stack, sm
     assert message["Subject"] == "New notice"
     assert FOLLOWUP in message.get_body().get_content()
     raw = smtp_sink.raw[0].decode()
-    for forbidden in CANARIES + (case_id, report_id, "whistle", "WBS]", "Whistle"):
+    for forbidden in CANARIES + (case_id, report_id, REFERENCE, "WBS/", "whistle", "WBS]", "Whistle"):
         assert forbidden not in raw
 
     # Where the address is not: any notification table, any log line, any event.
