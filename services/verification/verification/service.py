@@ -9,11 +9,13 @@ every top-level class that has entrypoints.
 """
 from __future__ import annotations
 
-from .entrypoints import admin_console, admin_rpc, console, directory_rpc, events, inspector_api, service_rpc
+from .entrypoints import (admin_console, admin_rpc, console, directory_rpc, events, inspector_api,
+                          notification_console, service_rpc)
 
 
 class VerificationService(events.EventsAndTimers, service_rpc.ServiceRpc, admin_rpc.AdminRpc, directory_rpc.DirectoryRpc,
-                          inspector_api.InspectorApi, console.Console, admin_console.AdminConsole):
+                          notification_console.NotificationDirectory, inspector_api.InspectorApi, console.Console,
+                          admin_console.AdminConsole, notification_console.NotificationConsole):
     """Everything: events and timers, RPC for services and for the ``wbs`` command, API, console."""
 
     name = "verification"

@@ -6,8 +6,9 @@ no timer), so it can be scaled with the traffic of inspectors. It still relays i
 """
 from __future__ import annotations
 
-from .entrypoints import admin_console, console, inspector_api
+from .entrypoints import admin_console, console, inspector_api, notification_console
 
 
-class VerificationWeb(inspector_api.InspectorApi, console.Console, admin_console.AdminConsole):
+class VerificationWeb(inspector_api.InspectorApi, console.Console, admin_console.AdminConsole,
+                      notification_console.NotificationConsole):
     name = "verification"

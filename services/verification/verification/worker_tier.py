@@ -5,8 +5,9 @@
 """
 from __future__ import annotations
 
-from .entrypoints import admin_rpc, directory_rpc, events, service_rpc
+from .entrypoints import admin_rpc, directory_rpc, events, notification_console, service_rpc
 
 
-class VerificationWorkers(events.EventsAndTimers, service_rpc.ServiceRpc, admin_rpc.AdminRpc, directory_rpc.DirectoryRpc):
+class VerificationWorkers(events.EventsAndTimers, service_rpc.ServiceRpc, admin_rpc.AdminRpc, directory_rpc.DirectoryRpc,
+                          notification_console.NotificationDirectory):
     name = "verification"
