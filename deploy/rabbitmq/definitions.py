@@ -177,10 +177,13 @@ RPC_CALLS = {
                            "read_messages", "discard_report"),
                "verification": ("list_units", "get_report_status")},
     "verification": {"storage": ("open_transit", "store_message", "read_report_content",
-                                 "list_evidence", "read_evidence_chunk", "read_messages")},
+                                 "list_evidence", "read_evidence_chunk", "read_messages"),
+                     # the console's email pages (signed with verification's command key)
+                     "notification": ("staff_settings", "set_preference", "register_key", "remove_key",
+                                      "list_templates", "preview_template", "set_template")},
     "storage": {"verification": ("case_retention_state",)},
     "notification": {"verification": ("get_recipient", "case_contacts", "deadlines_ahead",
-                                      "supervisor_digests"),
+                                      "supervisor_digests", "administrator_ids"),
                      "storage": ("read_reporter_contact",)},
 }
 
