@@ -135,10 +135,15 @@ def wants_daily(session, staff_id: str) -> bool:
 
 
 def remember_case_reference(session, case_id: str, reference: Optional[str]) -> None:
-    """``case_opened`` -> the case's register reference, for the subject of staff emails only."""
+    """``case_opened`` (or verification's ``case_contacts``) -> the case's register reference,
+    for the subject of staff emails only. Two workers learning it at once: the second insert
+    is rolled back to a savepoint."""
     if reference and session.get(CaseReference, case_id) is None:
-        session.add(CaseReference(case_id=case_id, reference=str(reference)[:64]))
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(CaseReference(case_id=case_id, reference=str(reference)[:64]))
+        except IntegrityError:
+            pass
 
 
 def remember_assignment(session, *, case_id: str, inspector_id: str, assigned_at: datetime) -> None:
@@ -331,6 +336,18 @@ def mark_attempt_failed(session, claimed: Claim, now: datetime, error: str, sett
     return status
 
 
+def _asked_reference(case_id: str, lookup_reference, transaction) -> Optional[str]:
+    try:
+        reference = lookup_reference(case_id)
+    except Exception as exc:  # verification away: this email goes without the reference
+        log.warning("case %s: register reference not known (%s)", case_id, type(exc).__name__)
+        return None
+    if reference:
+        with transaction() as session:
+            remember_case_reference(session, case_id, reference)
+    return reference
+
+
 def hold_for_key(session, claimed: Claim) -> str:
     """The recipient's OpenPGP key expired: keep the email pending with no attempt planned
     (``key_expired``) until they register a usable key or remove theirs
@@ -374,13 +391,17 @@ def mail_variables(session, claimed: Claim, units, settings: Settings) -> Option
 
 
 def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], lookup_recipient,
-            mailer, settings: Settings, clock: Callable[[], datetime] = utcnow) -> Optional[str]:
+            mailer, settings: Settings, clock: Callable[[], datetime] = utcnow,
+            lookup_reference: Optional[Callable[[str], Optional[str]]] = None) -> Optional[str]:
     """One delivery attempt. Returns the row's new status, or None if the row was not claimable.
 
     ``transaction`` is the caller's unit of work (``Database.transaction``); this function opens
     short ones around the claim and the outcome and none around the RPC or SMTP conversation.
     ``lookup_recipient(staff_id)`` returns ``{"email", "display_name", "language"}`` or None;
     ``mailer`` is a ``MailSender``. Transient failures never raise: the row is rescheduled.
+    ``lookup_reference(case_id)``: the case's register reference from verification, asked when
+    this service has not learned it yet (a ``case_assigned`` handled before its ``case_opened``);
+    without an answer the email goes without it.
     """
     with transaction() as session:
         claimed = claim(session, notification_id, clock(), settings)
@@ -398,6 +419,9 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
         reference = session.get(CaseReference, claimed.case_id) if claimed.kind in CASE_KINDS else None
         reference = reference.reference if reference is not None else None
         extra = mail_variables(session, claimed, units, settings)
+
+    if claimed.kind in CASE_KINDS and reference is None and lookup_reference is not None:
+        reference = _asked_reference(claimed.case_id, lookup_reference, transaction)
 
     error, permanent = None, False
     try:
@@ -445,7 +469,7 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
 
 
 def sweep(*, transaction, lookup_recipient, mailer, settings: Settings,
-          clock: Callable[[], datetime] = utcnow) -> int:
+          clock: Callable[[], datetime] = utcnow, lookup_reference=None) -> int:
     """Retry every due pending notification (bounded batch). Returns how many were attempted."""
     with transaction() as session:
         plan_reporter_notices(session, clock(), settings)  # news that waited for a new day
@@ -453,7 +477,7 @@ def sweep(*, transaction, lookup_recipient, mailer, settings: Settings,
     attempted = 0
     for notification_id in ids:
         if deliver(notification_id, transaction=transaction, lookup_recipient=lookup_recipient,
-                   mailer=mailer, settings=settings, clock=clock) is not None:
+                   mailer=mailer, settings=settings, clock=clock, lookup_reference=lookup_reference) is not None:
             attempted += 1
     return attempted
 

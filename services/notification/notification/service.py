@@ -86,6 +86,7 @@ class NotificationService:
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
+            domain.remember_case_reference(session, event["case_id"], (contacts or {}).get("reference"))
             ids = domain.record_sla_breached(session, event, domain.utcnow(), contacts or {})
         for notification_id in ids:
             self._deliver(notification_id)
@@ -107,6 +108,7 @@ class NotificationService:
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
+            domain.remember_case_reference(session, event["case_id"], (contacts or {}).get("reference"))
             ids = domain.record_reporter_replied(session, event, domain.utcnow(), contacts or {})
         for notification_id in ids:
             self._deliver(notification_id)
@@ -300,7 +302,7 @@ class NotificationService:
         become ``failed`` and are logged by id.
         """
         domain.sweep(transaction=self.db.transaction, lookup_recipient=self._recipient,
-                     mailer=self.mailer, settings=self.settings)
+                     mailer=self.mailer, settings=self.settings, lookup_reference=self._reference)
 
     def _recipient(self, recipient_id):
         """A staff member's address from verification; a reporter's from storage (read now,
@@ -309,7 +311,12 @@ class NotificationService:
             return self.contacts.reporter_contact(recipient_id[len(domain.REPORTER_PREFIX):])
         return self.directory.get_recipient(recipient_id)
 
+    def _reference(self, case_id):
+        """A case's register reference from verification (``case_contacts``), for a staff email
+        whose ``case_opened`` this service has not handled yet."""
+        return (self.directory.case_contacts(case_id) or {}).get("reference")
+
     def _deliver(self, notification_id):
         domain.deliver(notification_id, transaction=self.db.transaction,
                        lookup_recipient=self._recipient, mailer=self.mailer,
-                       settings=self.settings)
+                       settings=self.settings, lookup_reference=self._reference)

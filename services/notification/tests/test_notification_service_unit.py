@@ -51,6 +51,7 @@ def test_a_new_event_is_recorded_then_delivered_outside_the_transaction():
 def test_an_sla_breach_without_assignee_sends_nothing():
     service = service_with(object())
     with mock.patch.object(domain, "record_sla_breached", return_value=[]), \
+            mock.patch.object(domain, "remember_case_reference"), \
             mock.patch.object(domain, "deliver") as deliver:
         service.handle_sla_breached(dict(EVENT))
     deliver.assert_not_called()
@@ -62,4 +63,5 @@ def test_the_timer_sweeps_with_the_service_collaborators():
         service.retry_pending()
     sweep.assert_called_once_with(transaction=service.db.transaction,
                                   lookup_recipient=service._recipient,
-                                  mailer=service.mailer, settings=service.settings)
+                                  mailer=service.mailer, settings=service.settings,
+                                  lookup_reference=service._reference)

@@ -557,3 +557,28 @@ def test_an_email_to_a_staff_member_with_a_key_is_pgp_mime_and_decrypts_to_the_s
     inner = decrypt_pgp_mime(wire, private)
     assert link in inner.get_body(("plain",)).get_content()
     assert inner["Subject"].startswith("[WBS] ")
+
+
+def test_a_reference_not_yet_learned_is_asked_once_and_kept(transaction, sender, transport, settings):
+    asked = []
+
+    def lookup(case_id):
+        asked.append(case_id)
+        return "WBS/ITJEN/2026/00042"
+    first = record(transaction)
+    assert domain.deliver(first, transaction=transaction, lookup_recipient=directory(), mailer=sender,
+                          settings=settings, clock=Clock(), lookup_reference=lookup) == "sent"
+    second = record(transaction, case_assigned_event(event_id="11111111-2222-4333-8444-000000000042"))
+    domain.deliver(second, transaction=transaction, lookup_recipient=directory(), mailer=sender,
+                   settings=settings, clock=Clock(), lookup_reference=lookup)
+    assert asked == [CASE_ID]  # the second email reads what the first learned
+    assert [m["Subject"].startswith("[WBS] WBS/ITJEN/2026/00042: ") for _, m in transport.sent[-2:]] == [True, True]
+
+    def away(case_id):
+        raise TimeoutError()
+    with transaction() as session:
+        session.query(domain.CaseReference).delete()
+    third = record(transaction, case_assigned_event(event_id="11111111-2222-4333-8444-000000000043"))
+    assert domain.deliver(third, transaction=transaction, lookup_recipient=directory(), mailer=sender,
+                          settings=settings, clock=Clock(), lookup_reference=away) == "sent"
+    assert transport.sent[-1][1]["Subject"].startswith("[WBS] Kasus")  # sent without it, not held

@@ -286,7 +286,8 @@ def test_case_contacts_name_the_assignee_and_the_supervisors_who_reach_the_case(
     directory.add_staff(session, passwords, "sup-kpu", "s@example.org", "kpu-dki", "supervisor")  # oversees kpu-dki only
     contacts = directory.case_contacts(session, case.case_id)
     assert contacts == {"case_id": case.case_id, "assignee_id": demo["inspector"]["staff_id"],
-                        "supervisor_ids": [demo["supervisor"]["staff_id"]]}
+                        "supervisor_ids": [demo["supervisor"]["staff_id"]], "reference": case.reference}
+    assert case.reference and case.reference.startswith("WBS/")
     assert directory.case_contacts(session, str(uuid.uuid4())) is None
 
 

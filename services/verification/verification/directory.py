@@ -307,14 +307,16 @@ def _by_id(session: Session, model, ref):
 
 
 def case_contacts(session: Session, case_id: str) -> dict | None:
-    """Who to tell about a case (ids only): its assignee and the active supervisors who reach it."""
+    """Who to tell about a case (ids only): its assignee and the active supervisors who reach it,
+    and its register reference (for the subject of staff emails)."""
     case = _by_id(session, Case, case_id)
     if case is None:
         return None
     supervisors = [s.id for s in session.scalars(select(Staff).where(Staff.role == "supervisor",
                                                                      Staff.active.is_(True)))
                    if s.id != case.assignee_id and reach.reaches(session, s, case.case_id)]
-    return {"case_id": case.case_id, "assignee_id": case.assignee_id, "supervisor_ids": sorted(supervisors)}
+    return {"case_id": case.case_id, "assignee_id": case.assignee_id, "supervisor_ids": sorted(supervisors),
+            "reference": case.reference}
 
 
 def get_recipient(session: Session, staff_id: str) -> dict | None:

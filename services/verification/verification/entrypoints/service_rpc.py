@@ -15,8 +15,8 @@ class ServiceRpc(Dependencies):
     @rpc(expected_exceptions=EXPECTED)
     @remote_errors
     def case_contacts(self, case_id):
-        """Input: case id. Returns {case_id, assignee_id, supervisor_ids} (ids only) or None.
-        For notification's deadline emails. Emits nothing."""
+        """Input: case id. Returns {case_id, assignee_id, supervisor_ids, reference} (ids and the
+        register reference only) or None. For notification's staff emails. Emits nothing."""
         with self.db.transaction() as session:
             return directory.case_contacts(session, case_id)
 
