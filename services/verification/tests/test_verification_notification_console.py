@@ -65,7 +65,7 @@ def test_a_staff_member_sets_delivery_and_an_openpgp_key_on_their_own_page(
     assert answer.status_code == 400 and "kunci sudah kedaluwarsa" in answer.text
     private = make_key()
     answer = post(browser, base, "/me/notifications/key", {"armored_key": str(private)})
-    assert answer.status_code == 400 and "private key" in answer.text  # the English cookie from above
+    assert answer.status_code == 400 and "ini kunci privat" in answer.text  # the language chosen last
     assert post(browser, base, "/me/notifications/key", {"armored_key": "hello"}).status_code == 400
     assert post(browser, base, "/me/notifications/key", {"armored_key": str(private.pubkey)},
                 origin=False).headers.get("Location") == "/login"
