@@ -134,9 +134,9 @@ def _template_form(data: dict) -> tuple[str, str, str | None]:
 class NotificationConsole(Dependencies):
     notification = NotificationRpc()
 
-    def _notification_page(self, request, template, status=200, **context):
+    def _notification_page(self, request, page_name, status=200, **context):
         lang = web.language(request)
-        return web.remember_language(request, web.page(template, status=status, lang=lang, **context),
+        return web.remember_language(request, web.page(page_name, status=status, lang=lang, **context),
                                      self.settings.secure_cookies)
 
     # ----------------------------------------------------------------- own account
@@ -220,7 +220,7 @@ class NotificationConsole(Dependencies):
         """The editor of one template, filled with the sources in use."""
         me = _admin(self.db, web.cookie_token(request))
         template = self._template(me, kind, language)
-        return self._notification_page(request, "admin_template.html", me=me, template=template,
+        return self._notification_page(request, "admin_template.html", me=me, edited=template,
                                        form=template, preview=None)
 
     @http("POST", "/admin/templates/<kind>/<language>")
@@ -243,9 +243,9 @@ class NotificationConsole(Dependencies):
                 return web.redirect("/admin/templates?saved={}.{}".format(kind, language))
             preview = self.notification.preview_template(me["staff_id"], kind, language, subject, text, html)
         except InvalidInput as refused:
-            return self._notification_page(request, "admin_template.html", status=400, me=me, template=template,
+            return self._notification_page(request, "admin_template.html", status=400, me=me, edited=template,
                                            form=form, preview=None, refused=refused.message)
-        return self._notification_page(request, "admin_template.html", me=me, template=template, form=form,
+        return self._notification_page(request, "admin_template.html", me=me, edited=template, form=form,
                                        preview=preview)
 
     def _audit(self, actor: str, action: str, **detail) -> None:
