@@ -40,11 +40,11 @@ class Throwaway:
         rabbitmqctl("delete_vhost", self.vhost)
 
     def cpu_sampler(self, processes: dict) -> CpuSampler:
-        """CPU by group: each of `processes` ({name: Popen}), ``rabbitmq`` (every beam.smp on the
-        machine: the broker is shared, so other load on it counts too) and ``postgres`` (the
+        """CPU by group: each of `processes` ({name: Popen}), ``rabbitmq`` (the broker's Erlang VM:
+        it is shared, so other load on it counts too) and ``postgres`` (the
         backends connected to this benchmark's databases)."""
         backends = postgres_backends(self.admin, list(self.db_names.values()))
-        beam = pids_named("beam.smp")
+        beam = pids_named("beam.smp", "-s rabbit boot")
 
         def groups():
             found = {name: [process.pid] for name, process in processes.items()}

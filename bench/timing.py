@@ -107,14 +107,18 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def pids_named(command: str) -> list[int]:
-    """Pids whose /proc/<pid>/comm is `command` (e.g. beam.smp, RabbitMQ's Erlang VM)."""
+def pids_named(command: str, argument: str = "") -> list[int]:
+    """Pids whose /proc/<pid>/comm is `command` and whose command line contains `argument`
+    (RabbitMQ: beam.smp with ``rabbit`` booted, not the short-lived rabbitmqctl VMs)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/comm") as comm:
-                    if comm.read().strip() == command:
+                    if comm.read().strip() != command:
+                        continue
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if argument.encode() in cmdline.read().replace(b"\0", b" "):
                         found.append(int(entry))
             except OSError:
                 continue

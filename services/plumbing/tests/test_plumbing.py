@@ -10,7 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tests.fixtures import wait_until
 from wbs_contracts.errors import PermanentError
-from wbs_plumbing.db import Database
+from wbs_plumbing.db import Database, EventPublisher
 from wbs_plumbing.deadline import Unavailable
 from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin, add_event
 from wbs_plumbing.reliable import DEAD_LETTER_QUEUE, event_handler
@@ -205,7 +205,6 @@ def test_outbox_keeps_events_through_a_broker_outage(rabbit_uri, pg_url):
     """Committed while the broker is unreachable: the event waits in the outbox, then goes out."""
     from types import SimpleNamespace
 
-    from nameko.amqp.publish import Publisher
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
@@ -228,9 +227,54 @@ def test_outbox_keeps_events_through_a_broker_outage(rabbit_uri, pg_url):
 
     broker = Broker(rabbit_uri)
     out = broker.listen("verification.events", "case_status_changed")
-    database.publisher = Publisher(rabbit_uri, use_confirms=True, mandatory=True)
+    database.publisher = EventPublisher(rabbit_uri)
     assert database.relay_once() == 1
     assert len(broker.get_all(out, 1)) == 1
     assert database.relay_once() == 0
     broker.close()
+    database.engine.dispose()
+
+
+def test_an_event_nobody_subscribes_to_is_confirmed_and_marked_sent_without_a_reconnect(rabbit_uri, pg_url, caplog):
+    """RabbitMQ returns an unroutable event (mandatory) before confirming it: the relay hears the
+    return, marks the event sent, says so once per event type, and keeps its one connection."""
+    import logging
+    from types import SimpleNamespace
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(pg_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    database = Database(Base, OutboxMessage)
+    database.container = SimpleNamespace(service_name="verification", config={"AMQP_URI": rabbit_uri,
+                                                                              "DATABASE_URL": pg_url})
+    database.setup()
+
+    def stage(count):
+        with database.get_dependency(None).transaction() as session:
+            for _ in range(count):
+                add_event(session, OutboxMessage, "case_status_changed",
+                          {"case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
+
+    caplog.set_level(logging.INFO, logger="wbs_plumbing.db")
+    stage(1)
+    assert database.relay_once() == 1  # nobody bound: returned, then confirmed
+    transport = database.publisher._producer.connection.connection
+    stage(2)
+    assert database.relay_once() == 2
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    stage(1)
+    assert database.relay_once() == 1
+    assert len(broker.get_all(out, 1)) == 1  # routed once a queue is bound
+    assert database.publisher._producer.connection.connection is transport  # never reconnected
+    assert transport.connected
+    with Session(database.engine) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)
+                              .where(OutboxMessage.published_at.is_(None))) == 0
+    assert sum("has no subscriber queue" in r.getMessage() for r in caplog.records) == 1
+    broker.close()
+    database.publisher.close()
     database.engine.dispose()

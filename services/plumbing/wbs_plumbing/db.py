@@ -20,7 +20,6 @@ from pathlib import Path
 
 import eventlet
 from eventlet.event import Event
-from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -29,7 +28,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
 from wbs_plumbing.config import database_url, flag
-from wbs_plumbing.metrics import count_sql
+from wbs_plumbing.metrics import count_publish, count_sql
 from wbs_plumbing.migrations import migrate, wait_for_head
 from wbs_plumbing.outbox import OUTBOX_FLAG, message_properties, pending_batch
 
@@ -156,6 +155,10 @@ class DatabaseSession:
             yield session
 
 
+#: Most events the relay takes in one transaction.
+RELAY_BATCH = 100
+
+
 class Database(DependencyProvider):
     """A service's own database (DATABASE_URL, or SQLite under WBS_DATA_DIR) and outbox relay.
 
@@ -182,8 +185,8 @@ class Database(DependencyProvider):
                                         os.environ.get("DB_MIGRATE_WAIT_SECONDS") or 600))
         self.engine = make_engine(self.url)
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS") or 1.0)
-        self.publisher = Publisher(config["AMQP_URI"], use_confirms=True, mandatory=True,
-                                   serializer="json")
+        self.publisher = EventPublisher(config["AMQP_URI"])
+        self._unrouted_types: set[str] = set()
 
     def start(self):
         if self.outbox_model is not None:
@@ -194,6 +197,8 @@ class Database(DependencyProvider):
     def stop(self):
         self._stopping = True
         self.wake_relay()
+        if getattr(self, "publisher", None) is not None:
+            self.publisher.close()
 
     def kill(self):
         self.stop()
@@ -207,19 +212,20 @@ class Database(DependencyProvider):
         if self._wake is not None and not self._wake.ready():
             self._wake.send(True)
 
-    def _relay_forever(self):
+    def _relay_forever(self, limit: int = RELAY_BATCH):
         while not self._stopping:
+            # a fresh wake-up before draining: a commit during the drain wakes the next round
+            self._wake = Event()
             try:
-                while self.relay_once():
+                while self.relay_once(limit) == limit:  # fewer than a full batch: drained
                     pass
             except Exception:  # broker or database away: keep the rows, try again later
                 log.warning("outbox relay: publish failed, will retry", exc_info=True)
                 eventlet.sleep(self.poll_seconds)
             with eventlet.Timeout(self.poll_seconds, False):
                 self._wake.wait()
-            self._wake = Event()
 
-    def relay_once(self, limit: int = 100) -> int:
+    def relay_once(self, limit: int = RELAY_BATCH) -> int:
         """Publish up to `limit` committed events; return how many were handled."""
         with Session(self.engine) as session, session.begin():
             rows = pending_batch(session, self.outbox_model, limit)
@@ -230,17 +236,76 @@ class Database(DependencyProvider):
         return len(rows)
 
     def _publish(self, row):
+        routed = self.publisher.publish(
+            json.loads(row.body), _topic_exchange(row.exchange), row.event_type,
+            **message_properties(row, self.container.config["AMQP_URI"], self.container.service_name))
+        if not routed and row.event_type not in self._unrouted_types:
+            # No queue is bound for this event type (not even the history stream): nobody
+            # subscribes to it, so there is no place for it to wait. Consumers' queues are
+            # declared by deploy definitions and by each consumer at start, before traffic
+            # (docs/architecture.md §4.4). Said once per type and process, not once per event.
+            self._unrouted_types.add(row.event_type)
+            log.info("event %s has no subscriber queue (said once; %s)", row.event_type, row.event_id)
+
+
+class EventPublisher:
+    """Publishes the relay's events with a publisher confirm and ``mandatory``, on one AMQP
+    connection of its own, kept open.
+
+    Why not nameko's `Publisher`: on an event no queue is bound for, RabbitMQ returns it
+    (basic.return) before confirming it; py-amqp raises on a return nobody listens for, kombu
+    then throws the pooled channel away, and the next event opened a new connection: a
+    reconnect per unrouted event, and a storm of them under load. Here the return is heard by a
+    listener, the confirm that follows is awaited as usual, and `publish` says whether the event
+    was routed. A connection error closes the connection; the next publish opens a new one
+    (after kombu's retries), and the relay keeps the row until a publish is confirmed.
+    """
+
+    def __init__(self, amqp_uri: str):
+        self.amqp_uri = amqp_uri
+        self.retry = True
+        self._producer = None
+        self._returned: set = set()
+
+    def _on_return(self, _exc, _exchange, _routing_key, message):
+        self._returned.add(message.properties.get("message_id"))
+
+    def _ensure_producer(self):
+        if self._producer is None:
+            from kombu import Connection, Producer
+            from nameko.constants import DEFAULT_TRANSPORT_OPTIONS
+
+            connection = Connection(self.amqp_uri,
+                                    transport_options=dict(DEFAULT_TRANSPORT_OPTIONS, confirm_publish=True))
+            self._producer = Producer(connection, on_return=self._on_return)
+        return self._producer
+
+    def publish(self, body: dict, exchange, routing_key: str, **properties) -> bool:
+        """Publish `body` and wait for the broker's confirm; False if no queue was bound for it."""
+        from nameko.constants import DEFAULT_RETRY_POLICY, PERSISTENT
+
+        producer = self._ensure_producer()
+        message_id = properties.get("message_id")
         try:
-            self.publisher.publish(
-                json.loads(row.body), exchange=row.exchange, routing_key=row.event_type,
-                declare=[_topic_exchange(row.exchange)],
-                **message_properties(row, self.container.config["AMQP_URI"], self.container.service_name),
-            )
-        except UndeliverableMessage:
-            # No queue is bound for this event type: nobody subscribes to it, so there is no
-            # place for it to wait. Consumers' queues are declared by deploy definitions and by
-            # each consumer at start, before traffic (docs/architecture.md §4.4).
-            log.info("event %s (%s) has no subscriber queue", row.event_type, row.event_id)
+            producer.publish(body, exchange=exchange, routing_key=routing_key, declare=[exchange],
+                             mandatory=True, delivery_mode=PERSISTENT, serializer="json",
+                             retry=self.retry, retry_policy=DEFAULT_RETRY_POLICY, **properties)
+        except Exception:
+            self.close()
+            raise
+        count_publish("event", confirmed=True)
+        if message_id in self._returned:
+            self._returned.discard(message_id)
+            return False
+        return True
+
+    def close(self):
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.connection.close()
+            except Exception:  # noqa: BLE001 -- already gone
+                pass
 
 
 def _topic_exchange(name: str):

@@ -5,11 +5,12 @@ import logging
 class LateConfirmFilter(logging.Filter):
     """Drop py-amqp's warning about a publisher confirm that arrives on a closing channel.
 
-    The outbox relay publishes events with ``mandatory`` set, so an event nobody subscribes to
-    comes back (basic.return) and is logged as "no subscriber queue". RabbitMQ then sends the
-    confirm (basic.ack, method 60,80) for the same message, but nameko has already closed the
-    channel on the return, so py-amqp warns that it ignores the ack. That happens on every such
-    publish and means nothing; every other amqp warning still gets through.
+    A message published through nameko's `Publisher` with ``mandatory`` and a confirm that no
+    queue takes (an RPC to a service whose queue does not exist) comes back (basic.return);
+    RabbitMQ then sends the confirm (basic.ack, method 60,80) for the same message, but the
+    channel was already closed on the return, so py-amqp warns that it ignores the ack. That
+    means nothing; every other amqp warning still gets through. (The outbox relay listens for
+    returns itself and keeps its channel: `wbs_plumbing.db.EventPublisher`.)
     """
 
     LATE_ACK = (60, 80)

@@ -122,9 +122,14 @@ def _publish_kind(exchange) -> str:
     return "event" if name.endswith(".events") else "other"
 
 
+def count_publish(kind: str, confirmed: bool) -> None:
+    AMQP_PUBLISHES.labels(kind, "true" if confirmed else "false").inc()
+
+
 def count_publishes() -> None:
     """Count every message published through nameko's `Publisher` (RPC requests and replies,
-    outbox events, retries and dead letters all go through it). Idempotent; once per process."""
+    retries and dead letters go through it; the outbox relay counts its own events with
+    `count_publish`). Idempotent; once per process."""
     from nameko.amqp.publish import Publisher
 
     if getattr(Publisher.publish, "wbs_counted", False):
@@ -132,9 +137,8 @@ def count_publishes() -> None:
     publish = Publisher.publish
 
     def counted(self, payload, **kwargs):
-        confirmed = kwargs.get("use_confirms", self.use_confirms)
-        AMQP_PUBLISHES.labels(_publish_kind(kwargs.get("exchange", self.publish_kwargs.get("exchange"))),
-                              "true" if confirmed else "false").inc()
+        count_publish(_publish_kind(kwargs.get("exchange", self.publish_kwargs.get("exchange"))),
+                      kwargs.get("use_confirms", self.use_confirms))
         return publish(self, payload, **kwargs)
 
     counted.wbs_counted = True
