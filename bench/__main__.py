@@ -62,6 +62,8 @@ def main(argv=None):
     parser.add_argument("--reports", type=int, default=200)
     parser.add_argument("--evidence-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--store", choices=("file", "s3"), default="file")
+    parser.add_argument("--queue-type", choices=("quorum", "classic"), default="quorum",
+                        help="the services' queues (WBS_QUEUE_TYPE); the floor uses nameko's classic queues")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor")
     parser.add_argument("--label", default="", help="a word kept in the JSON (e.g. before, after)")
     args = parser.parse_args(argv)
@@ -69,13 +71,14 @@ def main(argv=None):
     from bench import floor, pipeline
 
     conditions = {"reports": args.reports, "concurrency": args.concurrency, "evidence_bytes": args.evidence_bytes,
-                  "store": args.store, "database": "postgres", "cpus": os.cpu_count(),
+                  "store": args.store, "database": "postgres", "queue_type": args.queue_type, "cpus": os.cpu_count(),
                   "load_average_before": os.getloadavg(), "label": args.label,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(f"WBS benchmark: {args.reports} reports x {args.evidence_bytes / 2**20:.1f} MiB evidence, "
-          f"concurrency {args.concurrency}, store={args.store}, PostgreSQL, {os.cpu_count()} CPUs, "
+          f"concurrency {args.concurrency}, store={args.store}, {args.queue_type} queues, PostgreSQL, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} (RabbitMQ's CPU is the whole broker's: other load on it counts)")
-    results = {"conditions": conditions, "real": pipeline.run(args.concurrency, args.reports, args.evidence_bytes, args.store)}
+    results = {"conditions": conditions, "real": pipeline.run(args.concurrency, args.reports, args.evidence_bytes, args.store,
+                                                               args.queue_type)}
     show("\nreal system (201 -> case assigned -> email accepted)", results["real"])
     ok = results["real"]["failed"] == 0 and results["real"]["completed"] == results["real"]["accepted"]
     if not args.no_floor:

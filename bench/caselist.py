@@ -25,6 +25,7 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy.orm import Session
 
+from bench.timing import percentile
 from tests.fixtures import PG_ADMIN_URL
 from wbs_plumbing.migrations import migrate
 
@@ -115,8 +116,7 @@ def measure(url: str, ids: dict, repeat: int) -> list[tuple[str, str, float, flo
                         result = caselist.search(session, staff, query, ids["now"])
                         timings.append((time.perf_counter() - started) * 1000)
                         total = result["total"]
-                rows.append((who, label, statistics.median(timings),
-                             sorted(timings)[max(0, int(round(0.95 * len(timings))) - 1)], total))
+                rows.append((who, label, statistics.median(timings), percentile(timings, 95), total))
     finally:
         engine.dispose()
     return rows

@@ -57,7 +57,7 @@ class TimedSink(SmtpSink):
         return "250 OK"
 
 
-def run(concurrency: int, reports: int, evidence_bytes: int, store: str = "file") -> dict:
+def run(concurrency: int, reports: int, evidence_bytes: int, store: str = "file", queue_type: str = "quorum") -> dict:
     sink = TimedSink()
     sink.start()
     moto = s3 = bucket = None
@@ -75,7 +75,7 @@ def run(concurrency: int, reports: int, evidence_bytes: int, store: str = "file"
         with Throwaway("real", list(SERVICES)) as env:
             stack = Stack(Path(tempfile.mkdtemp(prefix="wbs-bench-")), env.amqp_uri, env.databases,
                           smtp=(sink.host, sink.port), s3=s3, s3_bucket=bucket,
-                          extra_env={"INTAKE_THROTTLE_PER_MINUTE": "0"})
+                          extra_env={"INTAKE_THROTTLE_PER_MINUTE": "0", "WBS_QUEUE_TYPE": queue_type})
             try:
                 stack.start()
                 return _measure(stack, env, sink, concurrency, reports, evidence_bytes)

@@ -28,18 +28,6 @@ def summary_ms(seconds: list[float]) -> dict:
             "median_ms": (statistics.median(seconds) * 1000) if seconds else float("nan")}
 
 
-def repeat_timed(call: Callable[[], object], times: int) -> tuple[list[float], float, object]:
-    """Run `call` `times` times; return the wall time of each run (seconds), the process CPU
-    they used in all (seconds) and the last result."""
-    wall, result = [], None
-    cpu_started = time.process_time()
-    for _ in range(times):
-        started = time.perf_counter()
-        result = call()
-        wall.append(time.perf_counter() - started)
-    return wall, time.process_time() - cpu_started, result
-
-
 @dataclass
 class LoadRun:
     """What a closed-loop load produced: per accepted request its start time and latency."""
