@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from email import message_from_bytes, policy
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -28,46 +29,109 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rabbitmqctl(*args: str) -> str:
+def rabbitmqctl(*args: str, attempts: int = 4) -> str:
+    """Run ``rabbitmqctl`` and return its output.
+
+    A call that finds the node busy (exit 69 "unavailable", 75 "temporary failure") is tried
+    again after a pause; a call that hangs is ended with its whole process group, because the
+    Debian wrapper runs the CLI under ``su`` and killing the wrapper alone would leave the CLI's
+    VM holding one of the few distribution ports every later call needs. A final failure says
+    what the CLI printed."""
     exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    return subprocess.run([exe, *args], check=True, capture_output=True, text=True, timeout=60).stdout
-
-
-#: Finished tests' vhosts are removed in batches of this many: each vhost holds file handles on the
-#: broker (quorum queues, the history stream), and a broker started with the common limit of 1,024
-#: open files runs out if a whole run's vhosts pile up; one call per test would be slow instead.
-VHOST_BATCH = 10
-
-
-def _delete_vhosts(names: list) -> None:
-    if names:
-        listed = ", ".join(f'<<"{name}">>' for name in names)
-        rabbitmqctl("eval", f'[rabbit_vhost:delete(V, <<"wbs-tests">>) || V <- [{listed}]].')
-        names.clear()
+    for attempt in range(1, attempts + 1):
+        process = subprocess.Popen([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, start_new_session=True)
+        try:
+            out, err = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            out, err = process.communicate()
+            process.returncode = 75
+            err = f"timed out after 120 s\n{err}"
+        if process.returncode == 0:
+            return out
+        if process.returncode not in (69, 75) or attempt == attempts:
+            raise subprocess.CalledProcessError(process.returncode, [exe, *args], out,
+                                                f"{err[-3000:]}")
+        time.sleep(3 * attempt)
 
 
 @pytest.fixture(scope="session")
-def _rabbit_vhosts():
-    """Finished tests' vhosts, removed in batches; whatever the run made is removed at its end."""
-    finished = []
-    yield finished
-    _delete_vhosts(finished)
-    rabbitmqctl("eval", "[rabbit_vhost:delete(V, <<\"wbs-tests\">>) || V <- rabbit_vhost:list_names(),"
-                        f" binary:match(V, <<\"wbs-test-{RUN_ID}-\">>) =/= nomatch].")
+def management_url():
+    """RabbitMQ's management API, enabled once if the broker does not serve it yet. Tests make
+    and remove their vhosts through it: an HTTP call costs milliseconds, where each
+    ``rabbitmqctl`` call starts an Erlang VM (about a second of CPU) and needs one of the CLI's
+    few distribution ports."""
+    url = f"http://{RABBIT_HOST}:15672"
+
+    def up():
+        try:
+            return requests.get(f"{url}/api/overview", auth=("guest", "guest"), timeout=5).ok
+        except requests.RequestException:
+            return False
+    if not up():
+        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True,
+                       capture_output=True, timeout=180)
+        wait_until(up, timeout=90)
+    return url
+
+
+class Vhosts:
+    """A new vhost for each test, made and emptied through the management API.
+
+    A vhost is never deleted while the run goes on, only emptied: RabbitMQ 3.10 can wedge for
+    good while it deletes a vhost on a busy machine (the vhost's supervisor that is being stopped
+    never stops, and every later add and delete waits behind it: seen when another broker node
+    booted beside it). An empty vhost costs the broker two file handles; a test's queues, and
+    the history stream above all, cost more, so they are deleted as soon as the test ends.
+    The vhosts themselves are deleted when the run ends, within a bounded time."""
+
+    def __init__(self, management_url: str):
+        self.url, self.made = management_url, []
+
+    def _call(self, method: str, path: str, timeout: float = 120, **kwargs):
+        answer = requests.request(method, f"{self.url}/api/{path}", auth=("guest", "guest"),
+                                  timeout=timeout, **kwargs)
+        if not answer.ok and not (method == "DELETE" and answer.status_code == 404):
+            raise RuntimeError(f"{method} /api/{path}: {answer.status_code} {answer.text[:500]}")
+        return answer.json() if method == "GET" else None
+
+    def make(self) -> str:
+        vhost = f"wbs-test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
+        self._call("PUT", f"vhosts/{vhost}", json={"description": "wbs-tests"})
+        self.made.append(vhost)
+        self._call("PUT", f"permissions/{vhost}/guest", json={"configure": ".*", "write": ".*", "read": ".*"})
+        return vhost
+
+    def empty(self, vhost: str) -> None:
+        quoted = quote(vhost, safe="")
+        for queue in self._call("GET", f"queues/{quoted}?columns=name"):
+            self._call("DELETE", f"queues/{quoted}/{quote(queue['name'], safe='')}")
+
+    def close(self, budget: float = 120) -> None:
+        deadline = time.monotonic() + budget
+        for vhost in self.made:
+            if time.monotonic() > deadline:
+                break
+            try:
+                self._call("DELETE", f"vhosts/{vhost}", timeout=max(1.0, deadline - time.monotonic()))
+            except (requests.RequestException, RuntimeError):
+                break  # a wedged deletion: leave the rest to the next run's operator, not hang
+
+
+@pytest.fixture(scope="session")
+def _rabbit_vhosts(management_url):
+    vhosts = Vhosts(management_url)
+    yield vhosts
+    vhosts.close()
 
 
 @pytest.fixture
 def rabbit_uri(_rabbit_vhosts):
-    """A fresh vhost on the machine's RabbitMQ, so queue names never collide between tests."""
-    vhost = f"wbs-test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("eval",
-                f'rabbit_vhost:add(<<"{vhost}">>, <<"wbs-tests">>), '
-                f'rabbit_auth_backend_internal:set_permissions(<<"guest">>, <<"{vhost}">>, '
-                '<<".*">>, <<".*">>, <<".*">>, <<"wbs-tests">>).')
+    """A vhost of its own on the machine's RabbitMQ, so queue names never collide between tests."""
+    vhost = _rabbit_vhosts.make()
     yield f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
-    _rabbit_vhosts.append(vhost)
-    if len(_rabbit_vhosts) >= VHOST_BATCH:
-        _delete_vhosts(_rabbit_vhosts)
+    _rabbit_vhosts.empty(vhost)
 
 
 @pytest.fixture

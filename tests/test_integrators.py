@@ -5,7 +5,6 @@ ACCESS_REFUSED. The management plugin is enabled once if the broker does not ser
 command needs it; the machine keeps it enabled).
 """
 import json
-import subprocess
 import time
 import uuid
 from datetime import datetime, timezone
@@ -15,7 +14,7 @@ import pika
 import pytest
 import requests
 
-from tests.fixtures import RABBIT_HOST, RABBIT_PORT, wait_until
+from tests.fixtures import RABBIT_HOST, RABBIT_PORT, management_url, wait_until  # noqa: F401
 from wbs_cli import integrators
 from wbs_cli.main import main as wbs
 from wbs_contracts.asyncapi import example
@@ -25,22 +24,6 @@ from wbs_plumbing.reliable import event_handler
 EXCHANGES = ("intake.events", "storage.events", "verification.events", "notification.events")
 EVT_QUEUE = "evt-intake-report_submitted--verification.handle_report_submitted"
 RPC_QUEUE = "rpc-storage"
-
-
-@pytest.fixture(scope="session")
-def management_url():
-    url = f"http://{RABBIT_HOST}:15672"
-
-    def up():
-        try:
-            return requests.get(f"{url}/api/overview", auth=("guest", "guest"), timeout=2).ok
-        except requests.RequestException:
-            return False
-    if not up():
-        subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True,
-                       capture_output=True, timeout=120)
-        wait_until(up, timeout=60)
-    return url
 
 
 @pytest.fixture
