@@ -194,12 +194,12 @@ def test_smtp_down_at_first_then_started_the_email_arrives_after_retry(start):
     def failed_twice():
         found = rows(config)
         return found and found[0].attempts >= 2 and found[0].status == "pending"
-    wait_until(failed_twice, timeout=15)
+    wait_until(failed_twice, timeout=60)
     assert rows(config)[0].last_error.startswith("mail:")
 
     sink.start()
     try:
-        (message,) = sink.wait_for(1, timeout=15)
+        (message,) = sink.wait_for(1, timeout=60)
         assert event["case_id"] in message.get_body().get_content()
         (published,) = broker.get_all(sent_events, 1)
         validate_event("notification_sent", published)
