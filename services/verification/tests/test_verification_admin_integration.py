@@ -143,3 +143,35 @@ def test_a_new_account_must_choose_its_password_in_the_console(verification, sto
                                                "repeat": "kata-sandi-budi-2026"})
     assert changed.status_code == 303 and changed.headers["Location"] == "/"
     assert person.get(f"{base}/", allow_redirects=False, timeout=10).status_code == 200
+
+
+def test_staff_csv_upload_is_all_or_nothing_and_shows_each_new_secret_once(verification, storage, config, db):
+    seed(verification)
+    base = base_url(config)
+    browser = console_session(base, make_admin(db))
+    assert 'action="/admin/staff/import"' in browser.get(f"{base}/admin/staff", timeout=10).text
+
+    def upload(text, origin=True):
+        return browser.post(f"{base}/admin/staff/import", files={"file": ("staff.csv", text.encode(), "text/csv")},
+                            headers={"Origin": base} if origin else {}, allow_redirects=False, timeout=30)
+    good = ("username,name,email,unit,role\n"
+            "budi,Budi Santoso,budi@wbs.example.org,itjen,inspector\n"
+            "sari,Sari Dewi,sari@wbs.example.org,dit-smp,supervisor\n")
+    refused = upload(good, origin=False)
+    assert refused.status_code in (303, 401, 403) and count(db, "SELECT count(*) FROM staff WHERE username='budi'") == 0
+    bad = upload(good + "tono,Tono,tono@wbs.example.org,no-such-unit,inspector\n")
+    assert bad.status_code == 400 and "4:" in bad.text               # the bad line, by its number
+    assert count(db, "SELECT count(*) FROM staff WHERE username IN ('budi','sari')") == 0   # nothing imported
+
+    page = upload(good)
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    rows = re.findall(r"<tr>\s*<td[^>]*>(\w+)</td>\s*<td[^>]*><code>([^<]+)</code></td>\s*<td[^>]*><code>([^<]+)</code>",
+                      page.text)
+    assert [r[0] for r in rows] == ["budi", "sari"]
+    _, password, totp_secret = rows[0]
+    signed_in = login(base, {"username": "budi", "password": password, "totp_secret": totp_secret})
+    blocked = requests.get(f"{base}/api/v1/cases", headers=signed_in, timeout=10)
+    assert blocked.status_code == 403 and "password_change_required" in blocked.text   # a one-time password
+    again = upload(good)                                              # re-importing changes nothing
+    assert again.status_code == 200 and "<code>" not in again.text
+    assert count(db, "SELECT count(*) FROM staff WHERE username IN ('budi','sari')") == 2

@@ -38,6 +38,16 @@ def _viewing(session, _actor, use_case, *args, **kwargs):
     return use_case(session, *args, **kwargs)
 
 
+def _uploaded_csv(request) -> str:
+    """The text of the form's ``file`` (at most 1 MiB, UTF-8 with or without a BOM)."""
+    if request.content_length is None or request.content_length > MAX_UPLOAD_BYTES:
+        raise InvalidInput("The file must be at most 1 MiB")
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidInput("Choose a CSV file")
+    return upload.read(MAX_UPLOAD_BYTES + 1).decode("utf-8-sig", errors="replace")
+
+
 def _filters(request) -> dict:
     return {k: (request.args.get(k) or "").strip() or None for k in ("q", "unit", "role", "active")}
 
@@ -139,14 +149,22 @@ class AdminConsole(Dependencies):
         """Multipart ``file``: a units CSV, all or nothing (``directory_import``). The page lists
         every bad line with its number, or what was added and changed."""
         web.same_origin(request)
-        if request.content_length is None or request.content_length > MAX_UPLOAD_BYTES:
-            raise InvalidInput("The file must be at most 1 MiB")
-        upload = request.files.get("file")
-        if upload is None:
-            raise InvalidInput("Choose a CSV file")
-        text = upload.read(MAX_UPLOAD_BYTES + 1).decode("utf-8-sig", errors="replace")
-        me, outcome = as_admin(self.db, web.cookie_token(request), directory_import.import_units_text, text)
+        me, outcome = as_admin(self.db, web.cookie_token(request), directory_import.import_units_text,
+                               _uploaded_csv(request))
         return self._admin_page(request, "admin_import.html", status=200 if outcome["ok"] else 400,
+                                me=me, outcome=outcome)
+
+    @http("POST", "/admin/staff/import")
+    @web.console
+    def admin_staff_import(self, request):
+        """Multipart ``file``: a staff CSV (``username,name,email,unit,role``), all or nothing.
+        The answer page shows each new account's one-time password and authenticator enrolment
+        once (never stored in clear, never shown again), or every bad line with its number."""
+        web.same_origin(request)
+        me, outcome = as_admin(self.db, web.cookie_token(request),
+                               lambda s, a, text: directory_import.import_staff_text(s, self.passwords, a, text),
+                               _uploaded_csv(request))
+        return self._admin_page(request, "admin_staff_import.html", status=200 if outcome["ok"] else 400,
                                 me=me, outcome=outcome)
 
     # ----------------------------------------------------------------- staff
