@@ -7,6 +7,7 @@ confirmed publishes, 3 transactions, 4 SQL statements).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,6 +63,7 @@ def run(concurrency: int, reports: int, evidence_bytes: int) -> dict:
                     except subprocess.TimeoutExpired:
                         os.killpg(process.pid, signal.SIGKILL)
                         process.wait()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _done(sink) -> dict:

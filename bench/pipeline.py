@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -73,7 +74,8 @@ def run(concurrency: int, reports: int, evidence_bytes: int, store: str = "file"
         Minio(s3["endpoint"], access_key="bench", secret_key="bench-secret", secure=False).make_bucket(bucket)
     try:
         with Throwaway("real", list(SERVICES)) as env:
-            stack = Stack(Path(tempfile.mkdtemp(prefix="wbs-bench-")), env.amqp_uri, env.databases,
+            workdir = Path(tempfile.mkdtemp(prefix="wbs-bench-"))
+            stack = Stack(workdir, env.amqp_uri, env.databases,
                           smtp=(sink.host, sink.port), s3=s3, s3_bucket=bucket,
                           extra_env={"INTAKE_THROTTLE_PER_MINUTE": "0", "WBS_QUEUE_TYPE": queue_type})
             try:
@@ -81,6 +83,7 @@ def run(concurrency: int, reports: int, evidence_bytes: int, store: str = "file"
                 return _measure(stack, env, sink, concurrency, reports, evidence_bytes)
             finally:
                 stack.stop()
+                shutil.rmtree(workdir, ignore_errors=True)  # the run's evidence, keys and logs
     finally:
         sink.stop()
         if moto:
