@@ -121,7 +121,10 @@ class Settings:
             sweep_interval_seconds=number_at(config, "NOTIFY_SWEEP_INTERVAL_SECONDS", 5.0),
             sweep_batch=integer_at(config, "NOTIFY_SWEEP_BATCH", 50),
             rpc_timeout_seconds=number_at(config, "NOTIFY_RPC_TIMEOUT_SECONDS", 10.0),
-            followup_url=text(config.get("WBS_FOLLOWUP_URL"), "http://localhost:8000/follow-up"),
+            # a deployment that names its reporter site (WBS_PUBLIC_URL, as intake reads it) need
+            # not repeat it: the follow-up page is on that site
+            followup_url=text(config.get("WBS_FOLLOWUP_URL"))
+            or text(config.get("WBS_PUBLIC_URL"), "http://localhost:8000").rstrip("/") + "/follow-up",
             reporter_mail_from=text(config.get("REPORTER_MAIL_FROM")),
             reporter_sender_name=text(config.get("REPORTER_SENDER_NAME"), "Layanan Pemberitahuan"),
             reporter_subject=text(config.get("REPORTER_SUBJECT")),

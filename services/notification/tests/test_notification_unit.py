@@ -364,6 +364,12 @@ def test_settings_from_config_and_production_refusals(tmp_path):
         ("mail", 2525, True, "https://c", "")
     assert Settings.from_config({}).uses_smtp is False
     assert Settings.from_config({"WBS_DATA_DIR": "/x"}).outbox_dir == "/x/outbox"
+    # the reporter's link: on the reporter site a deployment names once, unless given itself
+    assert Settings.from_config({}).followup_url == "http://localhost:8000/follow-up"
+    assert Settings.from_config({"WBS_PUBLIC_URL": "https://lapor.example.go.id/"}).followup_url == \
+        "https://lapor.example.go.id/follow-up"
+    assert Settings.from_config({"WBS_PUBLIC_URL": "https://lapor.example.go.id",
+                                 "WBS_FOLLOWUP_URL": "https://x.example/pantau"}).followup_url == "https://x.example/pantau"
     with pytest.raises(ConfigError):
         Settings.from_config({"WBS_ENV": "production", "WBS_CONSOLE_URL": "https://c"})
     with pytest.raises(ConfigError):
