@@ -197,8 +197,6 @@ class Database(DependencyProvider):
     def stop(self):
         self._stopping = True
         self.wake_relay()
-        if getattr(self, "publisher", None) is not None:
-            self.publisher.close()
 
     def kill(self):
         self.stop()
@@ -213,17 +211,20 @@ class Database(DependencyProvider):
             self._wake.send(True)
 
     def _relay_forever(self, limit: int = RELAY_BATCH):
-        while not self._stopping:
-            # a fresh wake-up before draining: a commit during the drain wakes the next round
-            self._wake = Event()
-            try:
-                while self.relay_once(limit) == limit:  # fewer than a full batch: drained
-                    pass
-            except Exception:  # broker or database away: keep the rows, try again later
-                log.warning("outbox relay: publish failed, will retry", exc_info=True)
-                eventlet.sleep(self.poll_seconds)
-            with eventlet.Timeout(self.poll_seconds, False):
-                self._wake.wait()
+        try:
+            while not self._stopping:
+                # a fresh wake-up before draining: a commit during the drain wakes the next round
+                self._wake = Event()
+                try:
+                    while self.relay_once(limit) == limit:  # fewer than a full batch: drained
+                        pass
+                except Exception:  # broker or database away: keep the rows, try again later
+                    log.warning("outbox relay: publish failed, will retry", exc_info=True)
+                    eventlet.sleep(self.poll_seconds)
+                with eventlet.Timeout(self.poll_seconds, False):
+                    self._wake.wait()
+        finally:  # stopped or killed: never in the middle of a publish on this greenthread
+            self.publisher.close()
 
     def relay_once(self, limit: int = RELAY_BATCH) -> int:
         """Publish up to `limit` committed events; return how many were handled."""
