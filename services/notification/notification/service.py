@@ -15,7 +15,7 @@ from wbs_plumbing.grants import CommandCheck
 from wbs_plumbing.ops import Ops
 from wbs_plumbing.reliable import event_handler
 
-from notification import domain, overrides, pgp
+from notification import domain, overrides, pgp, planning
 from notification.dependencies import NotificationSettings, RecipientDirectory, ReporterContacts
 from notification.mailer import Mailer
 from notification.models import Base, OutboxMessage, ProcessedEvent
@@ -221,7 +221,7 @@ class NotificationService:
         self.commands(command, "register_key", ("verification", "admin"), staff_id=staff_id)
         checked = pgp.check_key(armored_key)
         with self.db.transaction() as session:
-            domain.register_key(session, str(staff_id), checked, domain.utcnow())
+            planning.register_key(session, str(staff_id), checked, domain.utcnow())
         expires = checked.expires_at.isoformat() if checked.expires_at else None
         return {"fingerprint": checked.fingerprint, "expires_at": expires}
 
@@ -235,7 +235,7 @@ class NotificationService:
         """
         self.commands(command, "remove_key", ("verification", "admin"), staff_id=staff_id)
         with self.db.transaction() as session:
-            return {"removed": domain.remove_key(session, str(staff_id), domain.utcnow())}
+            return {"removed": planning.remove_key(session, str(staff_id), domain.utcnow())}
 
     @rpc(expected_exceptions=(Forbidden,))
     def staff_settings(self, staff_id, command=None):
@@ -247,7 +247,7 @@ class NotificationService:
         """
         self.commands(command, "staff_settings", ("verification", "admin"), staff_id=staff_id)
         with self.db.transaction() as session:
-            return domain.staff_settings(session, str(staff_id))
+            return planning.staff_settings(session, str(staff_id))
 
     # -- staff reminders, digests, preferences ----------------------------------------------
 
@@ -268,16 +268,16 @@ class NotificationService:
         now = domain.utcnow()
         due = self.directory.deadlines_ahead(self.settings.reminder_working_days)
         digests = []
-        if domain.digest_period("daily", now, self.settings) is not None:
-            digests = self.directory.supervisor_digests(domain.digest_since(now, self.settings).isoformat())
+        if planning.digest_period("daily", now, self.settings) is not None:
+            digests = self.directory.supervisor_digests(planning.digest_since(now, self.settings).isoformat())
         with self.db.transaction() as session:
-            keys_due = domain.key_warnings_due(session, now, self.settings)
+            keys_due = planning.key_warnings_due(session, now, self.settings)
         admin_ids = self.directory.administrator_ids() if keys_due else []
         with self.db.transaction() as session:
-            domain.record_reminders(session, due, now, self.settings)
-            domain.record_digests(session, digests, now, self.settings)
-            domain.record_bundles(session, now, self.settings)
-            domain.record_key_warnings(session, keys_due, admin_ids, now)
+            planning.record_reminders(session, due, now, self.settings)
+            planning.record_digests(session, digests, now, self.settings)
+            planning.record_bundles(session, now, self.settings)
+            planning.record_key_warnings(session, keys_due, admin_ids, now)
 
     @rpc(expected_exceptions=(Invalid, Forbidden))
     def set_preference(self, staff_id, delivery=None, digest=None, command=None):
@@ -291,7 +291,7 @@ class NotificationService:
         if delivery not in (None, "immediate", "daily") or digest not in (None, "daily", "weekly"):
             raise Invalid("delivery is immediate or daily; digest is daily or weekly")
         with self.db.transaction() as session:
-            return domain.set_preference(session, str(staff_id), delivery, digest, domain.utcnow())
+            return planning.set_preference(session, str(staff_id), delivery, digest, domain.utcnow())
 
     @configured_timer(interval=5, config_key="NOTIFY_SWEEP_INTERVAL_SECONDS")
     def retry_pending(self):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from wbs_contracts.events import validate_event
 from wbs_plumbing.db import session_scope
 
-from notification import domain, mailer
+from notification import domain, mailer, planning
 from notification.mailer import (
     KINDS, LANGUAGES, STAFF_KINDS, MailSender, MailTransportError, OutboxFolderTransport, TEMPLATE_VARIABLES,
     render,
@@ -551,7 +551,7 @@ def test_an_email_to_a_staff_member_with_a_key_is_pgp_mime_and_decrypts_to_the_s
     from pgp_keys import decrypt_pgp_mime, make_key
     private = make_key()
     with transaction() as session:
-        domain.register_key(session, INSPECTOR_ID, pgp.check_key(str(private.pubkey)), T0)
+        planning.register_key(session, INSPECTOR_ID, pgp.check_key(str(private.pubkey)), T0)
     notification_id = record(transaction)
     assert domain.deliver(notification_id, transaction=transaction, lookup_recipient=directory(),
                           mailer=sender, settings=settings, clock=Clock()) == "sent"
