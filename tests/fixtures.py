@@ -104,7 +104,15 @@ class Vhosts:
         return vhost
 
     def empty(self, vhost: str) -> None:
+        """After the test: its connections closed and its queues deleted (the test's services
+        are stopped by now). kombu keeps publishers' connections in a pool per broker URI for
+        the life of the process; each test's URI is new, so without this every test would
+        leave its connections open until the broker runs out of sockets."""
+        import kombu.pools
+        kombu.pools.reset()
         quoted = quote(vhost, safe="")
+        for connection in self._call("GET", f"vhosts/{quoted}/connections?columns=name"):
+            self._call("DELETE", f"connections/{quote(connection['name'], safe='')}")
         for queue in self._call("GET", f"queues/{quoted}?columns=name"):
             self._call("DELETE", f"queues/{quoted}/{quote(queue['name'], safe='')}")
 
