@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -53,19 +54,33 @@ def stop_chromium(driver) -> None:
         shutil.rmtree(driver._wbs_profile, ignore_errors=True)
 
 
-def click_and_load(driver, element, timeout: float = 20) -> None:
+def click_and_load(driver, target, timeout: float = 20) -> None:
     """Click something that loads a new page, and return once that page has replaced the old one.
+
+    ``target``: an element, or a ``(by, value)`` locator, which is found again if the element
+    went stale between finding and clicking (on a loaded machine chromedriver has answered "node
+    does not belong to the document" for an element it had just found).
 
     chromedriver's click returns when the click is dispatched, not when the form post it starts
     has been answered; reading the page straight after can find the old page's elements, or
     elements that go stale under the reader. Waiting for the old root element to go stale and
     the new document to finish loading removes that race.
     """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old_root = driver.find_element("tag name", "html")
-    element.click()
+    for attempt in range(3):
+        old_root = driver.find_element("tag name", "html")
+        element = driver.find_element(*target) if isinstance(target, tuple) else target
+        try:
+            element.click()
+            break
+        except (StaleElementReferenceException, WebDriverException) as exc:
+            stale = isinstance(exc, StaleElementReferenceException) or "does not belong to the document" in str(exc)
+            if not (stale and isinstance(target, tuple)) or attempt == 2:
+                raise
+            time.sleep(0.5)
     wait = WebDriverWait(driver, timeout)
     wait.until(expected_conditions.staleness_of(old_root))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")

@@ -119,7 +119,7 @@ def follow_up_with_the_inspector(driver, stack, request, label, lang, category, 
     screenshot(driver, request, f"{label}-question")
 
     driver.find_element(By.ID, "text").send_keys(answer)
-    click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#message-form button[type=submit]"))
+    click_and_load(driver, (By.CSS_SELECTOR, "#message-form button[type=submit]"))
     wait_for(driver, By.CSS_SELECTOR, "p.notice")
     if extra_file:
         driver.find_element(By.ID, "evidence").send_keys(extra_file)
@@ -166,7 +166,7 @@ def test_reporter_submits_and_follows_up_in_both_languages(chromium, reporter_st
         assert state.get_attribute("data-code") in ("received", "verification")
         extra = evidence_files(tmp_path, f"later-{lang}")[1] if lang == "id" else None
         follow_up_with_the_inspector(driver, stack, request, label, lang, category, question, answer, extra)
-        click_and_load(driver, driver.find_element(By.CSS_SELECTOR, "#signout-form button"))
+        click_and_load(driver, (By.CSS_SELECTOR, "#signout-form button"))
         wait_for(driver, By.ID, "signin-form")
         driver.delete_all_cookies()
 

@@ -17,7 +17,7 @@ def sign_in(driver, base, account):
     driver.find_element("id", "username").send_keys(account["username"])
     driver.find_element("id", "password").send_keys(account["password"])
     driver.find_element("id", "otp").send_keys(pyotp.TOTP(account["totp_secret"]).now())
-    click_and_load(driver, driver.find_element("id", "sign-in"))
+    click_and_load(driver, ("id", "sign-in"))
 
 
 def test_an_administrator_manages_units_and_accounts(chromium_without_javascript, verification, storage, config,
@@ -45,8 +45,8 @@ def test_an_administrator_manages_units_and_accounts(chromium_without_javascript
     assert "Inspektur Demo" in driver.find_element("id", "staff").text
     assert "Pemeriksa" in driver.find_element("id", "staff").text
     screenshot(driver, request, "3-staff-list")
-    click_and_load(driver, driver.find_element("link text", "Inspektur Demo"))
-    click_and_load(driver, driver.find_element("id", "reset-password"))
+    click_and_load(driver, ("link text", "Inspektur Demo"))
+    click_and_load(driver, ("id", "reset-password"))
     assert driver.find_element("id", "one-time-password").text
     screenshot(driver, request, "4-one-time-password")
     assert count(db, "SELECT count(*) FROM audit_log WHERE action IN ('unit', 'account')") >= 2

@@ -31,7 +31,7 @@ def test_the_case_list_on_a_phone(chromium_without_javascript, verification, sto
     driver.find_element("id", "username").send_keys(account["username"])
     driver.find_element("id", "password").send_keys(account["password"])
     driver.find_element("id", "otp").send_keys(pyotp.TOTP(account["totp_secret"]).now())
-    click_and_load(driver, driver.find_element("id", "sign-in"))
+    click_and_load(driver, ("id", "sign-in"))
     assert driver.execute_script("return window.innerWidth") <= PHONE[0]
 
     driver.get(f"{base}/")
@@ -46,13 +46,13 @@ def test_the_case_list_on_a_phone(chromium_without_javascript, verification, sto
 
     driver.get(f"{base}/?per_page=2&sort=received")
     assert "/00001" in driver.find_element("css selector", "table.cases").text
-    click_and_load(driver, driver.find_element("css selector", "a[rel=next]"))
+    click_and_load(driver, ("css selector", "a[rel=next]"))
     rows = driver.find_elements("css selector", "table.cases tbody tr")
     assert len(rows) == 1 and "/00003" in rows[0].text
     assert fits_the_width(driver)
     screenshot(driver, request, "2-phone-second-page")
 
-    click_and_load(driver, driver.find_element("css selector", "table.cases a"))
+    click_and_load(driver, ("css selector", "table.cases a"))
     assert "WBS/ITJEN/" in driver.find_element("css selector", ".reference").text
     assert fits_the_width(driver)
     screenshot(driver, request, "3-phone-case")

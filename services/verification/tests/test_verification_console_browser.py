@@ -24,21 +24,21 @@ def test_inspector_signs_in_opens_moves_and_messages_a_case(chromium_without_jav
     driver.find_element("id", "password").send_keys(account["password"])
     driver.find_element("id", "otp").send_keys(pyotp.TOTP(account["totp_secret"]).now())
     screenshot(driver, request, "1-sign-in")
-    click_and_load(driver, driver.find_element("id", "sign-in"))
+    click_and_load(driver, ("id", "sign-in"))
     assert "Kasus saya" in driver.page_source
     screenshot(driver, request, "2-my-cases")
 
-    click_and_load(driver, driver.find_element("css selector", f"a[href='/cases/{case_id}']"))
+    click_and_load(driver, ("css selector", f"a[href='/cases/{case_id}']"))
     assert driver.find_element("id", "narrative").text == NARRATIVE
     assert driver.find_element("id", "case-state").text == "Diterima"
 
     Select(driver.find_element("id", "transition-to")).select_by_value("verification")
-    click_and_load(driver, driver.find_element("id", "transition-submit"))
+    click_and_load(driver, ("id", "transition-submit"))
     assert driver.find_element("id", "case-state").text == "Verifikasi"
 
     Select(driver.find_element("id", "visibility")).select_by_value("reporter")
     driver.find_element("id", "message-text").send_keys("Mohon lampirkan dokumen kontrak.")
-    click_and_load(driver, driver.find_element("id", "post-message"))
+    click_and_load(driver, ("id", "post-message"))
     assert "Mohon lampirkan dokumen kontrak." in driver.find_element("id", "messages").text
     assert count(db, "SELECT count(*) FROM case_messages WHERE case_id = :c", c=case_id) == 1
     screenshot(driver, request, "3-case-moved-and-messaged")
