@@ -14,7 +14,7 @@ from datetime import timedelta
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_waiter
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from tests.fixtures import wait_until
@@ -22,12 +22,13 @@ from wbs_contracts.events import validate_event
 from wbs_plumbing.clock import utcnow
 from wbs_plumbing.grants import CommandSigner
 
-from notification.models import Notification, StaffKey
+from notification.models import StaffKey
 from notification.service import NotificationService
 
 from pgp_keys import make_key
 from test_notification_integration import (CONSOLE, INSPECTOR_ID, RECIPIENT, SUPERVISOR, SUPERVISOR_ID, Broker,
                                             FakeVerification)
+from test_notification_integration import rows as notifications
 
 ADMIN_ID = "ad000000-1111-4222-8333-944455556666"
 ADMIN = {"email": "admin@itjen.example.go.id", "display_name": "Admin", "language": "id"}
@@ -66,15 +67,6 @@ def event(kind, case_id, **fields):
 def subject(message):
     """The Subject header unfolded (a long one arrives folded over lines)."""
     return " ".join(str(message["Subject"]).split())
-
-
-def notifications(config):
-    engine = create_engine(config["DATABASE_URL"])
-    try:
-        with Session(engine) as session:
-            return session.scalars(select(Notification)).all()
-    finally:
-        engine.dispose()
 
 
 def start_replicas(config, container_factory, count):
