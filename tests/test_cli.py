@@ -110,10 +110,10 @@ def test_a_letter_the_broker_dead_lettered_itself_is_listed_and_replayed_from_it
     """A quorum queue's delivery limit dead-letters a message with the broker's own ``x-death``
     record and none of our handlers' headers; the operator must still see where it came from
     and be able to send it back."""
-    from wbs_plumbing.queues import consumed_arguments, dead_letter_arguments
+    from wbs_plumbing.queues import consumed_arguments, plain_arguments
     connection = pika.BlockingConnection(pika.URLParameters(rabbit_uri))
     channel = connection.channel()
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_arguments())
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=plain_arguments())
     arguments = dict(consumed_arguments(), **{"x-delivery-limit": 1})
     channel.queue_declare("evt-test-limited", durable=True, arguments=arguments)
     channel.basic_publish("", "evt-test-limited", b'{"n": 1}',

@@ -2,8 +2,8 @@
 the file the broker loads at boot with its user.
 
 Why generated: a queue's name and arguments must match, byte for byte, what the services declare
-(nameko's ``evt-<source>-<event>--<service>.<method>``, the reliable handler's retry queues with
-their TTL and dead-letter arguments), or the broker refuses the service's declaration with
+(nameko's ``evt-<source>-<event>--<service>.<method>``, the reliable handler's retry queues, the
+queue type and limits), or the broker refuses the service's declaration with
 PRECONDITION_FAILED. Reading the service classes is the only way to stay in step. Declaring the
 queues before any service starts is docs/architecture.md §4.4 ("topology before traffic"): an event published
 while its consumer has never run still waits in the consumer's queue.
@@ -81,12 +81,12 @@ def topology() -> dict:
     """Exchanges, queues and bindings every service declares, read from the service classes."""
     from nameko.events import BROADCAST, SINGLETON, EventHandler
     from nameko.rpc import Rpc
-    from wbs_plumbing.queues import DEAD_LETTER_QUEUE, consumed_arguments, dead_letter_arguments
+    from wbs_plumbing.queues import DEAD_LETTER_QUEUE, consumed_arguments, plain_arguments
     from wbs_plumbing.reliable import ReliableEventHandler, retry_queue
 
     from wbs_plumbing.history import HISTORY_STREAM, history_days, stream_arguments
 
-    queues = {DEAD_LETTER_QUEUE: _queue(DEAD_LETTER_QUEUE, dead_letter_arguments()),
+    queues = {DEAD_LETTER_QUEUE: _queue(DEAD_LETTER_QUEUE, plain_arguments()),
               HISTORY_STREAM: _queue(HISTORY_STREAM, stream_arguments(history_days()))}
     bindings = [_binding(exchange, HISTORY_STREAM, "#") for exchange in EVENT_EXCHANGES]
     for service in SERVICES:

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pika
 
 from wbs_plumbing.failover import first_node, node_uris, pika_parameters
-from wbs_plumbing.queues import dead_letter_arguments
+from wbs_plumbing.queues import plain_arguments
 from wbs_plumbing.reliable import ATTEMPTS_HEADER, DEAD_LETTER_QUEUE
 
 EVENT_EXCHANGES = ("intake.events", "storage.events", "verification.events", "notification.events")
@@ -56,7 +56,7 @@ def _letter_id(properties, body) -> str:
 
 
 def _fetch_all(channel):
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_arguments())
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=plain_arguments())
     letters = []
     while True:
         method, properties, body = channel.basic_get(DEAD_LETTER_QUEUE, auto_ack=False)

@@ -1,5 +1,6 @@
 """The plumbing against real RabbitMQ and PostgreSQL: outbox relay, idempotent and reliable handlers."""
 import json
+import time
 import uuid
 
 import pika
@@ -149,6 +150,25 @@ def test_transient_failure_is_retried_then_succeeds(demo):
     broker.publish("intake.events", "report_submitted", json.dumps(report_event()).encode())
     wait_until(lambda: notes(container) == 1)
     assert Behaviour.calls == 3
+
+
+def test_a_message_parked_for_retry_when_its_replica_died_is_moved_back_by_the_next_one(
+        container_factory, service_config):
+    """The service itself moves parked messages back (no broker TTL): one parked by a replica
+    that is gone, and due only later, still reaches the handler once another replica runs."""
+    demo = _demo(container_factory, service_config)
+    container, broker = next(demo)
+    handler_queue = next(e.queue.name for e in container.entrypoints if hasattr(e, "movers"))
+    container.kill()
+    broker.channel.basic_publish("", f"{handler_queue}.retry.50ms", json.dumps(report_event()).encode(),
+                                 pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                      headers={"x-wbs-attempts": 1, "x-wbs-due-ms": int(time.time() * 1000) + 1000}))
+    replacement = container_factory(DemoService, container.config)
+    replacement.start()
+    wait_until(lambda: notes(replacement) == 1, timeout=15)
+    assert Behaviour.calls == 1
+    assert broker.channel.queue_declare(f"{handler_queue}.retry.50ms", passive=True).method.message_count == 0
+    demo.close()
 
 
 @pytest.mark.parametrize("body", [

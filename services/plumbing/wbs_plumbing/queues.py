@@ -22,8 +22,12 @@ these, or the broker refuses a service's declaration with ``PRECONDITION_FAILED`
 * ``x-dead-letter-exchange: ""`` + ``x-dead-letter-routing-key: wbs.dead-letters`` with
   ``x-dead-letter-strategy: at-least-once`` (needs ``x-overflow: reject-publish``): a message over
   the limit is moved to the dead-letter queue and removed from its queue only after the
-  dead-letter queue confirmed it. Retry queues dead-letter *back* to their handler queue when the
-  TTL expires, also at-least-once, so a node loss cannot drop a message between the two.
+  dead-letter queue confirmed it.
+* Retry parking queues carry no TTL and no dead-lettering: the service consumes them itself and
+  moves a message back when it is due (``wbs_plumbing.reliable.RetryMover``). With TTL expiry and
+  at-least-once dead-lettering, RabbitMQ 3.10 left 16 expired events in a retry queue for good
+  after a whole-cluster restart (its dead-letter worker supervisor gives up after two failures
+  in five seconds, fixed in 3.12); the events never reached their handler.
 * The dead-letter queue's length and age are bounded by a broker policy, not by arguments
   (``wbs-dead-letters`` in the definitions): operators can change a policy on a running cluster,
   they cannot change a queue's arguments.
@@ -70,13 +74,8 @@ def consumed_arguments(config: dict | None = None) -> dict:
                                    "x-dead-letter-routing-key": DEAD_LETTER_QUEUE, **AT_LEAST_ONCE})
 
 
-def retry_arguments(queue_name: str, delay_ms: int, config: dict | None = None) -> dict:
-    """A parking queue: messages wait ``delay_ms``, then expire back into ``queue_name``."""
-    return _arguments(config, {"x-message-ttl": int(delay_ms), "x-dead-letter-exchange": "",
-                               "x-dead-letter-routing-key": queue_name}, AT_LEAST_ONCE)
-
-
-def dead_letter_arguments(config: dict | None = None) -> dict:
+def plain_arguments(config: dict | None = None) -> dict:
+    """A retry parking queue or the dead-letter queue: no limit, no dead-lettering of its own."""
     return _arguments(config, {}, {})
 
 

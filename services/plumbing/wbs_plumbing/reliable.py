@@ -7,8 +7,12 @@ neither:
 
 * the body is validated against its contract schema first; a body that is not JSON, or breaks
   the schema, or makes the handler raise `PermanentError`, is dead-lettered at once;
-* any other failure is retried later, through per-delay retry queues (message TTL + dead-letter
-  back to the handler's queue), `len(RETRY_DELAYS_MS)` times, then dead-lettered;
+* any other failure is retried later, through per-delay retry queues, `len(RETRY_DELAYS_MS)`
+  times, then dead-lettered. The service itself consumes its retry queues and moves each message
+  back to the handler's queue when it is due (``RetryMover``); the broker's message TTL and
+  dead-lettering are not used for this, because RabbitMQ 3.10's quorum queues can leave expired
+  messages waiting for an at-least-once dead-letter worker that never comes back after the whole
+  cluster restarted (seen here: 16 parked events never returned);
 * except a failure because something the handler needs is away (``is_transient``: a peer that
   does not answer, the broker, the database): an outage can last longer than those quick
   retries, and a report that was in fact stored must not end in the dead-letter queue for it.
@@ -50,7 +54,7 @@ from wbs_plumbing import metrics
 from wbs_plumbing.deadline import Unavailable
 from wbs_plumbing.failover import first_node
 from wbs_plumbing.history import ensure_history
-from wbs_plumbing.queues import DEAD_LETTER_QUEUE, consumed_arguments, dead_letter_arguments, retry_arguments
+from wbs_plumbing.queues import DEAD_LETTER_QUEUE, consumed_arguments, plain_arguments
 from wbs_plumbing.rpc import CONNECTION_ERRORS  # also contains a lost connection in RPC replies
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,7 @@ DEFAULT_RETRY_DELAYS_MS = (500, 2000, 10000)
 DEFAULT_TRANSIENT_RETRY_SECONDS = 86400
 ATTEMPTS_HEADER = "x-wbs-attempts"
 FIRST_FAILURE_HEADER = "x-wbs-first-failure"  # epoch seconds of the first failed attempt
+DUE_HEADER = "x-wbs-due-ms"  # when a parked message goes back: epoch ms, an integer any client can write
 PRODUCER_HEADER = "wbs-producer"  # not x-wbs-: `wbs dlq replay` keeps it
 DEFAULT_USER_PREFIX = "wbs-"
 
@@ -87,13 +92,13 @@ def producer_of(message, own_user: str, admin_user: str = DEFAULT_USER_PREFIX + 
 
 
 def dead_letter_queue(config: dict | None = None) -> Queue:
-    return Queue(DEAD_LETTER_QUEUE, durable=True, queue_arguments=dead_letter_arguments(config))
+    return Queue(DEAD_LETTER_QUEUE, durable=True, queue_arguments=plain_arguments(config))
 
 
 def retry_queue(queue_name: str, delay_ms: int, config: dict | None = None) -> Queue:
-    """A parking queue: messages wait `delay_ms`, then expire back into `queue_name`."""
+    """A parking queue: messages wait there `delay_ms`, then ``RetryMover`` moves them back."""
     return Queue(f"{queue_name}.retry.{delay_ms}ms", durable=True,
-                 queue_arguments=retry_arguments(queue_name, delay_ms, config))
+                 queue_arguments=plain_arguments(config))
 
 
 def declare_queues(amqp_uri: str, queues) -> None:
@@ -132,6 +137,39 @@ class ReliableQueueConsumer(QueueConsumer):
         message.ack()
 
 
+class RetryMover:
+    """Consumes one retry queue of a handler and moves each message back to the handler's queue
+    when its ``x-wbs-due-ms`` time has come.
+
+    It is a provider of the handler's ``QueueConsumer`` (it has the ``queue`` and
+    ``handle_message`` the consumer needs), so it shares the service's broker connection and
+    prefetch, and every message waits in its own thread. The message is acknowledged only after
+    its copy in the handler's queue was confirmed; a replica that dies meanwhile leaves it
+    unacknowledged, and the broker gives it to another replica's mover.
+    """
+
+    def __init__(self, handler: "ReliableEventHandler", delay_ms: int):
+        self.handler = handler
+        self.delay_seconds = delay_ms / 1000
+        self.queue = retry_queue(handler.queue.name, delay_ms, handler.container.config)
+
+    def handle_message(self, body, message):
+        due = int((message.headers or {}).get(DUE_HEADER) or 0) / 1000
+        # never longer than the queue's delay, whatever another replica's clock said
+        time.sleep(max(0.0, min(due - time.time(), self.delay_seconds)))
+        self.handler._settle(message, partial(self._move, message))
+
+    def _move(self, message):
+        try:
+            self.handler._republish(message, routing_key=self.handler.queue.name, declare=[], headers={})
+        except Exception:
+            time.sleep(1)  # it goes back to the retry queue; do not spin while the broker refuses
+            raise
+
+    def dead_letter(self, message, reason, attempts):
+        self.handler.dead_letter(message, reason, attempts)
+
+
 class ReliableEventHandler(EventHandler):
     queue_consumer = ReliableQueueConsumer()
 
@@ -147,6 +185,10 @@ class ReliableEventHandler(EventHandler):
         self.own_user = broker_user(config["AMQP_URI"])
         self.check_producer = per_service_identities(config)
         self.user_prefix = user_prefix(config)
+        # registered at setup like the handler itself: the queue consumer subscribes at its start
+        self.movers = [RetryMover(self, d) for d in self.retry_delays]
+        for mover in self.movers:
+            self.queue_consumer.register_provider(mover)
 
     def start(self):
         # Topology before traffic: the retry queues and the dead-letter queue exist before the
@@ -157,6 +199,11 @@ class ReliableEventHandler(EventHandler):
         ensure_history(self.container.config["AMQP_URI"], [f"{self.container.service_name}.events"],
                        self.container.config)  # the service's events also go to the history stream
         super().start()
+
+    def stop(self):
+        for mover in self.movers:
+            self.queue_consumer.unregister_provider(mover)
+        super().stop()
 
     def handle_message(self, body, message):
         expected = f"{self.user_prefix}{self.source_service}"
@@ -211,7 +258,8 @@ class ReliableEventHandler(EventHandler):
         delay = self.retry_delays[min(attempts, len(self.retry_delays)) - 1]
         parking = retry_queue(self.queue.name, delay, self.container.config)
         self._republish(message, routing_key=parking.name, declare=[parking],
-                        headers={ATTEMPTS_HEADER: attempts, FIRST_FAILURE_HEADER: first_failure})
+                        headers={ATTEMPTS_HEADER: attempts, FIRST_FAILURE_HEADER: first_failure,
+                                 DUE_HEADER: int(time.time() * 1000) + delay})
         metrics.count_retry(self.container.service_name, self.queue.name)
 
     def dead_letter(self, message, reason, attempts):
