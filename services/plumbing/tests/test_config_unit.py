@@ -35,3 +35,33 @@ def test_settings_are_parsed_once_per_container():
     assert service_settings(one, parse) is service_settings(one, parse)
     assert service_settings(two, parse) is not service_settings(one, parse)
     assert len(parsed) == 2
+
+
+def test_replicas_starting_together_on_a_fresh_folder_all_use_one_secret(tmp_path):
+    """Each process generates a secret of its own; exactly one lands, complete, and every caller
+    reads that one (a failed rename crashed a replica, and a late rename could change the key
+    under a process that already used the first)."""
+    import threading
+    import time
+
+    from wbs_plumbing.config import secret_file
+
+    errors, paths = [], []
+
+    def start(n):
+        def generate():
+            time.sleep(0.05)  # all of them past the existence check before any writes
+            return f"secret-{n}".encode()
+        try:
+            paths.append(secret_file({"WBS_DATA_DIR": str(tmp_path)}, "SOME_KEY_FILE", "some.key", generate))
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert {p.read_bytes() for p in paths} == {(tmp_path / "some.key").read_bytes()}
+    assert [p.name for p in tmp_path.iterdir()] == ["some.key"]

@@ -8,6 +8,7 @@ error type) and every DependencyProvider of the service gets that same object th
 `service_settings`, so no provider reads a raw key with rules of its own.
 """
 import os
+import secrets
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -115,10 +116,19 @@ def secret_file(config: dict, key: str, default_name: str, generate) -> Path:
         if is_production(config):
             raise ConfigError(f"{key}: {path} does not exist; production never generates secrets")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        # Several processes may start at once on a fresh data folder: each writes its own
+        # temporary file and links it into place; link fails if the name exists, so exactly one
+        # secret wins, complete, and the others use it (a rename would let the last one replace
+        # a secret the first one already uses).
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         with open(tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
             handle.write(generate())
-        tmp.replace(path)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     if is_production(config) and path.stat().st_mode & 0o077:
         raise ConfigError(f"{key}: {path} is readable by other users; chmod 600 it")
     return path
