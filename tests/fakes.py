@@ -157,6 +157,30 @@ class FakeStorage:
 
     @rpc(expected_exceptions=EXPECTED)
     @instance_rpc(expected_exceptions=EXPECTED)
+    def store_report(self, report_id, content, files, sender_key=None):
+        """As storage: content and small files at once. Each file is also kept as a finished
+        upload in ``VAULT.uploads``, so a test reads evidence the same whichever way it came."""
+        VAULT.calls.append(("store_report", report_id, len(files)))
+        VAULT.failing("store_report")
+        VAULT.content[report_id] = VAULT.open(report_id, sender_key, content)
+        results = []
+        for item in files:
+            filename = VAULT.open(report_id, sender_key, item["filename"]).decode()
+            media_type = VAULT.open(report_id, sender_key, item["media_type"]).decode()
+            data = VAULT.open(report_id, sender_key, item["data"])
+            evidence_id = str(uuid.uuid4())
+            VAULT.uploads[uuid.uuid4().hex] = {"report_id": report_id, "filename": filename,
+                                               "sender_key": sender_key, "media_type": media_type,
+                                               "data": bytearray(data), "chunks": [len(data)],
+                                               "finished": True, "aborted": False}
+            VAULT.evidence[evidence_id] = {"report_id": report_id, "data": data,
+                                           "filename": filename, "media_type": media_type}
+            results.append({"evidence_id": evidence_id, "size_bytes": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest()})
+        return results
+
+    @rpc(expected_exceptions=EXPECTED)
+    @instance_rpc(expected_exceptions=EXPECTED)
     def discard_report(self, report_id, command=None):
         VAULT.calls.append(("discard_report", report_id))
         VAULT.content.pop(report_id, None)

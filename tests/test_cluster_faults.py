@@ -194,17 +194,23 @@ def test_faults_under_load_lose_and_duplicate_nothing(cluster, tmp_path, pg_data
         ids = {r["report_id"] for r in accepted}
         verification_db = databases["verification"]
         # every accepted report becomes a case and gets its email once the queues drained
+        def stuck(what):
+            waiting = cluster.ctl(min(cluster.running), "list_queues", "-q", "name", "messages", "type", check=False)
+            return AssertionError(
+                f"{what}; queues holding messages:\n" + "\n".join(
+                    line for line in waiting.splitlines() if line.split()[1:2] not in (["0"], [])) +
+                f"\nfaults: {timeline}")
+
         try:
             wait_until(lambda: len(_count(verification_db, "SELECT 1 FROM cases")) >= len(ids), timeout=240, interval=1)
         except AssertionError:
-            waiting = cluster.ctl(min(cluster.running), "list_queues", "-q", "name", "messages", "type", check=False)
-            raise AssertionError(
-                f"{len(ids) - len(_count(verification_db, 'SELECT 1 FROM cases'))} of {len(ids)} accepted reports "
-                f"have no case; queues holding messages:\n" + "\n".join(
-                    line for line in waiting.splitlines() if line.split()[1:2] not in (["0"], [])) +
-                f"\nfaults: {timeline}") from None
+            raise stuck(f"{len(ids) - len(_count(verification_db, 'SELECT 1 FROM cases'))} of {len(ids)} accepted "
+                        "reports have no case") from None
         cases = dict(_count(verification_db, "SELECT report_id, case_id::text FROM cases"))
-        wait_until(lambda: len(smtp.messages) >= len(cases), timeout=240, interval=1)
+        try:
+            wait_until(lambda: len(smtp.messages) >= len(cases), timeout=240, interval=1)
+        except AssertionError:
+            raise stuck(f"{len(cases) - len(smtp.messages)} of {len(cases)} cases have no email") from None
         time.sleep(3)  # anything duplicated would arrive now
 
         mail_texts = [m.get_body(("plain",)).get_content() for m in smtp.messages]

@@ -43,6 +43,8 @@ def test_the_storage_client_calls_only_what_the_fake_serves():
     source = inspect.getsource(storage_client)
     called = set(re.findall(r"self\._proxy(?:\.route\(route\))?\.(\w+)", source))
     called |= set(re.findall(r"self\._read\(\"(\w+)\"", source))
-    called.discard("route")
-    assert {"open_transit", "store_report_content", "read_report_content", "read_messages"} <= called
+    called |= set(re.findall(r"self\._to_instance\(\w+, \"(\w+)\"", source))
+    called -= {"route", "service_name"}
+    assert {"open_transit", "store_report", "store_report_content", "begin_evidence", "read_report_content",
+            "read_messages"} <= called
     assert called - set(entrypoints(FakeStorage)) == set()

@@ -173,7 +173,7 @@ ROUTE = "(?:-[0-9a-f]{12})?"  # a storage instance's private route (wbs_plumbing
 # the privileged ones also need its signed command (wbs_plumbing.grants).
 RPC_CALLS = {
     "intake": {"storage": ("open_transit", "begin_evidence", "append_evidence", "finish_evidence",
-                           "abort_evidence", "store_report_content", "store_message",
+                           "abort_evidence", "store_report", "store_report_content", "store_message",
                            "read_messages", "discard_report"),
                "verification": ("list_units", "get_report_status")},
     "verification": {"storage": ("open_transit", "store_message", "read_report_content",

@@ -27,8 +27,11 @@ def schema(event_type: str) -> dict:
 
 
 @lru_cache(maxsize=None)
-def _validator(event_type: str) -> Draft202012Validator:
-    return Draft202012Validator(schema(event_type), format_checker=FormatChecker())
+def _validator(event_type: str, consumed: bool = False) -> Draft202012Validator:
+    doc = schema(event_type)
+    if consumed:
+        doc = {**doc, "additionalProperties": True}
+    return Draft202012Validator(doc, format_checker=FormatChecker())
 
 
 def event_types() -> list[str]:
@@ -45,9 +48,15 @@ def exchange_name(event_type: str) -> str:
     return f"{source_service(event_type)}.events"
 
 
-def validate_event(event_type: str, body: dict) -> None:
-    """Raise InvalidEvent naming the first problem (path and rule, never the offending value)."""
-    error = next(iter(_validator(event_type).iter_errors(body)), None)
+def validate_event(event_type: str, body: dict, *, consumed: bool = False) -> None:
+    """Raise InvalidEvent naming the first problem (path and rule, never the offending value).
+
+    A producer validates strictly: nothing leaves a service that its schema does not name. A
+    consumer (``consumed=True``) ignores properties it does not know, as docs/events.md asks of
+    every consumer: during a rolling upgrade a newer producer adds an optional field before the
+    older consumers are replaced, and they must not dead-letter its events for it.
+    """
+    error = next(iter(_validator(event_type, consumed).iter_errors(body)), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(body)"
         raise InvalidEvent(f"{event_type}: {where} fails {error.validator!r}")

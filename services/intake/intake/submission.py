@@ -3,8 +3,9 @@
 Functions take their collaborators as arguments (the vault, the unit directory, a
 `transaction` factory, settings, the time) and never commit: the `transaction` factory given by
 the service (`Database.transaction`) is the one place that does. No transaction is ever held
-open across an RPC: storage is called first, then one short transaction records the report and
-stages `report_submitted` in the outbox.
+open across an RPC: storage is called first (one `store_report` call for a report whose files
+are small, see `EvidenceUploader`), then one short transaction records the report and stages
+`report_submitted` in the outbox.
 
 Failure rule: once anything was sent to storage for a report, any failure before the report row
 commits calls `vault.discard_report(report_id)` (best effort), so a half-submitted report
@@ -17,6 +18,7 @@ Nothing here knows HTTP: the report arrives decoded and the files as streams of 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import uuid
@@ -33,18 +35,34 @@ from intake.schemas import validate_report
 
 log = logging.getLogger(__name__)
 
+# A new report's small files travel with its content in one call (EvidenceUploader): at most this
+# much in memory per submission in progress, and storage's limit on files per call.
+HOLD_BYTES = 8 * 1024 * 1024
+HOLD_FILES = 20
+
 
 class EvidenceUploader:
-    """Streams one report's evidence files to the vault in chunks of at most `chunk_bytes`.
+    """Takes one report's evidence files and gets them to the vault.
 
-    A file's upload is begun lazily at its first byte, so an empty file (what a browser sends
-    for a file input left empty) creates nothing.
+    A new report's files of at most one chunk each (most reports: photos, scans, letters) are
+    held in memory, at most ``hold_bytes`` in all, and go with the report's content in one
+    ``store_report`` call: one RPC and one storage transaction for the whole report. A file
+    larger than a chunk, or more than ``hold_bytes``, switches the report to streaming: the
+    held files and every later one go chunk by chunk (``begin/append/finish_evidence``) and the
+    content on its own (``store_report_content``). ``hold_bytes=0`` (evidence added to an
+    existing report) always streams. A file's upload is begun lazily at its first byte, so an
+    empty file (what a browser sends for a file input left empty) creates nothing.
     """
 
-    def __init__(self, vault, report_id: str, chunk_bytes: int):
+    def __init__(self, vault, report_id: str, chunk_bytes: int, hold_bytes: int = 0,
+                 hold_files: int = 20):
         self.vault = vault
         self.report_id = report_id
         self.chunk_bytes = chunk_bytes
+        self.hold_bytes = hold_bytes
+        self.hold_files = hold_files
+        self.streaming = hold_bytes <= 0
+        self.held: list[dict] = []
         self.count = 0
         self.bytes = 0
         self.stored: list[dict] = []
@@ -53,28 +71,38 @@ class EvidenceUploader:
         self._buffer = bytearray()
 
     def upload(self, file) -> None:
-        """One file (`filename`, `media_type`, `chunks`), streamed as its bytes arrive."""
-        self._upload, self._buffer = None, bytearray()
-        for data in file.chunks:
-            if self._upload is None:
-                self.touched_storage = True
-                self._upload = self.vault.begin_evidence(self.report_id, file.filename, file.media_type)
-            self.bytes += len(data)
-            self._buffer += data
-            while len(self._buffer) >= self.chunk_bytes:
-                self._send(bytes(self._buffer[:self.chunk_bytes]))
-                del self._buffer[:self.chunk_bytes]
-        if self._upload is not None:
-            if self._buffer:
-                self._send(bytes(self._buffer))
-            done = self.vault.finish_evidence(self._upload["route"], self._upload["upload_id"])
-            self.stored.append({"evidence_id": done.get("evidence_id"),
-                                "size_bytes": done.get("size_bytes")})
-            self.count += 1
-        self._upload, self._buffer = None, bytearray()
+        """One file (`filename`, `media_type`, `chunks`), held or streamed as its bytes arrive."""
+        chunks = iter(file.chunks)
+        if not self.streaming:
+            data = bytearray()
+            for piece in chunks:
+                data += piece
+                if (len(data) > self.chunk_bytes or len(self.held) >= self.hold_files
+                        or sum(len(f["data"]) for f in self.held) + len(data) > self.hold_bytes):
+                    self._switch_to_streaming()
+                    chunks = itertools.chain([bytes(data)], chunks)
+                    break
+            else:
+                if data:
+                    self.held.append({"filename": file.filename, "media_type": file.media_type,
+                                      "data": bytes(data)})
+                return
+        self._stream(file.filename, file.media_type, chunks)
+
+    def store_with_content(self, content: bytes) -> None:
+        """The report's content, with the held files in one call unless the report streams."""
+        self.touched_storage = True
+        if self.streaming:
+            self.vault.store_report_content(self.report_id, content)
+            return
+        results = self.vault.store_report(self.report_id, content, self.held)
+        for held, result in zip(self.held, results):
+            self._stored(result, len(held["data"]))
+        self.held = []
 
     def abort(self) -> None:
         """Best effort: free the storage instance's state for an upload in progress."""
+        self.held = []
         if self._upload is not None:
             try:
                 self.vault.abort_evidence(self._upload["route"], self._upload["upload_id"])
@@ -82,6 +110,35 @@ class EvidenceUploader:
                 log.warning("abort_evidence failed; discard_report follows")
             self._upload = None
         self._buffer = bytearray()
+
+    def _switch_to_streaming(self) -> None:
+        self.streaming = True
+        held, self.held = self.held, []
+        for item in held:
+            self._stream(item["filename"], item["media_type"], [item["data"]])
+
+    def _stream(self, filename, media_type, chunks) -> None:
+        self._upload, self._buffer = None, bytearray()
+        size = 0
+        for data in chunks:
+            if self._upload is None:
+                self.touched_storage = True
+                self._upload = self.vault.begin_evidence(self.report_id, filename, media_type)
+            size += len(data)
+            self._buffer += data
+            while len(self._buffer) >= self.chunk_bytes:
+                self._send(bytes(self._buffer[:self.chunk_bytes]))
+                del self._buffer[:self.chunk_bytes]
+        if self._upload is not None:
+            if self._buffer:
+                self._send(bytes(self._buffer))
+            self._stored(self.vault.finish_evidence(self._upload["route"], self._upload["upload_id"]), size)
+        self._upload, self._buffer = None, bytearray()
+
+    def _stored(self, done: dict, size: int) -> None:
+        self.stored.append({"evidence_id": done.get("evidence_id"), "size_bytes": done.get("size_bytes")})
+        self.count += 1
+        self.bytes += size
 
     def _send(self, chunk: bytes) -> None:
         self.vault.append_evidence(self._upload["route"], self._upload["upload_id"], chunk)
@@ -110,13 +167,13 @@ def submit_report(
     del data
 
     report_id = str(uuid.uuid4())
-    uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes)
+    uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes,
+                                hold_bytes=HOLD_BYTES, hold_files=HOLD_FILES)
     try:
         for file in files:
             uploader.upload(file)
         content = json.dumps(report.content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        uploader.touched_storage = True
-        vault.store_report_content(report_id, content)
+        uploader.store_with_content(content)
         del content
 
         receipt = new_receipt()

@@ -53,6 +53,16 @@ class FakeVault:
         self._maybe_fail("store_report_content")
         self.content[report_id] = content
 
+    def store_report(self, report_id, content, files):
+        self._maybe_fail("store_report")
+        self.content[report_id] = content
+        results = []
+        for item in files:
+            upload_id = f"u{len(self.files)}"
+            self.files[upload_id] = {"filename": item["filename"], "chunks": [item["data"]], "done": True}
+            results.append({"evidence_id": upload_id, "size_bytes": len(item["data"])})
+        return results
+
     def discard_report(self, report_id):
         self.calls.append("discard_report")
 
@@ -131,12 +141,33 @@ def test_evidence_is_rechunked_to_at_most_one_mib_and_recorded(settings):
     assert content["description"] == "d"
 
 
-@pytest.mark.parametrize("fail_on", ["begin_evidence", "append_evidence", "finish_evidence",
-                                     "store_report_content"])
-def test_any_storage_failure_discards_the_report(settings, fail_on):
+def test_a_report_with_small_files_is_stored_in_one_call_with_its_content(settings):
+    result, vault, db = submit(settings, parts(("a", b"x" * MIB), ("b", b"small"), ("empty", b"")))
+    assert vault.calls == ["store_report"]
+    assert sorted(f["filename"] for f in vault.files.values()) == ["a", "b"]
+    assert result["evidence_count"] == 2
+    (session,) = db.sessions
+    assert session.added[0].evidence_count == 2 and session.added[0].evidence_bytes == MIB + 5
+
+
+def test_a_file_over_one_chunk_streams_the_files_held_before_it_and_after(settings):
+    big = os.urandom(MIB + 1)
+    result, vault, db = submit(settings, parts(("small", b"s"), ("big", big), ("late", b"l")))
+    assert vault.calls == ["begin_evidence", "append_evidence", "finish_evidence",  # the held one
+                           "begin_evidence", "append_evidence", "append_evidence", "finish_evidence",
+                           "begin_evidence", "append_evidence", "finish_evidence", "store_report_content"]
+    assert [f["filename"] for f in vault.files.values()] == ["small", "big", "late"]
+    assert b"".join(vault.files["u1"]["chunks"]) == big
+    assert result["evidence_count"] == 3
+
+
+@pytest.mark.parametrize("fail_on, size", [("begin_evidence", 2 * MIB), ("append_evidence", 2 * MIB),
+                                           ("finish_evidence", 2 * MIB), ("store_report_content", 2 * MIB),
+                                           ("store_report", 10)])
+def test_any_storage_failure_discards_the_report(settings, fail_on, size):
     vault = FakeVault(fail_on=fail_on)
     with pytest.raises(Unavailable):
-        submit(settings, parts(("a", b"x" * (2 * MIB))), vault=vault)
+        submit(settings, parts(("a", b"x" * size)), vault=vault)
     assert vault.calls[-1] == "discard_report"
 
 
@@ -161,7 +192,8 @@ def test_field_after_file_and_wrong_part_names(settings):
     vault = FakeVault()
     with pytest.raises(BadRequest) as info:
         submit(settings, late_field(), vault=vault)
-    assert info.value.code == "field_after_file" and vault.calls[-1] == "discard_report"
+    assert info.value.code == "field_after_file"
+    assert vault.calls == []  # the small file was only held: nothing reached storage
 
     def wrong_name():
         yield FieldPart("report", json.dumps(REPORT).encode())

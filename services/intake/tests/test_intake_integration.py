@@ -292,8 +292,16 @@ def test_oversize_is_refused_with_413(stack):
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "too_large"
     assert [c for c in CALLS if c[0] not in ("list_units", "open_transit")] == []
 
-    # one file over the per-file limit, found while streaming: the half upload is discarded
+    # one file over the per-file limit, found while reading it: a file of up to one chunk is held
+    # until the report is whole, so nothing of it reached storage
     data, ctype = multipart(good_report(), [("a.bin", b"a" * (MIB + MIB // 2), "application/octet-stream")])
+    resp = requests.post(f"{base}/api/v1/reports", data=data, headers={"Content-Type": ctype}, timeout=60)
+    assert resp.status_code == 413, resp.text
+    assert [c for c in CALLS if c[0] not in ("list_units", "open_transit")] == []
+
+    # over the limit after the first chunk was streamed: the half upload is aborted and discarded
+    base, config = stack(INTAKE_MAX_REQUEST_BYTES=5 * MIB, INTAKE_MAX_FILE_BYTES=2 * MIB)
+    data, ctype = multipart(good_report(), [("a.bin", b"a" * (2 * MIB + MIB // 2), "application/octet-stream")])
     resp = requests.post(f"{base}/api/v1/reports", data=data, headers={"Content-Type": ctype}, timeout=60)
     assert resp.status_code == 413, resp.text
     names = [c[0] for c in CALLS]
@@ -308,7 +316,7 @@ def test_oversize_is_refused_with_413(stack):
 
 def test_storage_failure_discards_and_answers_503(stack):
     base, config = stack()
-    FAIL["store_report_content"] = True
+    FAIL["store_report"] = True
     data, ctype = multipart(good_report(), [("a.bin", b"evidence", "application/octet-stream")])
     resp = requests.post(f"{base}/api/v1/reports", data=data, headers={"Content-Type": ctype}, timeout=60)
     assert resp.status_code == 503 and resp.json()["error"]["code"] == "unavailable"

@@ -159,6 +159,7 @@ def remember_assignment(session, *, case_id: str, inspector_id: str, assigned_at
 
 def record_case_assigned(session, event: dict, now: datetime) -> str:
     """``case_assigned`` -> one notification for the assigned inspector."""
+    remember_case_reference(session, event["case_id"], event.get("reference"))
     remember_assignment(
         session,
         case_id=event["case_id"],

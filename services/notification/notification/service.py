@@ -37,7 +37,8 @@ class NotificationService:
     def handle_case_assigned(self, event):
         """Email the assigned inspector that a case needs them.
 
-        Input: ``case_assigned`` {case_id, inspector_id, unit} (validated by the reliable handler).
+        Input: ``case_assigned`` {case_id, inspector_id, unit, reference} (validated by the reliable
+        handler); the reference is remembered for the email subject.
         Emits: ``notification_sent`` {notification_id, kind, case_id} once the mail server
         accepted the email (now, or later from the retry sweep).
         Errors: a database failure raises and the event is retried, then dead-lettered; mail and
@@ -54,13 +55,17 @@ class NotificationService:
     def handle_case_opened(self, event):
         """Ask the supervisors to assign a case routing could not assign (``routing_failed``).
 
-        Input: ``case_opened`` {case_id, report_id, reference, unit, category, state}; whether it has an
-        assignee and who oversees it come from verification's ``case_contacts`` (ids only). The
+        Input: ``case_opened`` {case_id, report_id, reference, unit, category, state, assigned};
+        when ``assigned`` is not true, whether it has an assignee and who oversees it come from
+        verification's ``case_contacts`` (ids only). The
         case's report id is remembered for reporter notices.
         Emits: ``notification_sent`` per email. Errors: verification unreachable -> retried,
         then dead-lettered; otherwise as ``handle_case_assigned``.
         """
-        contacts = self.directory.case_contacts(event["case_id"])
+        # A case routing assigned needs nobody asked (its case_assigned tells the inspector);
+        # only an unassigned one, or an event from before ``assigned`` existed, needs contacts.
+        assigned = event.get("assigned") is True
+        contacts = None if assigned else self.directory.case_contacts(event["case_id"])
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
@@ -68,7 +73,7 @@ class NotificationService:
             # register reference, for the subject of staff emails (never a reporter's).
             domain.remember_case_report(session, event["case_id"], event["report_id"])
             domain.remember_case_reference(session, event["case_id"], event.get("reference"))
-            ids = domain.record_routing_failed(session, event, domain.utcnow(), contacts)
+            ids = [] if assigned else domain.record_routing_failed(session, event, domain.utcnow(), contacts)
         for notification_id in ids:
             self._deliver(notification_id)
 

@@ -35,6 +35,7 @@ class FakeVerification:
 
     name = "verification"
     calls = []
+    contacts_calls = []
 
     @rpc
     def get_recipient(self, staff_id):
@@ -43,6 +44,7 @@ class FakeVerification:
 
     @rpc
     def case_contacts(self, case_id):
+        FakeVerification.contacts_calls.append(case_id)
         assignee = None if case_id in UNROUTED else INSPECTOR_ID
         return {"case_id": case_id, "assignee_id": assignee, "supervisor_ids": [SUPERVISOR_ID]}
 
@@ -109,7 +111,7 @@ def rows(config):
 def start(service_config, container_factory):
     """Start the fake verification and the notification service; return (config, broker)."""
     brokers, containers = [], []
-    FakeVerification.calls = []
+    FakeVerification.calls, FakeVerification.contacts_calls = [], []
 
     def start(**overrides):
         settings = dict(WBS_CONSOLE_URL=CONSOLE, NOTIFY_SWEEP_INTERVAL_SECONDS=0.1,
@@ -284,6 +286,33 @@ def test_a_case_nobody_could_take_emails_the_supervisors(start, smtp_sink):
     [message] = smtp_sink.wait_for(1)
     assert message["To"] == SUPERVISOR["email"] and "could not be assigned" in message["Subject"]
     assert unrouted in message.get_body().get_content()
+
+
+def test_events_that_say_enough_cost_no_question_to_verification(start, smtp_sink):
+    """``case_opened`` with ``assigned: true`` needs no supervisors (its ``case_assigned`` tells
+    the inspector), and ``case_assigned`` with its ``reference`` names the case in the subject:
+    neither asks verification's ``case_contacts``. Without ``assigned`` (an event published
+    before it existed) verification is asked, as before."""
+    config, container, broker = start(SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
+    assigned, older = str(uuid.uuid4()), str(uuid.uuid4())
+    UNROUTED.update({assigned, older})  # were verification asked, it would say "nobody"
+    for case_id, extra in ((assigned, {"assigned": True}), (older, {})):
+        opened = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-30T10:00:00Z",
+                  "case_id": case_id, "report_id": str(uuid.uuid4()), "unit": "dit-smp",
+                  "category": "fraud", "state": "received", "reference": "WBS/ITJEN/2026/00041", **extra}
+        validate_event("case_opened", opened)
+        with entrypoint_waiter(container, "handle_case_opened"):
+            broker.publish_event("verification.events", "case_opened", opened)
+    [routing_failed] = smtp_sink.wait_for(1)
+    assert older in routing_failed.get_body().get_content()
+    assert FakeVerification.contacts_calls == [older]
+
+    event = case_assigned(reference="WBS/ITJEN/2026/00042")
+    with entrypoint_waiter(container, "handle_case_assigned"):
+        broker.publish_event("verification.events", "case_assigned", event)
+    message = smtp_sink.wait_for(2)[1]
+    assert "WBS/ITJEN/2026/00042" in message["Subject"]
+    assert FakeVerification.contacts_calls == [older]
 
 
 def test_a_template_edit_over_the_admin_rpc_changes_the_next_email(start, smtp_sink):

@@ -171,6 +171,15 @@ def test_a_message_parked_for_retry_when_its_replica_died_is_moved_back_by_the_n
     demo.close()
 
 
+def test_an_event_with_a_field_added_by_a_newer_producer_is_handled_not_dead_lettered(demo):
+    """A rolling upgrade: the producer already adds an optional field this consumer's schema does
+    not name yet. Consumers ignore unknown fields (docs/events.md), so the event is handled."""
+    container, broker = demo
+    broker.publish("intake.events", "report_submitted", json.dumps(report_event(added_later=True)).encode())
+    wait_until(lambda: notes(container) == 1)
+    assert broker.get_all(DEAD_LETTER_QUEUE, 0, timeout=1) == []
+
+
 @pytest.mark.parametrize("body", [
     b"{not json",
     json.dumps(report_event(unit=None)).encode(),

@@ -215,7 +215,7 @@ class ReliableEventHandler(EventHandler):
         try:
             if not isinstance(body, dict):
                 raise InvalidEvent(f"{self.event_type}: body is not a JSON object")
-            validate_event(self.event_type, body)
+            validate_event(self.event_type, body, consumed=True)  # unknown fields ignored
         except InvalidEvent as exc:
             self._settle(message, lambda: self.dead_letter(message, describe(exc), attempts=0))
             return

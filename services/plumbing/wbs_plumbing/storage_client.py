@@ -5,7 +5,8 @@ Every call has a deadline (:mod:`wbs_plumbing.deadline`). Content never crosses 
 plaintext, whose queues are persistent and may page to disk:
 
 * going in (report content, file names, evidence chunks, messages), the client asks one storage
-  instance for its in-memory transit key (``open_transit``), seals with a
+  instance for its in-memory transit key (``open_transit``, once per process while that instance
+  lives), seals with a
   :class:`~wbs_plumbing.transit.TransitSender` (context: the report id) and sends every
   content-bearing call to that instance's own route, which also holds an upload's encryptor;
 * coming out (content, the evidence list, chunks, messages), storage seals its answer to the
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 
-from wbs_plumbing.deadline import call_with_deadline
+from wbs_plumbing.deadline import Unavailable, call_with_deadline
 from wbs_plumbing.transit import TransitKeyPair, TransitSender
 
 
@@ -41,12 +42,44 @@ class StorageClient:
         return call_with_deadline(method, self._timeout, *args, **kwargs)
 
     def _channel(self, report_id: str) -> tuple[str, TransitSender]:
-        """One instance and one sender per report for this worker's calls."""
+        """One instance and one sender per report for this worker's calls.
+
+        The instance's route and transit key are kept for the life of this process
+        (``_instance``): they hold as long as that storage process lives, and asking for them
+        for every report was one RPC in five of a submission.
+        """
         if report_id not in self._channels:
-            opened = self._call(self._proxy.open_transit)
-            self._channels[report_id] = (opened["route"],
-                                         TransitSender(bytes(opened["transit_key"]), report_id))
+            route, transit_key = self._instance()
+            self._channels[report_id] = (route, TransitSender(transit_key, report_id))
         return self._channels[report_id]
+
+    _instances: dict[str, tuple[str, bytes]] = {}  # service name -> (route, transit key), per process
+
+    def _instance(self) -> tuple[str, bytes]:
+        known = self._instances.get(self._proxy.service_name)
+        if known is None:
+            opened = self._call(self._proxy.open_transit)
+            known = self._instances[self._proxy.service_name] = (opened["route"], bytes(opened["transit_key"]))
+        return known
+
+    def _to_instance(self, report_id: str, method: str, *args) -> object:
+        """Call ``method`` on this report's instance with ``(*sealed args, sender public key)``.
+
+        The sealed ``args`` are made by ``args`` given as callables of the sender. If the
+        instance is gone (its route is unroutable: the broker returned the call, so nothing
+        happened), forget it and try once more on a live one.
+        """
+        for attempt in (1, 2):
+            route, sender = self._channel(report_id)
+            try:
+                return self._call(getattr(self._proxy.route(route), method),
+                                  *[a(sender) if callable(a) else a for a in args], sender.public_key)
+            except Unavailable as exc:
+                if exc.reason != "unknown_service" or attempt == 2:
+                    raise
+                self._instances.pop(self._proxy.service_name, None)
+                self._channels.pop(report_id, None)
+        raise AssertionError("unreachable")
 
     def _read(self, method: str, context: str, *args):
         """Call a read RPC with a reader key and open the sealed answer: (answer, plaintext)."""
@@ -57,11 +90,10 @@ class StorageClient:
     # -- writing (intake, and verification's messages) ---------------------------------------
 
     def begin_evidence(self, report_id: str, filename: str, media_type: str) -> dict:
-        route, sender = self._channel(report_id)
-        upload = self._call(self._proxy.route(route).begin_evidence, report_id,
-                            sender.seal(filename.encode("utf-8")),
-                            sender.seal(media_type.encode("utf-8")), sender.public_key)
-        self._upload_senders[upload["upload_id"]] = sender
+        upload = self._to_instance(report_id, "begin_evidence", report_id,
+                                   lambda s: s.seal(filename.encode("utf-8")),
+                                   lambda s: s.seal(media_type.encode("utf-8")))
+        self._upload_senders[upload["upload_id"]] = self._channels[report_id][1]
         return upload
 
     def append_evidence(self, route: str, upload_id: str, chunk: bytes) -> None:
@@ -75,16 +107,22 @@ class StorageClient:
         self._call(self._proxy.route(route).abort_evidence, upload_id)
 
     def store_report_content(self, report_id: str, content: bytes) -> None:
-        route, sender = self._channel(report_id)
-        self._call(self._proxy.route(route).store_report_content, report_id,
-                   sender.seal(content), sender.public_key)
+        self._to_instance(report_id, "store_report_content", report_id, lambda s: s.seal(content))
+
+    def store_report(self, report_id: str, content: bytes, files: list[dict]) -> list[dict]:
+        """A new report at once: content and files (``filename``, ``media_type``, ``data``,
+        each at most one chunk). Returns ``[{"evidence_id", "size_bytes", "sha256"}]``."""
+        def sealed_files(sender):
+            return [{"filename": sender.seal(f["filename"].encode("utf-8")),
+                     "media_type": sender.seal(f["media_type"].encode("utf-8")),
+                     "data": sender.seal(f["data"])} for f in files]
+        return self._to_instance(report_id, "store_report", report_id, lambda s: s.seal(content), sealed_files)
 
     def store_message(self, report_id: str, message_id: str, text: str) -> None:
         """A message's text (reporter's or inspector's); storage keeps it encrypted under the
         report's data key, idempotent per message id."""
-        route, sender = self._channel(report_id)
-        self._call(self._proxy.route(route).store_message, report_id, message_id,
-                   sender.seal(text.encode("utf-8")), sender.public_key)
+        self._to_instance(report_id, "store_message", report_id, message_id,
+                          lambda s: s.seal(text.encode("utf-8")))
 
     def discard_report(self, report_id: str) -> None:
         """Shred a report that was not accepted (plain @rpc: any instance can, even if the one

@@ -291,6 +291,89 @@ def store_report_content(transaction, keyring, store, report_id, content, transi
         _delete_objects(store, [old_key])
 
 
+MAX_SMALL_FILES = 20  # intake's INTAKE_MAX_FILES default; a larger report streams instead
+
+
+def store_report(transaction, keyring, store, report_id, content, files, transit=None,
+                 sender_key=None) -> list[dict]:
+    """A new report in one call: its content and every evidence file (each at most one chunk).
+
+    Why: a report with small evidence is most reports, and each RPC and transaction costs more
+    CPU than the encryption (docs/architecture.md §8). ``files`` is ``[{"filename",
+    "media_type", "data"}]``, sealed in transit like ``content`` when ``sender_key`` is given.
+    The data key is made here, the objects are written with it, and one transaction records
+    the key, the content row and the evidence rows with their ``evidence_stored`` events (object
+    first, then row: a crash in between leaves only unreadable objects). A report that already
+    has a key (a repeated call) is refused with ``Conflict`` and this call's objects deleted.
+    Returns ``[{"evidence_id", "size_bytes", "sha256"}]`` in the order given.
+    """
+    report_id = check_uuid(report_id, "report_id")
+    _require_sealed(transit, sender_key, "sender_key")
+    if not isinstance(files, (list, tuple)) or len(files) > MAX_SMALL_FILES:
+        raise Invalid(f"files must be a list of at most {MAX_SMALL_FILES}")
+
+    def opened(value, field_name):
+        value = _check_bytes(value, field_name)
+        return transit.open(report_id, sender_key, value) if sender_key is not None else value
+
+    def text(value, field_name):
+        try:
+            return opened(value, field_name).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid(f"{field_name} must be UTF-8 text") from None
+
+    content = opened(content, "content")
+    plain_files = []
+    for item in files:
+        if not isinstance(item, dict):
+            raise Invalid("files must be objects")
+        # in the order the client sealed them (transit refuses a sealed value out of order)
+        filename = _check_text(text(item.get("filename"), "filename"), "filename")
+        media_type = _check_text(text(item.get("media_type"), "media_type"), "media_type",
+                                 allow_empty=True) or "application/octet-stream"
+        data = opened(item.get("data"), "data")
+        if len(data) > CHUNK_SIZE:
+            raise Invalid(f"a file sent with the report must be at most {CHUNK_SIZE} bytes")
+        plain_files.append((filename, media_type, data))
+
+    data_key = crypto.DataKey.generate()
+    wrapped = keyring.wrap(report_id, data_key)
+    written, rows, results = [], [], []
+    try:
+        enc = crypto.SegmentEncryptor(data_key, report_id, CONTENT_OBJECT_ID)
+        content_key = _write_object(store, None, _encrypt_in_pieces(enc, content))
+        written.append(content_key)
+        rows.append(ReportContent(report_id=report_id, object_key=content_key, size_bytes=len(content),
+                                  sha256=hashlib.sha256(content).hexdigest(), header=enc.header))
+        for filename, media_type, data in plain_files:
+            evidence_id = str(uuid.uuid4())
+            meta = json.dumps({"filename": filename, "media_type": media_type}).encode("utf-8")
+            file_enc = crypto.SegmentEncryptor(data_key, report_id, evidence_id)
+            object_key = _write_object(store, file_enc.update(data), [file_enc.finalize()])
+            written.append(object_key)
+            result = {"evidence_id": evidence_id, "size_bytes": len(data),
+                      "sha256": hashlib.sha256(data).hexdigest()}
+            rows.append(Evidence(evidence_id=evidence_id, report_id=report_id, object_key=object_key,
+                                 size_bytes=len(data), sha256=result["sha256"],
+                                 sealed_meta=crypto.seal(data_key, report_id, f"meta:{evidence_id}", meta),
+                                 header=file_enc.header))
+            results.append(result)
+        with transaction() as session:
+            session.add(DataKeyRecord(report_id=report_id, key_id=data_key.key_id,
+                                      kek_id=wrapped.kek_id, wrapped=wrapped.wrapped))
+            session.flush()  # a report that has a key already fails here, before anything else
+            session.add_all(rows)
+            for result in results:
+                add_event(session, OutboxMessage, "evidence_stored", {"report_id": report_id, **result})
+    except DBIntegrityError:
+        _delete_objects(store, written)
+        raise Conflict("this report is stored already") from None
+    except BaseException:
+        _delete_objects(store, written)
+        raise
+    return results
+
+
 def _encrypt_in_pieces(enc: crypto.SegmentEncryptor, data: bytes):
     view = memoryview(data)
     for offset in range(0, len(view), CHUNK_SIZE):

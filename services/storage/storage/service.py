@@ -27,7 +27,7 @@ uploads are reaped after ``UPLOAD_IDLE_SECONDS``.
 
 Sealed transit (opt-in, :mod:`storage.transit`): content must not cross RabbitMQ in plaintext.
 ``open_transit`` gives this instance's route and in-memory transit key; calls that carry a
-``sender_key`` take sealed content and must be sent to that route (so ``store_report_content``,
+``sender_key`` take sealed content and must be sent to that route (so ``store_report``, ``store_report_content``,
 ``begin_evidence`` and ``discard_report`` are reachable both ways); reads given a ``reader_key``
 answer sealed to it. Without these arguments every call works on plaintext, as the spec lists it,
 unless ``REQUIRE_SEALED_TRANSIT`` is set: then plaintext content in or out is refused.
@@ -150,6 +150,21 @@ class StorageService:
         """
         domain.store_report_content(self.db.transaction, self.keyring, self.store, report_id,
                                     content, transit=self.transit, sender_key=sender_key)
+
+    @rpc(expected_exceptions=EXPECTED)
+    @instance_rpc(expected_exceptions=EXPECTED)
+    def store_report(self, report_id, content, files, sender_key=None):
+        """Store a new report at once: its content and evidence files of at most one chunk each.
+
+        Input: ``report_id``, ``content`` (as ``store_report_content``), ``files``
+        ``[{"filename", "media_type", "data"}]`` (at most 20, each at most 1 MiB); with
+        ``sender_key`` every value arrives sealed in transit (send to the ``open_transit`` route).
+        Returns ``[{"evidence_id", "size_bytes", "sha256"}]``. Events: ``evidence_stored`` per
+        file, in the one transaction that records the report. Errors: ``Invalid``, ``Conflict``
+        (the report is stored already).
+        """
+        return domain.store_report(self.db.transaction, self.keyring, self.store, report_id, content,
+                                   files, transit=self.transit, sender_key=sender_key)
 
     @rpc(expected_exceptions=EXPECTED)
     @instance_rpc(expected_exceptions=EXPECTED)

@@ -177,6 +177,81 @@ def test_list_evidence_unseals_names_and_records_listing(tx, keyring, store, upl
         domain.list_evidence(tx, keyring, G.verifier, report_id, G.grant(report_id, scope=["content"]))
 
 
+def test_a_report_stored_at_once_reads_back_like_one_stored_piece_by_piece(tx, keyring, store):
+    """store_report: content and small files under a new data key, in one transaction with an
+    evidence_stored event per file; everything reads back, names sealed, events valid."""
+    report_id = rid()
+    photo = os.urandom(MiB)
+    results = domain.store_report(tx, keyring, store, report_id, b"NARRATIVE-CANARY", [
+        {"filename": FILENAME.encode(), "media_type": b"image/jpeg", "data": photo},
+        {"filename": b"notes.txt", "media_type": b"", "data": b"line"}])
+    assert [r["size_bytes"] for r in results] == [MiB, 4]
+    assert results[0]["sha256"] == hashlib.sha256(photo).hexdigest()
+    assert all(b"CANARY" not in blob for blob in store.objects.values()) and len(store.objects) == 3
+    assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == b"NARRATIVE-CANARY"
+    listed = {e["evidence_id"]: e for e in domain.list_evidence(tx, keyring, G.verifier, report_id, G.grant(report_id))}
+    assert (listed[results[0]["evidence_id"]]["filename"], listed[results[0]["evidence_id"]]["media_type"]) == (
+        FILENAME, "image/jpeg")
+    assert listed[results[1]["evidence_id"]]["media_type"] == "application/octet-stream"
+    assert read_all(tx, keyring, store, results[0]["evidence_id"]) == (photo, 1)
+    with tx() as s:
+        bodies = [json.loads(row.body) for row in s.scalars(select(OutboxMessage))]
+    for body in bodies:
+        validate_event("evidence_stored", body)
+    assert sorted(b["evidence_id"] for b in bodies) == sorted(r["evidence_id"] for r in results)
+
+
+def test_storing_a_report_twice_is_refused_and_leaves_the_first_intact(tx, keyring, store):
+    report_id = rid()
+    domain.store_report(tx, keyring, store, report_id, b"first", [])
+    with pytest.raises(Conflict):
+        domain.store_report(tx, keyring, store, report_id, b"second", [{"filename": b"a", "media_type": b"",
+                                                                        "data": b"x"}])
+    assert len(store.objects) == 1 and count(tx, Evidence) == 0
+    assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == b"first"
+
+
+@pytest.mark.parametrize("files", [
+    [{"filename": b"big", "media_type": b"", "data": b"x" * (MiB + 1)}],
+    [{"filename": b"", "media_type": b"", "data": b"x"}],
+    ["not an object"],
+    [{"filename": b"a", "media_type": b"", "data": b"x"}] * 21,
+])
+def test_a_report_with_files_storage_does_not_take_at_once_is_refused_whole(tx, keyring, store, files):
+    with pytest.raises(Invalid):
+        domain.store_report(tx, keyring, store, rid(), b"content", files)
+    assert store.objects == {} and count(tx, DataKeyRecord) == 0
+
+
+def test_a_store_failing_mid_report_leaves_no_key_row_or_object(tx, keyring):
+    failing = InMemoryStore(fail_writes_after=1)
+    with pytest.raises(Exception):
+        domain.store_report(tx, keyring, failing, rid(), b"content",
+                            [{"filename": b"a", "media_type": b"", "data": b"x" * 100}])
+    assert failing.objects == {} and count(tx, DataKeyRecord) == 0 and count(tx, ReportContent) == 0
+
+
+def test_a_database_lost_when_a_report_is_recorded_leaves_nothing_readable_behind(tx, keyring, store):
+    """The one transaction of store_report fails (the database went away, or the process died
+    before the commit): the objects already written are deleted and no row exists, so intake
+    answers 503 and the reporter submits again; nothing half-stored remains."""
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError
+
+    @contextmanager
+    def lost():
+        with tx() as session:
+            yield session
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    with pytest.raises(OperationalError):
+        domain.store_report(lost, keyring, store, rid(), b"content",
+                            [{"filename": b"a", "media_type": b"", "data": b"x" * 100}])
+    assert store.objects == {} and count(tx, DataKeyRecord) == 0 and count(tx, Evidence) == 0
+    assert count(tx, OutboxMessage) == 0
+
+
 def test_list_evidence_of_report_without_evidence(tx, keyring, store):
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, b"x")

@@ -36,11 +36,10 @@ def announce_assignment(session: Session, case: Case, actor: str, now: dt.dateti
     the case's history and exclusions; keeping it out of the chain keeps case opening off the
     chain's lock, so verification workers open cases in parallel.
     """
-    add_event(session, OutboxMessage, "case_assigned", {
-        "case_id": case.case_id,
-        "inspector_id": case.assignee_id,
-        "unit": case.unit,
-    })
+    event = {"case_id": case.case_id, "inspector_id": case.assignee_id, "unit": case.unit}
+    if case.reference:  # the subject of the inspector's email, without asking verification back
+        event["reference"] = case.reference
+    add_event(session, OutboxMessage, "case_assigned", event)
     if actor != SYSTEM_ACTOR:
         audit.append(session, actor, audit.ASSIGNMENT, case.case_id, now=now, assignee=case.assignee_id)
 

@@ -97,6 +97,8 @@ def open_case(session: Session, event: dict, *, now: dt.datetime | None = None,
         "unit": case.unit,
         "category": case.category,
         "state": case.state,
+        # notification asks verification for supervisors only when nobody was assigned
+        "assigned": case.assignee_id is not None,
     })
     if case.assignee_id is not None:
         assignment.announce_assignment(session, case, SYSTEM_ACTOR, now)
