@@ -46,9 +46,9 @@ from datetime import date, datetime, timedelta
 from typing import Callable, ContextManager, List, Optional
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from wbs_plumbing.clock import as_utc, utcnow
+from wbs_plumbing.db import insert_unless_present
 from wbs_plumbing.outbox import add_event
 
 from notification import overrides
@@ -136,15 +136,11 @@ def wants_daily(session, staff_id: str) -> bool:
 
 
 def remember_case_reference(session, case_id: str, reference: Optional[str]) -> None:
-    """``case_opened`` (or verification's ``case_contacts``) -> the case's register reference,
-    for the subject of staff emails only. Two workers learning it at once: the second insert
-    is rolled back to a savepoint."""
-    if reference and session.get(CaseReference, case_id) is None:
-        try:
-            with session.begin_nested():
-                session.add(CaseReference(case_id=case_id, reference=str(reference)[:64]))
-        except IntegrityError:
-            pass
+    """``case_opened``, ``case_assigned`` (or verification's ``case_contacts``) -> the case's
+    register reference, for the subject of staff emails only. Two workers learning it at once:
+    the second insert does nothing."""
+    if reference:
+        insert_unless_present(session, CaseReference, case_id=case_id, reference=str(reference)[:64])
 
 
 def remember_assignment(session, *, case_id: str, inspector_id: str, assigned_at: datetime) -> None:
@@ -416,7 +412,7 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
         if key is not None and claimed.kind not in KEY_KINDS and key.expires_at is not None \
                 and as_utc(key.expires_at) <= clock():
             return hold_for_key(session, claimed)  # never in clear in the key's place
-        counts = session.get(DigestCounts, claimed.notification_id)
+        counts = session.get(DigestCounts, claimed.notification_id) if claimed.kind not in CASE_KINDS else None
         units = json.loads(counts.units) if counts is not None else None
         reference = session.get(CaseReference, claimed.case_id) if claimed.kind in CASE_KINDS else None
         reference = reference.reference if reference is not None else None
@@ -489,9 +485,7 @@ def sweep(*, transaction, lookup_recipient, mailer, settings: Settings,
 
 def remember_case_report(session, case_id: str, report_id: str) -> None:
     """``case_opened`` -> which report a case is about (ids only)."""
-    if session.get(CaseReport, case_id) is None:
-        session.add(CaseReport(case_id=case_id, report_id=report_id))
-        session.flush()
+    insert_unless_present(session, CaseReport, case_id=case_id, report_id=report_id)
 
 
 def reporter_label_changed(from_state: Optional[str], to_state: Optional[str]) -> bool:
