@@ -84,6 +84,11 @@ def vault_put(store, tx, keyring, size: int, chunk: bytes) -> float:
     result = {}
 
     def run():
+        if size <= MiB:  # what a report with a file of one chunk takes: store_report, one call
+            (stored,) = domain.store_report(tx, keyring, store, report_id, b"{}", [
+                {"filename": b"bench.bin", "media_type": b"application/octet-stream", "data": chunk[:size]}])
+            result.update(stored)
+            return
         upload_id = domain.begin_upload(tx, keyring, store, uploads, report_id, "bench.bin",
                                         "application/octet-stream")
         for _ in range(max(1, size // MiB)):
