@@ -27,5 +27,6 @@ from intake.followup import (  # noqa: F401 -- the use cases, re-exported for th
     validate_message,
 )
 from intake.pow_gate import issue_pow, require_pow, spend_pow  # noqa: F401
-from intake.submission import EvidenceUploader, add_evidence, record_report, submit_report  # noqa: F401
+from intake.submission import (EvidenceUploader, add_evidence, record_report, retry_discards,  # noqa: F401
+                               submit_report)
 from intake.uploads import UploadTooLarge  # noqa: F401 -- the error evidence_budget raises

@@ -62,3 +62,14 @@ class ReporterSession(Base):
         String(36), ForeignKey("reports.report_id", ondelete="CASCADE"), index=True
     )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class PendingDiscard(Base):
+    """A submission that failed after storage may have stored it, while storage could not be
+    told to discard it (the broker was away): retried by the service's timer until storage
+    confirms, so a refused report never stays sealed in the vault. The id only, no content."""
+
+    __tablename__ = "pending_discards"
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))

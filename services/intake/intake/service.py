@@ -19,6 +19,7 @@ from wbs_plumbing.ops import Ops
 from wbs_plumbing.reliable import event_handler
 from wbs_plumbing.rpc import RoutedRpcProxy
 from wbs_plumbing.storage_client import StorageClient
+from wbs_plumbing.timers import configured_timer
 from wbs_plumbing.web import json_response
 
 from intake import domain, forms, i18n, web
@@ -77,6 +78,15 @@ class IntakeService:
             if session is None:
                 return
             domain.forget_report(session, event["report_id"])
+
+    @configured_timer(interval=30, config_key="INTAKE_DISCARD_RETRY_SECONDS")
+    def retry_discards(self):
+        """Discard the refused submissions storage could not be told about when they failed.
+
+        Input: none (timer). Emits nothing (storage publishes ``report_shredded``). Errors: none
+        raised; what still fails waits for the next tick.
+        """
+        domain.retry_discards(vault=self._vault(), transaction=self.db.transaction)
 
     # -- reporter API -----------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ are small, see `EvidenceUploader`), then one short transaction records the repor
 `report_submitted` in the outbox.
 
 Failure rule: once anything was sent to storage for a report, any failure before the report row
-commits calls `vault.discard_report(report_id)` (best effort), so a half-submitted report
-leaves no sealed content or evidence behind, and the reporter gets a clear 4xx/503.
+commits calls `vault.discard_report(report_id)`, or, when that cannot be done now, remembers the
+report for `retry_discards` (a timer), so a half-submitted report leaves no sealed content or
+evidence behind for long, and the reporter gets a clear 4xx/503.
 
 Nothing here knows HTTP: the report arrives decoded and the files as streams of bytes
 (`intake.forms` maps the request to both).
@@ -24,12 +25,14 @@ import logging
 import uuid
 from typing import Any, Callable, Iterable
 
+from sqlalchemy import select
+
 from wbs_plumbing.clock import iso, utcnow
 from wbs_plumbing.deadline import Unavailable
 from wbs_plumbing.outbox import add_event
 
 from intake.errors import BadRequest
-from intake.models import OutboxMessage, Report
+from intake.models import OutboxMessage, PendingDiscard, Report
 from intake.receipts import hash_receipt, new_receipt
 from intake.schemas import validate_report
 
@@ -183,17 +186,14 @@ def submit_report(
                           hash_receipt(settings.receipt_key, receipt), received_at, uploader.count,
                           uploader.bytes)
     except Exception as exc:
-        # with the broker away neither the abort nor the discard could go: trying would only make
-        # the reporter wait another send deadline for the 503; storage's sweep of reports without
-        # a case removes what was stored, and its reaper an upload left idle
+        # With the broker away neither the abort nor the discard can go now: trying would only
+        # make the reporter wait another send deadline for the 503. storage's reaper removes an
+        # upload left idle; what storage may have stored is discarded later (PendingDiscard).
         if not _broker_away(exc):
             uploader.abort()
-            if uploader.touched_storage:
-                try:
-                    vault.discard_report(report_id)
-                except Exception:
-                    # storage down as well: its sweep of reports without a case removes the rest
-                    log.warning("discard_report failed for a report that was not accepted")
+        if uploader.touched_storage:
+            discard_or_remember(report_id, vault=vault, transaction=transaction,
+                                now=now, try_now=not _broker_away(exc))
         raise
     return {"report_id": report_id, "receipt": receipt, "received_at": iso(received_at),
             "evidence_count": uploader.count}
@@ -239,6 +239,45 @@ def add_evidence(files: Iterable, report_id: str, *, vault, transaction: Callabl
     if not uploader.count:
         raise BadRequest("no_evidence", "Attach at least one non-empty file part named 'evidence'.")
     return {"evidence": uploader.stored}
+
+
+def discard_or_remember(report_id: str, *, vault, transaction: Callable, now=None, try_now=True) -> None:
+    """Tell storage to discard a report that was not accepted; if that cannot be done now,
+    remember it (`PendingDiscard`) for `retry_discards`. Why: a reply lost with the broker may
+    hide that storage did store the report, and nothing else would ever shred it."""
+    if try_now:
+        try:
+            vault.discard_report(report_id)
+            return
+        except Exception:
+            log.warning("discard_report failed for a report that was not accepted; will retry")
+    try:
+        with transaction() as session:
+            if session.get(PendingDiscard, report_id) is None:
+                session.add(PendingDiscard(report_id=report_id, since=now or utcnow()))
+    except Exception:
+        log.error("could not remember report %s for a later discard", report_id)
+
+
+def retry_discards(*, vault, transaction: Callable, limit: int = 100) -> int:
+    """Discard the remembered reports storage has not confirmed yet; returns how many went.
+    Stops at the first failure (storage or the broker still away): the next tick tries again."""
+    with transaction() as session:
+        pending = [row.report_id for row in session.scalars(
+            select(PendingDiscard).order_by(PendingDiscard.since).limit(limit))]
+    done = 0
+    for report_id in pending:
+        try:
+            vault.discard_report(report_id)
+        except Exception as exc:
+            log.warning("discard of a refused report still fails (%s); retrying later", type(exc).__name__)
+            break
+        with transaction() as session:
+            row = session.get(PendingDiscard, report_id)
+            if row is not None:
+                session.delete(row)
+        done += 1
+    return done
 
 
 def _broker_away(exc: BaseException) -> bool:

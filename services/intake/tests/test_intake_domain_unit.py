@@ -171,6 +171,45 @@ def test_any_storage_failure_discards_the_report(settings, fail_on, size):
     assert vault.calls[-1] == "discard_report"
 
 
+def test_a_refused_report_storage_could_not_be_told_about_is_discarded_later(settings, tmp_path):
+    """The broker went away while storage was storing the report: the reporter gets the 503 at
+    once, the report id is remembered, and the timer's retry discards it once storage answers."""
+    from wbs_plumbing.db import make_engine, session_scope
+    from intake.models import Base, PendingDiscard
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'intake.db'}")
+    Base.metadata.create_all(engine)
+
+    def transaction():
+        return session_scope(engine)
+
+    vault = FakeVault()
+    vault.store_report = _raising(vault, "store_report", Unavailable("broker", "store_report"))
+    with pytest.raises(Unavailable):
+        submit(settings, parts(("a", b"x")), vault=vault, db=type("Db", (), {"transaction": staticmethod(transaction)}))
+    assert "discard_report" not in vault.calls  # not tried through a broker that is away
+    with transaction() as session:
+        (pending,) = session.query(PendingDiscard).all()
+        report_id = pending.report_id
+
+    vault.discard_report = _raising(vault, "discard_report", Unavailable("timeout", "discard_report"))
+    assert domain.retry_discards(vault=vault, transaction=transaction) == 0  # still away: kept
+    vault.discarded = []
+    vault.discard_report = lambda rid: vault.discarded.append(rid)
+    assert domain.retry_discards(vault=vault, transaction=transaction) == 1
+    assert vault.discarded == [report_id]
+    with transaction() as session:
+        assert session.query(PendingDiscard).count() == 0
+    engine.dispose()
+
+
+def _raising(vault, name, exc):
+    def call(*args, **kwargs):
+        vault.calls.append(name)
+        raise exc
+    return call
+
+
 def test_database_failure_discards_the_report(settings):
     vault = FakeVault()
     with pytest.raises(Unavailable):

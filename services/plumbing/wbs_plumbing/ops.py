@@ -173,6 +173,12 @@ class Ops(DependencyProvider):
 
     def worker_teardown(self, worker_ctx):
         self._started.pop(worker_ctx.call_id, None)
+        # Let go of the call's arguments now. A nameko worker context sits in a reference cycle
+        # (context -> service instance -> an RPC proxy -> context), so it is freed only by the
+        # cyclic garbage collector, often after it has been promoted to an old generation that
+        # is rarely collected; with it went every 1 MiB evidence chunk it was called with. The
+        # worker is done here: its reply or result was already handled.
+        worker_ctx.args, worker_ctx.kwargs = (), {}
 
     # -- the service's parts ----------------------------------------------------------------
 
