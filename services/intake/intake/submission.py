@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import select
 
 from wbs_plumbing.clock import iso, utcnow
+from wbs_plumbing.db import insert_unless_present
 from wbs_plumbing.deadline import Unavailable
 from wbs_plumbing.outbox import add_event
 
@@ -58,7 +59,7 @@ class EvidenceUploader:
     """
 
     def __init__(self, vault, report_id: str, chunk_bytes: int, hold_bytes: int = 0,
-                 hold_files: int = 20):
+                 hold_files: int = HOLD_FILES):
         self.vault = vault
         self.report_id = report_id
         self.chunk_bytes = chunk_bytes
@@ -170,8 +171,7 @@ def submit_report(
     del data
 
     report_id = str(uuid.uuid4())
-    uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes,
-                                hold_bytes=HOLD_BYTES, hold_files=HOLD_FILES)
+    uploader = EvidenceUploader(vault, report_id, settings.evidence_chunk_bytes, hold_bytes=HOLD_BYTES)
     try:
         for file in files:
             uploader.upload(file)
@@ -252,9 +252,9 @@ def discard_or_remember(report_id: str, *, vault, transaction: Callable, now=Non
         except Exception:
             log.warning("discard_report failed for a report that was not accepted; will retry")
     try:
-        with transaction() as session:
-            if session.get(PendingDiscard, report_id) is None:
-                session.add(PendingDiscard(report_id=report_id, since=now or utcnow()))
+        with transaction() as session:  # to the minute, like every time intake keeps
+            insert_unless_present(session, PendingDiscard, report_id=report_id,
+                                  since=(now or utcnow()).replace(second=0, microsecond=0))
     except Exception:
         log.error("could not remember report %s for a later discard", report_id)
 

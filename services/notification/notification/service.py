@@ -64,8 +64,7 @@ class NotificationService:
         """
         # A case routing assigned needs nobody asked (its case_assigned tells the inspector);
         # only an unassigned one, or an event from before ``assigned`` existed, needs contacts.
-        assigned = event.get("assigned") is True
-        contacts = None if assigned else self.directory.case_contacts(event["case_id"])
+        contacts = None if event.get("assigned") is True else self.directory.case_contacts(event["case_id"])
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
@@ -73,7 +72,7 @@ class NotificationService:
             # register reference, for the subject of staff emails (never a reporter's).
             domain.remember_case_report(session, event["case_id"], event["report_id"])
             domain.remember_case_reference(session, event["case_id"], event.get("reference"))
-            ids = [] if assigned else domain.record_routing_failed(session, event, domain.utcnow(), contacts)
+            ids = domain.record_routing_failed(session, event, domain.utcnow(), contacts)
         for notification_id in ids:
             self._deliver(notification_id)
 

@@ -69,17 +69,18 @@ class StorageClient:
         instance is gone (its route is unroutable: the broker returned the call, so nothing
         happened), forget it and try once more on a live one.
         """
-        for attempt in (1, 2):
+        def call():
             route, sender = self._channel(report_id)
-            try:
-                return self._call(getattr(self._proxy.route(route), method),
-                                  *[a(sender) if callable(a) else a for a in args], sender.public_key)
-            except Unavailable as exc:
-                if exc.reason != "unknown_service" or attempt == 2:
-                    raise
-                self._instances.pop(self._proxy.service_name, None)
-                self._channels.pop(report_id, None)
-        raise AssertionError("unreachable")
+            return self._call(getattr(self._proxy.route(route), method),
+                              *[a(sender) if callable(a) else a for a in args], sender.public_key)
+        try:
+            return call()
+        except Unavailable as exc:
+            if exc.reason != "unknown_service":
+                raise
+        self._instances.pop(self._proxy.service_name, None)
+        self._channels.pop(report_id, None)
+        return call()
 
     def _read(self, method: str, context: str, *args):
         """Call a read RPC with a reader key and open the sealed answer: (answer, plaintext)."""

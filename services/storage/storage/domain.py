@@ -338,40 +338,51 @@ def store_report(transaction, keyring, store, report_id, content, files, transit
 
     data_key = crypto.DataKey.generate()
     wrapped = keyring.wrap(report_id, data_key)
-    written, rows, results = [], [], []
+    written, evidence = [], []
     try:
         enc = crypto.SegmentEncryptor(data_key, report_id, CONTENT_OBJECT_ID)
         content_key = _write_object(store, None, _encrypt_in_pieces(enc, content))
         written.append(content_key)
-        rows.append(ReportContent(report_id=report_id, object_key=content_key, size_bytes=len(content),
-                                  sha256=hashlib.sha256(content).hexdigest(), header=enc.header))
+        content_row = ReportContent(report_id=report_id, object_key=content_key, size_bytes=len(content),
+                                    sha256=hashlib.sha256(content).hexdigest(), header=enc.header)
         for filename, media_type, data in plain_files:
             evidence_id = str(uuid.uuid4())
-            meta = json.dumps({"filename": filename, "media_type": media_type}).encode("utf-8")
             file_enc = crypto.SegmentEncryptor(data_key, report_id, evidence_id)
             object_key = _write_object(store, file_enc.update(data), [file_enc.finalize()])
             written.append(object_key)
-            result = {"evidence_id": evidence_id, "size_bytes": len(data),
-                      "sha256": hashlib.sha256(data).hexdigest()}
-            rows.append(Evidence(evidence_id=evidence_id, report_id=report_id, object_key=object_key,
-                                 size_bytes=len(data), sha256=result["sha256"],
-                                 sealed_meta=crypto.seal(data_key, report_id, f"meta:{evidence_id}", meta),
-                                 header=file_enc.header))
-            results.append(result)
+            evidence.append(({"evidence_id": evidence_id, "size_bytes": len(data),
+                              "sha256": hashlib.sha256(data).hexdigest()}, object_key,
+                             _sealed_meta(data_key, report_id, evidence_id, filename, media_type),
+                             file_enc.header))
         with transaction() as session:
             session.add(DataKeyRecord(report_id=report_id, key_id=data_key.key_id,
                                       kek_id=wrapped.kek_id, wrapped=wrapped.wrapped))
             session.flush()  # a report that has a key already fails here, before anything else
-            session.add_all(rows)
-            for result in results:
-                add_event(session, OutboxMessage, "evidence_stored", {"report_id": report_id, **result})
+            session.add(content_row)
+            for result, object_key, sealed_meta, header in evidence:
+                _record_evidence(session, report_id, result, object_key, sealed_meta, header)
     except DBIntegrityError:
         _delete_objects(store, written)
         raise Conflict("this report is stored already") from None
     except BaseException:
         _delete_objects(store, written)
         raise
-    return results
+    return [result for result, *_ in evidence]
+
+
+def _sealed_meta(data_key, report_id: str, evidence_id: str, filename: str, media_type: str) -> bytes:
+    """A file's name and media type, sealed under the report's data key (kept only that way)."""
+    meta = json.dumps({"filename": filename, "media_type": media_type}).encode("utf-8")
+    return crypto.seal(data_key, report_id, f"meta:{evidence_id}", meta)
+
+
+def _record_evidence(session, report_id: str, result: dict, object_key: str, sealed_meta: bytes,
+                     header: bytes) -> None:
+    """The evidence row and its ``evidence_stored`` event, in the caller's transaction."""
+    session.add(Evidence(evidence_id=result["evidence_id"], report_id=report_id, object_key=object_key,
+                         size_bytes=result["size_bytes"], sha256=result["sha256"], sealed_meta=sealed_meta,
+                         header=header))
+    add_event(session, OutboxMessage, "evidence_stored", {"report_id": report_id, **result})
 
 
 def _encrypt_in_pieces(enc: crypto.SegmentEncryptor, data: bytes):
@@ -507,8 +518,7 @@ def begin_upload(transaction, keyring, store, uploads: Uploads, report_id, filen
     with transaction() as session:
         data_key = ensure_data_key(session, keyring, report_id)
     evidence_id = str(uuid.uuid4())
-    meta = json.dumps({"filename": filename, "media_type": media_type}).encode("utf-8")
-    sealed_meta = crypto.seal(data_key, report_id, f"meta:{evidence_id}", meta)
+    sealed_meta = _sealed_meta(data_key, report_id, evidence_id, filename, media_type)
     object_key = new_object_key()
     upload = Upload(
         upload_id=uuid.uuid4().hex, report_id=report_id, evidence_id=evidence_id,
@@ -580,12 +590,8 @@ def finish_upload(transaction, uploads: Uploads, upload_id) -> dict:
             record = session.get(DataKeyRecord, upload.report_id)
             if record is None or record.key_id != upload.key_id:
                 raise NotFound("report was discarded during the upload")
-            session.add(Evidence(evidence_id=upload.evidence_id, report_id=upload.report_id,
-                                 object_key=upload.object_key, size_bytes=upload.size_bytes,
-                                 sha256=result["sha256"], sealed_meta=upload.sealed_meta,
-                                 header=upload.encryptor.header))
-            add_event(session, OutboxMessage, "evidence_stored",
-                      {"report_id": upload.report_id, **result})
+            _record_evidence(session, upload.report_id, result, upload.object_key, upload.sealed_meta,
+                             upload.encryptor.header)
     except BaseException:
         _delete_objects(upload.store, [upload.object_key])
         raise
