@@ -95,7 +95,9 @@ def _measure(stack: Stack, env: Throwaway, sink: TimedSink, concurrency, reports
     stack.wbs("unit", "add", "bench-dit", "--name", "Direktorat Bench", "--parent", "bench-itjen")
     for i in range(3):
         stack.wbs("inspector", "add", f"bench-inspektur-{i}", "--email", f"b{i}@example.go.id", "--unit", "bench-itjen")
-    connection = pika.BlockingConnection(pika.URLParameters(stack.env["AMQP_URI"]))
+    parameters = pika.URLParameters(stack.env["AMQP_URI"])
+    parameters.heartbeat = 0  # nothing services this connection while the clients run
+    connection = pika.BlockingConnection(parameters)
     channel = connection.channel()
     opened = channel.queue_declare("", exclusive=True).method.queue
     channel.queue_bind(opened, "verification.events", "case_opened")

@@ -80,6 +80,8 @@ class Stack:
             log = open(self.log_dir / f"{service}.log", "ab")
             self._logs[service] = log
             self.processes[service] = subprocess.Popen(
+                ([sys.executable, "-m", "cProfile", "-o", f"{os.environ['WBS_CPROFILE_DIR']}/{service}.prof"]
+                 if os.environ.get("WBS_CPROFILE_DIR") else []) +
                 [nameko, "run", "--config", str(ROOT / "services" / service / "config.yml"), f"{service}.service"],
                 cwd=ROOT, env=self.service_env(service), stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
