@@ -226,17 +226,19 @@ def container_factory(pg_database, rabbit_uri):
 class SmtpSink:
     """An aiosmtpd server on loopback that keeps every message it accepts."""
 
-    def __init__(self):
+    def __init__(self, port: int | None = None):
         from aiosmtpd.controller import Controller
 
         self.messages = []
         self.raw = []
+        self.peers = []  # the client (host, port) each message came from: one per connection
         self._lock = threading.Lock()
-        self.host, self.port = "127.0.0.1", free_port()
+        self.host, self.port = "127.0.0.1", port or free_port()
         self.controller = Controller(self, hostname=self.host, port=self.port)
 
     async def handle_DATA(self, server, session, envelope):
         with self._lock:
+            self.peers.append(session.peer)
             self.raw.append(envelope.content)
             self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"

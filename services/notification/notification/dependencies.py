@@ -3,7 +3,11 @@
 * ``Mailer`` (in ``mailer.py``): the SMTP server or the outbox folder.
 * ``RecipientDirectory``: verification's ``get_recipient`` RPC, with a deadline
   (``wbs_plumbing.deadline``): a notification attempt must fail (and be retried by the sweep)
-  when verification is down, so the worker and its greenlet are not held hostage.
+  when verification is down, so the worker and its greenlet are not held hostage. An answer is
+  remembered in this process's memory (``RecipientCache``) so that each email does not cost an
+  RPC, but never past a change of that staff member: ``staff_changed`` is noted in the database
+  (``StaffChange``, id and time) by whichever replica handles it, and an answer asked for
+  before that time is asked again. ``NOTIFY_RECIPIENT_CACHE_SECONDS`` bounds it besides.
 * ``ReporterContacts``: storage's ``read_reporter_contact`` RPC, asked with this service's own
   signed command for the one report (``wbs_plumbing.grants``, issuer ``notification``): storage
   accepts that command from no one else, so only this service can read a reporter's address,
@@ -13,11 +17,14 @@
 """
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Optional
 
 from nameko.exceptions import RemoteError
 from wbs_plumbing.queues import RpcProxy  # transient reply queue (survives a broker node's loss)
 
+from wbs_plumbing.clock import utcnow
 from wbs_plumbing.config import SettingsProvider, service_settings
 from wbs_plumbing.deadline import call_with_deadline
 from wbs_plumbing.grants import CommandSigner
@@ -30,14 +37,59 @@ class NotificationSettings(SettingsProvider):
     parse = staticmethod(Settings.from_config)
 
 
+class RecipientCache:
+    """verification's answers to ``get_recipient``, per process: staff id -> (answer, when it
+    was asked, monotonic expiry). An answer counts only if it was asked after the staff member's
+    last change this service knows of, and before it expires."""
+
+    LIMIT = 10_000  # staff members remembered at most; past that the cache starts afresh
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._answers: dict = {}
+
+    def get(self, staff_id: str, changed_since: Optional[datetime]):
+        """(True, answer) when a usable answer is remembered, else (False, None)."""
+        entry = self._answers.get(staff_id)
+        if entry is None:
+            return False, None
+        answer, asked_at, expires = entry
+        if time.monotonic() >= expires or (changed_since is not None and asked_at <= changed_since):
+            self._answers.pop(staff_id, None)
+            return False, None
+        return True, answer
+
+    def put(self, staff_id: str, answer, asked_at: datetime) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._answers) >= self.LIMIT:
+            self._answers.clear()
+        self._answers[staff_id] = (answer, asked_at, time.monotonic() + self.seconds)
+
+    def forget(self, staff_id: str) -> None:
+        self._answers.pop(staff_id, None)
+
+
 class _Directory:
-    def __init__(self, proxy, timeout: float):
+    def __init__(self, proxy, timeout: float, cache: RecipientCache):
         self._proxy = proxy
         self._timeout = timeout
+        self._cache = cache
 
-    def get_recipient(self, staff_id: str) -> Optional[dict]:
-        """``{"email", "display_name", "language"}`` or None for an unknown staff id."""
-        return call_with_deadline(self._proxy.get_recipient, self._timeout, staff_id)
+    def get_recipient(self, staff_id: str, changed_since: Optional[datetime] = None) -> Optional[dict]:
+        """``{"email", "display_name", "language"}`` or None for an unknown or disabled staff id.
+        ``changed_since``: when this service last learned of a change of them (``StaffChange``)."""
+        known, answer = self._cache.get(staff_id, changed_since)
+        if known:
+            return answer
+        asked_at = utcnow()  # before asking: a change noted while the answer travels makes it stale
+        answer = call_with_deadline(self._proxy.get_recipient, self._timeout, staff_id)
+        self._cache.put(staff_id, answer, asked_at)
+        return answer
+
+    def forget(self, staff_id: str) -> None:
+        """Drop what this process remembers of a staff member (it just handled their change)."""
+        self._cache.forget(staff_id)
 
     def deadlines_ahead(self, working_days: int) -> list:
         """``[{case_id, clock, due_at, assignee_id}]`` due within that many working days."""
@@ -62,10 +114,12 @@ class RecipientDirectory(RpcProxy):
 
     def setup(self):
         super().setup()
-        self.timeout = service_settings(self.container, Settings.from_config).rpc_timeout_seconds
+        settings = service_settings(self.container, Settings.from_config)
+        self.timeout = settings.rpc_timeout_seconds
+        self.cache = RecipientCache(settings.recipient_cache_seconds)
 
     def get_dependency(self, worker_ctx):
-        return _Directory(super().get_dependency(worker_ctx), self.timeout)
+        return _Directory(super().get_dependency(worker_ctx), self.timeout, self.cache)
 
 
 class _Contacts:

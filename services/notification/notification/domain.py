@@ -64,6 +64,7 @@ from notification.models import (
     OutboxMessage,
     DigestCounts,
     ReporterNews,
+    StaffChange,
     StaffKey,
     StaffPreference,
 )
@@ -110,7 +111,15 @@ def record_notification(session, *, event_id: str, recipient_id: str, kind: str,
     ).scalar_one_or_none()
     if existing is not None:
         return existing
+    return _new_notification(session, event_id, recipient_id, kind, case_id, now).notification_id
+
+
+def _new_notification(session, event_id: str, recipient_id: str, kind: str, case_id: str, now: datetime,
+                      claim_seconds: Optional[float] = None) -> Notification:
+    """The new pending row; with ``claim_seconds``, claimed at once for its first attempt (as
+    ``claim`` would, without another transaction), unless it is held for the daily bundle."""
     held = kind in CASE_KINDS and wants_daily(session, recipient_id)
+    claimed = claim_seconds is not None and not held
     row = Notification(
         notification_id=str(uuid.uuid4()),
         event_id=event_id,
@@ -118,14 +127,14 @@ def record_notification(session, *, event_id: str, recipient_id: str, kind: str,
         kind=kind,
         case_id=case_id,
         status=PENDING,
-        attempts=0,
-        next_attempt_at=None if held else now,
+        attempts=1 if claimed else 0,
+        next_attempt_at=None if held else (now + timedelta(seconds=claim_seconds) if claimed else now),
         created_at=now,
         held=held,
     )
     session.add(row)
     session.flush()  # a racing duplicate fails here, inside the caller's transaction
-    return row.notification_id
+    return row
 
 
 def wants_daily(session, staff_id: str) -> bool:
@@ -133,6 +142,21 @@ def wants_daily(session, staff_id: str) -> bool:
         return False
     pref = session.get(StaffPreference, staff_id)
     return pref is not None and pref.delivery == "daily"
+
+
+def note_staff_changed(session, staff_id: str, now: datetime) -> None:
+    """``staff_changed`` -> from now on, no replica sends to an address of this staff member it
+    asked for before (``notification.dependencies.RecipientCache``)."""
+    session.merge(StaffChange(staff_id=str(staff_id), changed_at=now))
+
+
+def staff_changed_at(session, recipient_id: str) -> Optional[datetime]:
+    """When this service last learned of a change of that staff member; None if never (or a
+    reporter: their address is never remembered)."""
+    if recipient_id.startswith(REPORTER_PREFIX):
+        return None
+    row = session.get(StaffChange, recipient_id)
+    return as_utc(row.changed_at) if row is not None else None
 
 
 def remember_case_reference(session, case_id: str, reference: Optional[str]) -> None:
@@ -154,22 +178,36 @@ def remember_assignment(session, *, case_id: str, inspector_id: str, assigned_at
 
 
 def record_case_assigned(session, event: dict, now: datetime) -> str:
-    """``case_assigned`` -> one notification for the assigned inspector."""
+    """``case_assigned`` -> one notification for the assigned inspector (its id); the sweep or
+    ``deliver`` sends it."""
+    _learn_assignment(session, event, now)
+    return record_notification(session, event_id=event["event_id"], recipient_id=event["inspector_id"],
+                               kind=KIND_CASE_ASSIGNED, case_id=event["case_id"], now=now)
+
+
+def claim_case_assigned(session, event: dict, now: datetime, settings: Settings) -> Optional["Prepared"]:
+    """``case_assigned`` -> one notification for the assigned inspector, claimed for its first
+    attempt in this same transaction, with what sending it needs (``prepare``): the handler's
+    one transaction instead of a second one to claim. None when it waits for the inspector's
+    daily bundle (or for a usable OpenPGP key). The caller runs ``attempt`` after the commit.
+
+    Only inside ``handle_once``: that is what makes it once per event (a second call for the
+    same event would break the ``UNIQUE(event_id, recipient_id)`` constraint)."""
+    _learn_assignment(session, event, now)
+    row = _new_notification(session, event["event_id"], event["inspector_id"], KIND_CASE_ASSIGNED,
+                            event["case_id"], now, claim_seconds=settings.claim_seconds)
+    if row.attempts != 1:
+        return None  # held for the daily bundle
+    prepared = prepare(session, Claim(row.notification_id, row.recipient_id, row.kind, row.case_id, 1),
+                       settings, lambda: now, reference=event.get("reference"))
+    return prepared if isinstance(prepared, Prepared) else None
+
+
+def _learn_assignment(session, event: dict, now: datetime) -> None:
+    """What a ``case_assigned`` teaches beyond its email: the case's reference and assignee."""
     remember_case_reference(session, event["case_id"], event.get("reference"))
-    remember_assignment(
-        session,
-        case_id=event["case_id"],
-        inspector_id=event["inspector_id"],
-        assigned_at=parse_time(event.get("occurred_at")) or now,
-    )
-    return record_notification(
-        session,
-        event_id=event["event_id"],
-        recipient_id=event["inspector_id"],
-        kind=KIND_CASE_ASSIGNED,
-        case_id=event["case_id"],
-        now=now,
-    )
+    remember_assignment(session, case_id=event["case_id"], inspector_id=event["inspector_id"],
+                        assigned_at=parse_time(event.get("occurred_at")) or now)
 
 
 def record_sla_breached(session, event: dict, now: datetime, contacts: Optional[dict] = None) -> List[str]:
@@ -388,6 +426,40 @@ def mail_variables(session, claimed: Claim, units, settings: Settings) -> Option
     return None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed row with all it takes to send it, read in the claiming transaction."""
+    claimed: Claim
+    templates: Optional[dict]
+    public_key: Optional[str]
+    units: Optional[object]
+    reference: Optional[str]
+    extra: Optional[dict]
+    recipient_changed_at: Optional[datetime]
+
+
+def prepare(session, claimed: Claim, settings: Settings, clock: Callable[[], datetime] = utcnow,
+            reference: Optional[str] = None):
+    """What sending ``claimed`` needs, read in the transaction that claimed it: a ``Prepared``,
+    or the row's new status when it is held for an expired OpenPGP key. ``reference``: the
+    case's register reference when the caller already knows it (else it is read here)."""
+    # The administrator's current templates, read now: an edit changes the next email.
+    templates = overrides.current(session, claimed.kind)
+    key = session.get(StaffKey, claimed.recipient_id)
+    public_key = key.armored if key is not None else None
+    if key is not None and claimed.kind not in KEY_KINDS and key.expires_at is not None \
+            and as_utc(key.expires_at) <= clock():
+        return hold_for_key(session, claimed)  # never in clear in the key's place
+    counts = session.get(DigestCounts, claimed.notification_id) if claimed.kind not in CASE_KINDS else None
+    units = json.loads(counts.units) if counts is not None else None
+    if claimed.kind in CASE_KINDS and reference is None:
+        known = session.get(CaseReference, claimed.case_id)
+        reference = known.reference if known is not None else None
+    return Prepared(claimed, templates, public_key, units, reference if claimed.kind in CASE_KINDS else None,
+                    mail_variables(session, claimed, units, settings),
+                    staff_changed_at(session, claimed.recipient_id))
+
+
 def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], lookup_recipient,
             mailer, settings: Settings, clock: Callable[[], datetime] = utcnow,
             lookup_reference: Optional[Callable[[str], Optional[str]]] = None) -> Optional[str]:
@@ -395,7 +467,9 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
 
     ``transaction`` is the caller's unit of work (``Database.transaction``); this function opens
     short ones around the claim and the outcome and none around the RPC or SMTP conversation.
-    ``lookup_recipient(staff_id)`` returns ``{"email", "display_name", "language"}`` or None;
+    ``lookup_recipient(staff_id, changed_since)`` returns ``{"email", "display_name",
+    "language"}`` or None; ``changed_since`` is when this service last learned of a change of
+    that staff member (None if never): an answer remembered from before it is not used.
     ``mailer`` is a ``MailSender``. Transient failures never raise: the row is rescheduled.
     ``lookup_reference(case_id)``: the case's register reference from verification, asked when
     this service has not learned it yet (a ``case_assigned`` handled before its ``case_opened``);
@@ -405,25 +479,25 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
         claimed = claim(session, notification_id, clock(), settings)
         if claimed is None:
             return None
-        # The administrator's current templates, read now: an edit changes the next email.
-        templates = overrides.current(session, claimed.kind)
-        key = session.get(StaffKey, claimed.recipient_id)
-        public_key = key.armored if key is not None else None
-        if key is not None and claimed.kind not in KEY_KINDS and key.expires_at is not None \
-                and as_utc(key.expires_at) <= clock():
-            return hold_for_key(session, claimed)  # never in clear in the key's place
-        counts = session.get(DigestCounts, claimed.notification_id) if claimed.kind not in CASE_KINDS else None
-        units = json.loads(counts.units) if counts is not None else None
-        reference = session.get(CaseReference, claimed.case_id) if claimed.kind in CASE_KINDS else None
-        reference = reference.reference if reference is not None else None
-        extra = mail_variables(session, claimed, units, settings)
+        prepared = prepare(session, claimed, settings, clock)
+    if not isinstance(prepared, Prepared):
+        return prepared  # held for the recipient's expired key
+    return attempt(prepared, transaction=transaction, lookup_recipient=lookup_recipient, mailer=mailer,
+                   settings=settings, clock=clock, lookup_reference=lookup_reference)
 
+
+def attempt(prepared: Prepared, *, transaction: Callable[[], ContextManager], lookup_recipient, mailer,
+            settings: Settings, clock: Callable[[], datetime] = utcnow,
+            lookup_reference: Optional[Callable[[str], Optional[str]]] = None) -> str:
+    """Send a claimed, prepared row with no transaction open, then record the outcome (see
+    ``deliver``). Returns the row's new status."""
+    claimed, reference = prepared.claimed, prepared.reference
     if claimed.kind in CASE_KINDS and reference is None and lookup_reference is not None:
         reference = _asked_reference(claimed.case_id, lookup_reference, transaction)
 
     error, permanent = None, False
     try:
-        recipient = lookup_recipient(claimed.recipient_id)
+        recipient = lookup_recipient(claimed.recipient_id, prepared.recipient_changed_at)
     except Exception as exc:  # verification down, timed out, or erred: try again later
         recipient, error = None, "recipient_lookup:" + type(exc).__name__
     else:
@@ -440,11 +514,11 @@ def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], 
                 kind=claimed.kind,
                 case_id=claimed.case_id,
                 language=recipient.get("language"),
-                overrides=templates,
-                public_key=public_key,
-                units=units if claimed.kind == KIND_SUPERVISOR_DIGEST else None,
+                overrides=prepared.templates,
+                public_key=prepared.public_key,
+                units=prepared.units if claimed.kind == KIND_SUPERVISOR_DIGEST else None,
                 reference=reference,
-                extra=extra,
+                extra=prepared.extra,
             )
         except MailTransportError as exc:
             error = "mail:" + str(exc)

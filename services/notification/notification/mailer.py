@@ -18,7 +18,9 @@ Transports (``SMTP_HOST`` set or not):
 
 * SMTP through the standard library's ``smtplib`` imported with eventlet's green sockets, so a
   slow mail server blocks one greenlet, not the service, and with a timeout so a dead one fails
-  the attempt instead of hanging the worker. STARTTLS and login when configured.
+  the attempt instead of hanging the worker. STARTTLS and login when configured. Connections
+  are kept open between emails (``SmtpTransport``): a new one per email cost a TCP (and TLS)
+  handshake, EHLO and login each time.
 * The outbox folder ``<WBS_DATA_DIR>/outbox/``: one ``.eml`` per message, written to a temporary
   name in the same folder and renamed, so a reader never sees half a file. The file name is the
   notification id: a retry after a crash overwrites instead of duplicating.
@@ -28,7 +30,9 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
+import select
 import tempfile
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Optional
@@ -217,25 +221,86 @@ class KeyUnusable(Exception):
 
 
 class SmtpTransport:
+    """Sends over SMTP, reusing up to ``POOL`` connections that sat idle less than
+    ``IDLE_SECONDS`` (mail servers drop idle clients after a few minutes; RFC 5321 asks them to
+    wait at least five). A kept connection the server has closed or written to unasked (a 421
+    before closing) is readable, so it is dropped before use, without a round trip. A failed
+    send closes its connection and fails the attempt, as on a new connection: the row's retry
+    decides what comes next, never a silent second send."""
+
+    POOL = 4
+    IDLE_SECONDS = 60.0
+
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._idle: list = []  # (client, monotonic time it was last used), newest last
 
     def send(self, message: EmailMessage, key: str) -> None:
-        s = self.settings
+        client = None
         try:
-            # EHLO names the sender's mail domain: left unset, smtplib resolves this host's FQDN
-            # on every connection (slow through eventlet's pure-Python resolver, and it tells the
-            # mail server an internal host name).
-            helo = s.mail_from.rsplit("@", 1)[-1].strip(">") or "localhost"
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=helo, timeout=s.smtp_timeout) as client:
-                if s.smtp_starttls:
-                    client.starttls()
-                if s.smtp_username:
-                    client.login(s.smtp_username, s.smtp_password)
-                client.send_message(message)
+            client = self._kept() or self._connect()
+            client.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
+            _close(client)
             # The exception's text can quote the recipient address; only its class travels on.
             raise MailTransportError(type(exc).__name__) from None
+        if len(self._idle) < self.POOL:
+            self._idle.append((client, time.monotonic()))
+        else:
+            _close(client, polite=True)
+
+    def close(self) -> None:
+        while self._idle:
+            _close(self._idle.pop()[0])
+
+    def _kept(self):
+        while self._idle:
+            client, since = self._idle.pop()
+            if time.monotonic() - since < self.IDLE_SECONDS and not _spoken_unasked(client):
+                return client
+            _close(client)  # no QUIT: a server that went away silently would make it wait
+        return None
+
+    def _connect(self):
+        s = self.settings
+        # EHLO names the sender's mail domain: left unset, smtplib resolves this host's FQDN
+        # on every connection (slow through eventlet's pure-Python resolver, and it tells the
+        # mail server an internal host name).
+        helo = s.mail_from.rsplit("@", 1)[-1].strip(">") or "localhost"
+        client = smtplib.SMTP(s.smtp_host, s.smtp_port, local_hostname=helo, timeout=s.smtp_timeout)
+        try:
+            if s.smtp_starttls:
+                client.starttls()
+            if s.smtp_username:
+                client.login(s.smtp_username, s.smtp_password)
+        except BaseException:
+            _close(client)
+            raise
+        return client
+
+
+def _spoken_unasked(client) -> bool:
+    """A kept connection with something to read: the server closed it or said goodbye."""
+    sock = getattr(client, "sock", None)
+    if sock is None:
+        return True
+    try:
+        readable, _w, _x = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _close(client, polite: bool = False) -> None:
+    if client is None:
+        return
+    try:
+        if polite:
+            client.quit()
+        else:
+            client.close()
+    except (OSError, smtplib.SMTPException):
+        client.close()
 
 
 class OutboxFolderTransport:
@@ -310,6 +375,11 @@ class Mailer(DependencyProvider):
             log.info("mail goes to SMTP %s:%s", self.settings.smtp_host, self.settings.smtp_port)
         else:
             log.info("no SMTP_HOST: mail goes to the outbox folder %s", self.settings.outbox_dir)
+
+    def stop(self):
+        close = getattr(self.sender.transport, "close", None)
+        if close is not None:
+            close()
 
     def get_dependency(self, worker_ctx):
         return self.sender

@@ -1,8 +1,10 @@
 """Tables owned by the notification service.
 
-What is deliberately *not* stored: the recipient's email address, name or language (looked up
-from verification at each attempt, so a changed address is honoured and this database holds no
-personal data beyond a staff id; a reporter's address is read from storage at each attempt and
+What is deliberately *not* stored: the recipient's email address, name or language (asked of
+verification and held only in each process's memory, for at most ``NOTIFY_RECIPIENT_CACHE_SECONDS``
+and never past a ``staff_changed`` about that person, which ``StaffChange`` notes by id and time:
+a changed address or a disabled account is honoured and this database holds no personal data
+beyond a staff id; a reporter's address is read from storage at each attempt and
 never written here, in a log or in an event), and the email body (it is rendered from the kind and case id,
 which is all it may ever contain).
 """
@@ -193,3 +195,14 @@ class DigestCounts(Base):
 
     notification_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     units: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list
+
+
+class StaffChange(Base):
+    """When this service learned that verification changed a staff member (``staff_changed``):
+    an address any replica remembers of them from before then is not used again
+    (``notification.dependencies``). A staff id and a time, nothing else."""
+
+    __tablename__ = "staff_changes"
+
+    staff_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -47,9 +47,25 @@ class NotificationService:
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return  # redelivery: already recorded (and sent or scheduled)
-            notification_id = domain.record_case_assigned(session, event, domain.utcnow())
+            # recorded and claimed for its first attempt in this one transaction
+            prepared = domain.claim_case_assigned(session, event, domain.utcnow(), self.settings)
         # First attempt right away, after the commit: no transaction is open during RPC or SMTP.
-        self._deliver(notification_id)
+        if prepared is not None:
+            domain.attempt(prepared, transaction=self.db.transaction, lookup_recipient=self._recipient,
+                           mailer=self.mailer, settings=self.settings, lookup_reference=self._reference)
+
+    @event_handler("verification", "staff_changed")
+    def handle_staff_changed(self, event):
+        """Stop using any address of this staff member remembered before now, in every replica.
+
+        Input: ``staff_changed`` {staff_id, ...}; only the id is used. The change is noted by id
+        and time (``StaffChange``), which every replica checks before it reuses an address.
+        Emits: nothing. Errors: a database failure raises and the event is retried.
+        """
+        with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
+            if session is not None:
+                domain.note_staff_changed(session, event["staff_id"], domain.utcnow())
+        self.directory.forget(event["staff_id"])
 
     @event_handler("verification", "case_opened")
     def handle_case_opened(self, event):
@@ -308,12 +324,13 @@ class NotificationService:
         domain.sweep(transaction=self.db.transaction, lookup_recipient=self._recipient,
                      mailer=self.mailer, settings=self.settings, lookup_reference=self._reference)
 
-    def _recipient(self, recipient_id):
-        """A staff member's address from verification; a reporter's from storage (read now,
-        held for this one send only)."""
+    def _recipient(self, recipient_id, changed_since=None):
+        """A staff member's address from verification (remembered by this process until they
+        change, ``notification.dependencies``); a reporter's from storage (read now, held for
+        this one send only)."""
         if recipient_id.startswith(domain.REPORTER_PREFIX):
             return self.contacts.reporter_contact(recipient_id[len(domain.REPORTER_PREFIX):])
-        return self.directory.get_recipient(recipient_id)
+        return self.directory.get_recipient(recipient_id, changed_since)
 
     def _reference(self, case_id):
         """A case's register reference from verification (``case_contacts``), for a staff email

@@ -59,6 +59,9 @@ class Settings:
     sweep_interval_seconds: float = 5.0
     sweep_batch: int = 50
     rpc_timeout_seconds: float = 10.0
+    # How long a process may reuse a staff member's address it asked verification for (0: ask
+    # at every attempt); a staff_changed about them ends it at once (notification.dependencies).
+    recipient_cache_seconds: float = 600.0
     # Reporter notices: where the reporter signs in with the receipt, and a neutral sender and
     # subject (a mailbox reader learns there is a report; the words must not say more).
     followup_url: str = "http://localhost:8000/follow-up"
@@ -121,6 +124,7 @@ class Settings:
             sweep_interval_seconds=number_at(config, "NOTIFY_SWEEP_INTERVAL_SECONDS", 5.0),
             sweep_batch=integer_at(config, "NOTIFY_SWEEP_BATCH", 50),
             rpc_timeout_seconds=number_at(config, "NOTIFY_RPC_TIMEOUT_SECONDS", 10.0),
+            recipient_cache_seconds=number_at(config, "NOTIFY_RECIPIENT_CACHE_SECONDS", 600.0),
             # a deployment that names its reporter site (WBS_PUBLIC_URL, as intake reads it) need
             # not repeat it: the follow-up page is on that site
             followup_url=text(config.get("WBS_FOLLOWUP_URL"))

@@ -37,9 +37,13 @@ class FakeVerification:
     calls = []
     contacts_calls = []
 
+    disabled = set()
+
     @rpc
     def get_recipient(self, staff_id):
         FakeVerification.calls.append(staff_id)
+        if staff_id in FakeVerification.disabled:
+            return None
         return {INSPECTOR_ID: RECIPIENT, SUPERVISOR_ID: SUPERVISOR}.get(staff_id)
 
     @rpc
@@ -111,7 +115,7 @@ def rows(config):
 def start(service_config, container_factory):
     """Start the fake verification and the notification service; return (config, broker)."""
     brokers, containers = [], []
-    FakeVerification.calls, FakeVerification.contacts_calls = [], []
+    FakeVerification.calls, FakeVerification.contacts_calls, FakeVerification.disabled = [], [], set()
 
     def start(**overrides):
         settings = dict(WBS_CONSOLE_URL=CONSOLE, NOTIFY_SWEEP_INTERVAL_SECONDS=0.1,
@@ -166,6 +170,30 @@ def test_case_assigned_sends_exactly_one_content_free_email_even_when_delivered_
     assert (published["kind"], published["case_id"]) == ("case_assigned", event["case_id"])
     assert (row.status, row.attempts) == ("sent", 1)
     assert FakeVerification.calls == [INSPECTOR_ID]
+
+
+def test_an_address_is_asked_once_and_never_used_after_the_staff_member_changed(start, smtp_sink):
+    """Three emails to one inspector cost one get_recipient; once verification announces that
+    the inspector changed (here: disabled), the remembered address is not used again."""
+    config, container, broker = start(SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
+    for _ in range(3):
+        with entrypoint_waiter(container, "handle_case_assigned"):
+            broker.publish_event("verification.events", "case_assigned", case_assigned())
+    smtp_sink.wait_for(3)
+    assert FakeVerification.calls == [INSPECTOR_ID]
+
+    FakeVerification.disabled.add(INSPECTOR_ID)
+    changed = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": "2026-11-23T11:00:00Z",
+               "staff_id": INSPECTOR_ID, "display_name": "Inspektur", "role": "inspector",
+               "unit": "itjen", "active": False}
+    validate_event("staff_changed", changed)
+    with entrypoint_waiter(container, "handle_staff_changed"):
+        broker.publish_event("verification.events", "staff_changed", changed)
+    with entrypoint_waiter(container, "handle_case_assigned"):
+        broker.publish_event("verification.events", "case_assigned", case_assigned())
+    assert FakeVerification.calls == [INSPECTOR_ID, INSPECTOR_ID]
+    assert len(smtp_sink.messages) == 3
+    assert sorted((row.status, row.last_error) for row in rows(config))[0] == ("failed", "no_recipient")
 
 
 def test_two_copies_racing_still_give_one_email(start, smtp_sink):

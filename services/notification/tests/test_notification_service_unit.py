@@ -25,27 +25,37 @@ def service_with(session):
 
 def test_a_redelivered_event_does_nothing():
     service = service_with(None)
-    with mock.patch.object(domain, "record_case_assigned") as record, \
-            mock.patch.object(domain, "deliver") as deliver:
+    with mock.patch.object(domain, "claim_case_assigned") as record, \
+            mock.patch.object(domain, "attempt") as attempt:
         service.handle_case_assigned(EVENT)
     record.assert_not_called()
-    deliver.assert_not_called()
+    attempt.assert_not_called()
 
 
-def test_a_new_event_is_recorded_then_delivered_outside_the_transaction():
+def test_a_new_event_is_recorded_and_claimed_then_attempted_outside_the_transaction():
     session = object()
     service = service_with(session)
     calls = []
-    with mock.patch.object(domain, "record_case_assigned", side_effect=lambda s, e, now: calls.append("record") or "n-1"), \
-            mock.patch.object(domain, "deliver", side_effect=lambda nid, **kw: calls.append(("deliver", nid))) as deliver:
+    with mock.patch.object(domain, "claim_case_assigned",
+                           side_effect=lambda s, e, now, settings: calls.append("record") or "prepared"), \
+            mock.patch.object(domain, "attempt", side_effect=lambda p, **kw: calls.append(("attempt", p))) as attempt:
         service.handle_case_assigned(EVENT)
-    assert calls == ["record", ("deliver", "n-1")]
-    kwargs = deliver.call_args.kwargs
+    assert calls == ["record", ("attempt", "prepared")]
+    kwargs = attempt.call_args.kwargs
     assert kwargs["transaction"] is service.db.transaction
     assert kwargs["lookup_recipient"]("staff-1") is service.directory.get_recipient.return_value
+    service.directory.get_recipient.assert_called_once_with("staff-1", None)
     assert kwargs["lookup_recipient"]("reporter:r-1") is service.contacts.reporter_contact.return_value
     service.contacts.reporter_contact.assert_called_once_with("r-1")
     assert kwargs["mailer"] is service.mailer
+
+
+def test_an_event_held_for_the_daily_bundle_is_not_attempted():
+    service = service_with(object())
+    with mock.patch.object(domain, "claim_case_assigned", return_value=None), \
+            mock.patch.object(domain, "attempt") as attempt:
+        service.handle_case_assigned(EVENT)
+    attempt.assert_not_called()
 
 
 def test_an_sla_breach_without_assignee_sends_nothing():

@@ -3,6 +3,7 @@ with fake collaborators (no broker, no SMTP)."""
 import email
 import json
 import os
+import time
 from functools import partial
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -95,7 +96,7 @@ def sender(settings, transport):
 def directory(recipient=None, error=None):
     calls = []
 
-    def lookup(staff_id):
+    def lookup(staff_id, changed_since=None):
         calls.append(staff_id)
         if error is not None:
             raise error
@@ -420,7 +421,7 @@ def test_reporter_news_is_one_notice_a_day_and_later_news_waits(transaction, set
     contact = {"email": "canary-reporter@example.org", "language": "en"}
     lookups = []
 
-    def lookup(recipient_id):
+    def lookup(recipient_id, changed_since=None):
         lookups.append(recipient_id)
         return contact
 
@@ -460,7 +461,7 @@ def test_a_reporter_without_address_is_asked_for_once_and_a_shredded_report_forg
         domain.remember_case_report(session, CASE_ID, REPORT_ID)
         domain.note_reporter_news(session, verification_event("e1", direction="to_reporter"), T0)
         (first,) = domain.plan_reporter_notices(session, T0, settings)
-    assert domain.deliver(first, transaction=transaction, lookup_recipient=lambda r: None, mailer=sender,
+    assert domain.deliver(first, transaction=transaction, lookup_recipient=lambda r, changed_since=None: None, mailer=sender,
                           settings=settings, clock=Clock()) == "failed"
     later = T0 + timedelta(days=2)
     with transaction() as session:
@@ -588,3 +589,102 @@ def test_a_reference_not_yet_learned_is_asked_once_and_kept(transaction, sender,
     assert domain.deliver(third, transaction=transaction, lookup_recipient=directory(), mailer=sender,
                           settings=settings, clock=Clock(), lookup_reference=away) == "sent"
     assert transport.sent[-1][1]["Subject"].startswith("[WBS] Kasus")  # sent without it, not held
+
+
+# --- the first attempt claimed with the record; remembered addresses ------------------------------
+
+
+def test_case_assigned_is_claimed_in_its_own_transaction_and_sent_once(transaction, sender, transport, settings):
+    event = case_assigned_event()
+    with transaction() as session:
+        session.add(ProcessedEvent(event_id=event["event_id"], consumer=""))
+        prepared = domain.claim_case_assigned(session, event, T0, settings)
+    assert prepared.claimed.attempt == 1
+    notification_id = prepared.claimed.notification_id
+    kwargs = dict(transaction=transaction, lookup_recipient=directory(), mailer=sender, settings=settings,
+                  clock=Clock())
+    assert domain.deliver(notification_id, **kwargs) is None  # claimed: no sweep sends it meanwhile
+    assert domain.attempt(prepared, **kwargs) == "sent"
+    assert len(transport.sent) == 1 and row(transaction, notification_id).attempts == 1
+
+
+def test_case_assigned_to_an_inspector_who_reads_a_daily_bundle_is_not_attempted(transaction, settings):
+    event = case_assigned_event()
+    with transaction() as session:
+        planning.set_preference(session, INSPECTOR_ID, "daily", None, T0)
+    with transaction() as session:
+        assert domain.claim_case_assigned(session, event, T0, settings) is None
+    with transaction() as session:
+        (held,) = session.scalars(select(Notification)).all()
+    assert held.held and held.attempts == 0
+
+
+def test_a_staff_change_is_noted_and_prepared_with_the_email(transaction, settings):
+    with transaction() as session:
+        domain.note_staff_changed(session, INSPECTOR_ID, T0)
+    with transaction() as session:
+        domain.note_staff_changed(session, INSPECTOR_ID, T0 + timedelta(minutes=1))  # the latest wins
+    event = case_assigned_event()
+    with transaction() as session:
+        prepared = domain.claim_case_assigned(session, event, T0, settings)
+    assert prepared.recipient_changed_at == T0 + timedelta(minutes=1)
+    with transaction() as session:
+        assert domain.staff_changed_at(session, "reporter:" + CASE_ID) is None
+
+
+def test_a_remembered_address_is_used_until_it_expires_or_its_owner_changed():
+    from notification.dependencies import RecipientCache
+
+    cache = RecipientCache(seconds=60)
+    answer = {"email": "a@example.go.id"}
+    assert cache.get("s-1", None) == (False, None)
+    cache.put("s-1", answer, T0)
+    assert cache.get("s-1", None) == (True, answer)
+    assert cache.get("s-1", T0 - timedelta(seconds=1)) == (True, answer)  # changed before it was asked
+    assert cache.get("s-1", T0) == (False, None)  # changed when (or after) it was asked: stale
+    assert cache.get("s-1", None) == (False, None)  # and forgotten
+    cache.put("s-1", None, T0)  # "unknown or disabled" is remembered too
+    assert cache.get("s-1", None) == (True, None)
+    cache.forget("s-1")
+    assert cache.get("s-1", None) == (False, None)
+    expired = RecipientCache(seconds=0.01)
+    expired.put("s-2", answer, T0)
+    time.sleep(0.02)
+    assert expired.get("s-2", None) == (False, None)
+    off = RecipientCache(seconds=0)
+    off.put("s-3", answer, T0)
+    assert off.get("s-3", None) == (False, None)
+
+
+def test_smtp_connections_are_kept_between_emails_and_dropped_once_the_server_closed_them():
+    from email.message import EmailMessage
+
+    from notification.mailer import SmtpTransport
+    from tests.fixtures import SmtpSink
+
+    def message(n):
+        m = EmailMessage()
+        m["From"], m["To"], m["Subject"] = "wbs@example.go.id", "inspektur@example.go.id", f"n{n}"
+        m.set_content("link")
+        return m
+
+    first = SmtpSink()
+    first.start()
+    transport = SmtpTransport(Settings(smtp_host=first.host, smtp_port=first.port))
+    try:
+        for n in range(3):
+            transport.send(message(n), f"k{n}")
+        first.wait_for(3)
+    finally:
+        first.stop()  # the server goes away: the kept connection is closed under the client
+    assert len(set(first.peers)) == 1  # one connection for three emails
+
+    second = SmtpSink(port=first.port)  # another server on the same port
+    second.start()
+    try:
+        transport.send(message(3), "k3")
+        (received,) = second.wait_for(1)
+        transport.close()
+    finally:
+        second.stop()
+    assert received["Subject"] == "n3"
