@@ -66,12 +66,12 @@ def open_case(session: Session, event: dict, *, now: dt.datetime | None = None,
 
     now = now or utcnow()
     calendar = calendar or deadlines.Calendar()
-    decision = routing.route(session, event["unit"], parties or ())
+    units = routing.load_units(session)  # once, for routing and for the register
+    decision = routing.route(session, event["unit"], parties or (), units=units)
     case = Case(
         case_id=case_id_for(event["report_id"]),
         report_id=event["report_id"],
-        reference=register.assign(session, routing.load_units(session), event["unit"],
-                                  decision.inspectorate, now),
+        reference=register.assign(session, units, event["unit"], decision.inspectorate, now),
         unit=event["unit"],
         category=event["category"],
         state=lifecycle.INITIAL,

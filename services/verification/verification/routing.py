@@ -268,10 +268,12 @@ def choose(
 
 
 def load_units(session: Session) -> dict[str, UnitNode]:
-    return {
-        u.code: UnitNode(u.code, u.parent_code, bool(u.inspectorate))
-        for u in session.scalars(select(Unit))
-    }
+    rows = list(session.scalars(select(Unit)))
+    # Held for the rest of the transaction: the session's identity map keeps objects only while
+    # something refers to them, and a later ``session.get(Unit, code)`` (a new case's deadlines)
+    # is then answered from it instead of by another query.
+    session.info["wbs_units_loaded"] = rows
+    return {u.code: UnitNode(u.code, u.parent_code, bool(u.inspectorate)) for u in rows}
 
 
 def load_candidates(session: Session) -> list[Candidate]:
@@ -313,10 +315,11 @@ def load_recused(session: Session, case_id: str | None) -> dict[str, str]:
 
 
 def route(session: Session, reported_unit: str, parties: Iterable[Party] = (), case_id: str | None = None,
-          exclude: Iterable[str] = ()) -> RoutingDecision:
-    """Decide who gets a case about ``reported_unit``, from the current database state."""
-    return choose(load_units(session), reported_unit, load_candidates(session), parties,
-                  load_declared(session), load_recused(session, case_id), exclude)
+          exclude: Iterable[str] = (), units: Mapping[str, UnitNode] | None = None) -> RoutingDecision:
+    """Decide who gets a case about ``reported_unit``, from the current database state
+    (``units``: the unit tree, when the caller has loaded it already)."""
+    return choose(units if units is not None else load_units(session), reported_unit, load_candidates(session),
+                  parties, load_declared(session), load_recused(session, case_id), exclude)
 
 
 def subtree(units: Mapping[str, UnitNode], root: str) -> set[str]:
