@@ -81,6 +81,16 @@ VAULT = FakeVault()
 EXPECTED = (Forbidden,)
 
 
+def _granted_content(report_id, grant, scope: str) -> bytes:
+    """A report's stored content for a ``scope`` read the grant allows (the read is noted)."""
+    VAULT.reads.append((scope, report_id, VAULT.check(grant, report_id, scope)))
+    content = VAULT.content.get(report_id, VAULT.default_content)
+    if content is None:
+        from wbs_contracts.errors import NotFound
+        raise NotFound("no such report")
+    return content
+
+
 def sealed_for(reader_key, context: str, data: bytes) -> dict:
     """What storage answers a read: ``data`` sealed to the reader's transit key."""
     assert reader_key is not None, "plaintext answer on the wire"
@@ -187,13 +197,13 @@ class FakeStorage:
 
     @rpc(expected_exceptions=EXPECTED)
     def read_report_content(self, report_id, grant, reader_key=None):
-        who = VAULT.check(grant, report_id, "content")
-        VAULT.reads.append(("content", report_id, who))
-        content = VAULT.content.get(report_id, VAULT.default_content)
-        if content is None:
-            from wbs_contracts.errors import NotFound
-            raise NotFound("no such report")
-        return sealed_for(reader_key, report_id, content)
+        return sealed_for(reader_key, report_id, _granted_content(report_id, grant, "content"))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def read_report_parties(self, report_id, grant, reader_key=None):
+        from wbs_contracts.report_content import parties_view
+        view = parties_view(_granted_content(report_id, grant, "parties"))
+        return sealed_for(reader_key, report_id, json.dumps(view).encode("utf-8"))
 
     @rpc(expected_exceptions=EXPECTED)
     def list_evidence(self, report_id, grant, reader_key=None):

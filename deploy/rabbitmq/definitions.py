@@ -176,7 +176,7 @@ RPC_CALLS = {
                            "abort_evidence", "store_report", "store_report_content", "store_message",
                            "read_messages", "discard_report"),
                "verification": ("list_units", "get_report_status")},
-    "verification": {"storage": ("open_transit", "store_message", "read_report_content",
+    "verification": {"storage": ("open_transit", "store_message", "read_report_content", "read_report_parties",
                                  "list_evidence", "read_evidence_chunk", "read_messages"),
                      # the console's email pages (signed with verification's command key)
                      "notification": ("staff_settings", "set_preference", "register_key", "remove_key",

@@ -80,3 +80,28 @@ def parties(content: dict | None) -> list[dict]:
     """The reported parties of a valid document, each with every key present (None if unset)."""
     return [{key: p.get(key) for key in ("name", "position", "unit", "nip")}
             for p in (content or {}).get("parties") or []]
+
+
+def parties_view(raw: bytes) -> dict:
+    """What a ``parties`` read shows of a stored document (storage's ``read_report_parties``,
+    for routing): ``{"format", "parties", "valid"}``, never the narrative or the reporter.
+
+    ``valid`` says whether the whole document matches this format; when it does not, ``problem``
+    names the first failing path and rule (never a value). Such a document (damaged, or older
+    than the format) still gives every party-like entry it lists, because routing with fewer
+    exclusions is the worse mistake; the reader notes the case instead."""
+    try:
+        document = json.loads(raw)
+    except (TypeError, ValueError):
+        document = None
+    if not isinstance(document, dict):
+        return {"format": FORMAT, "parties": [], "valid": False, "problem": f"{FORMAT}: not a JSON object"}
+    view = {"format": FORMAT, "valid": True}
+    try:
+        validate_report_content(document)
+    except InvalidReportContent as exc:
+        view.update(valid=False, problem=str(exc))
+    listed = document.get("parties") if isinstance(document.get("parties"), list) else []
+    view["parties"] = [{key: p.get(key) for key in ("name", "position", "unit", "nip") if key in p}
+                       for p in listed if isinstance(p, dict)]
+    return view

@@ -10,7 +10,8 @@ A stolen grant expires in minutes and opens one report only; storage cannot mint
 Token: ``base64url(claims JSON) "." base64url(signature)``. Claims:
 
 * ``v`` 1; ``sub`` the reader (a staff id, or ``"reporter"`` for a reporter signed in with a receipt);
-* ``case_id``, ``report_id``; ``scope``: a list of ``content``, ``evidence``, ``messages``;
+* ``case_id``, ``report_id``; ``scope``: a list of ``content``, ``parties`` (only the people a
+  report names, what routing needs), ``evidence``, ``messages``;
 * ``message_ids`` (optional): the messages this reader may open (a reporter never sees internal notes);
 * ``exp`` (Unix seconds) and ``jti`` (random, for the read log).
 
@@ -39,7 +40,7 @@ from wbs_plumbing.config import ConfigError, is_production, secret_file
 
 audit = logging.getLogger("wbs.audit.commands")
 
-SCOPES = ("content", "evidence", "messages")
+SCOPES = ("content", "parties", "evidence", "messages")
 DEFAULT_TTL_SECONDS = 300
 KEY_FILE_NAME = "grant-signing.key"
 _RAW_PUBLIC = dict(encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw)

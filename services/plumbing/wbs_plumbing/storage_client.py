@@ -136,6 +136,10 @@ class StorageClient:
     def read_report_content(self, report_id: str, grant: str) -> bytes:
         return self._read("read_report_content", report_id, report_id, grant)[1]
 
+    def read_report_parties(self, report_id: str, grant: str) -> dict:
+        """``{"format", "parties", "valid"}``: only the people the report names."""
+        return json.loads(self._read("read_report_parties", report_id, report_id, grant)[1])
+
     def list_evidence(self, report_id: str, grant: str) -> list[dict]:
         return json.loads(self._read("list_evidence", report_id, report_id, grant)[1])
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from wbs_contracts import report_content
 from wbs_contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from wbs_plumbing.grants import GrantError
 from wbs_plumbing.outbox import add_event, utcnow
@@ -51,6 +52,7 @@ from storage.uploads import (Upload, Uploads, abort_all_uploads, abort_locked,  
 log = logging.getLogger(__name__)
 
 CONTENT_OBJECT_ID = "content"
+PARTIES_OBJECT_ID = "parties"  # a read of the content that showed only its parties
 EVIDENCE_LIST_OBJECT_ID = "evidence-list"
 MAX_NAME_LENGTH = 1024
 MAX_READER_ID_LENGTH = 100
@@ -402,13 +404,36 @@ def read_report_content(transaction, keyring, store, grants, report_id, grant, r
     report_id = check_uuid(report_id, "report_id")
     _check_reader_key(reader_key, transit)
     who = authorise(grants, grant, report_id, "content")
+    return _answer(reader_key, report_id, _decrypted_content(transaction, keyring, store, report_id, who,
+                                                             CONTENT_OBJECT_ID))
+
+
+def read_report_parties(transaction, keyring, store, grants, report_id, grant, reader_key=None,
+                        transit=None):
+    """Only the people a report names, for the holder of ``grant`` (scope ``parties``): routing
+    needs them before a case opens, and nothing else of the report. The read is recorded first
+    (object ``parties``).
+
+    Returns ``wbs_contracts.report_content.parties_view``'s JSON (bytes), or sealed to
+    ``reader_key`` as ``read_report_content`` does.
+    """
+    report_id = check_uuid(report_id, "report_id")
+    _check_reader_key(reader_key, transit)
+    who = authorise(grants, grant, report_id, "parties")
+    content = _decrypted_content(transaction, keyring, store, report_id, who, PARTIES_OBJECT_ID)
+    return _answer(reader_key, report_id, json.dumps(report_content.parties_view(content)).encode("utf-8"))
+
+
+def _decrypted_content(transaction, keyring, store, report_id: str, who: Reader, recorded_as: str) -> bytes:
+    """The report's content in plaintext (SHA-256 checked), its read recorded as ``recorded_as``
+    in the same transaction that unwraps the key."""
     with transaction() as session:
         row = session.get(ReportContent, report_id)
         if row is None:
             raise NotFound("no content stored for this report")
         data_key = load_data_key(session, keyring, report_id)
         object_key, header, digest = row.object_key, row.header, row.sha256
-        _record_read(session, report_id, CONTENT_OBJECT_ID, who)
+        _record_read(session, report_id, recorded_as, who)
     with integrity_logged(report_id, CONTENT_OBJECT_ID):
         dec = crypto.SegmentDecryptor(data_key, report_id, CONTENT_OBJECT_ID,
                                       expected_header=header)
@@ -417,7 +442,7 @@ def read_report_content(transaction, keyring, store, grants, report_id, grant, r
         content = b"".join(out)
         if digest is not None and hashlib.sha256(content).hexdigest() != digest:
             raise crypto.IntegrityError("content does not match its recorded SHA-256")
-    return _answer(reader_key, report_id, content)
+    return content
 
 
 # ---------------------------------------------------------------------------------------------

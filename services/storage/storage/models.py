@@ -93,7 +93,7 @@ class ContentRead(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     report_id: Mapped[str] = mapped_column(String(36), index=True)
-    object_id: Mapped[str] = mapped_column(String(64))  # evidence id, "content" or "evidence-list"
+    object_id: Mapped[str] = mapped_column(String(64))  # evidence id, "content", "parties" or "evidence-list"
     chunk_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     staff_id: Mapped[str] = mapped_column(String(100), index=True)  # the grant's sub
     case_id: Mapped[str] = mapped_column(String(100))

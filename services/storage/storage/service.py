@@ -192,6 +192,20 @@ class StorageService:
                                           transit=self.transit)
 
     @rpc(expected_exceptions=EXPECTED)
+    def read_report_parties(self, report_id, grant, reader_key=None):
+        """Only the people a report names (for routing), for the holder of ``grant`` (scope
+        ``parties``); logged as a ``parties`` read.
+
+        Input: ``report_id``, ``grant``, ``reader_key``. Returns JSON bytes ``{"format",
+        "parties": [{name, position?, unit?, nip?}], "valid"}`` (``valid``: the whole document
+        matches ``wbs.report-content/1``), or sealed to ``reader_key``. Events: none. Errors: as
+        ``read_report_content``.
+        """
+        return domain.read_report_parties(self.db.transaction, self.keyring, self.store,
+                                          self.grants, report_id, grant, reader_key=reader_key,
+                                          transit=self.transit)
+
+    @rpc(expected_exceptions=EXPECTED)
     def read_reporter_contact(self, report_id, command=None):
         """The reporter's notice address and language, nothing else; logged (``storage.contact``).
 

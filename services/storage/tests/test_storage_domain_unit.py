@@ -119,6 +119,34 @@ def test_content_errors(tx, keyring, store):
     assert count(tx, ContentRead) == 0  # a refused read is not a read
 
 
+def test_a_parties_read_shows_the_named_people_and_nothing_else_of_the_report(tx, keyring, store):
+    """Routing's grant (scope ``parties``) reads who the report names, never the narrative or
+    the reporter; it opens nothing else, and a content grant does not open it."""
+    report_id = rid()
+    document = {"format": "wbs.report-content/1", "title": "TITLE-CANARY", "description": "NARRATIVE-CANARY",
+                "language": "id", "good_faith": True, "reporter": {"relationship": "public", "involved": False},
+                "parties": [{"name": "Pejabat X", "position": "PPK", "nip": "198001012005011001"}]}
+    domain.store_report_content(tx, keyring, store, report_id, json.dumps(document).encode())
+    parties = G.grant(report_id, scope=["parties"])
+    raw = domain.read_report_parties(tx, keyring, store, G.verifier, report_id, parties)
+    assert json.loads(raw) == {"format": "wbs.report-content/1", "valid": True, "parties": [
+        {"name": "Pejabat X", "position": "PPK", "nip": "198001012005011001"}]}
+    assert b"CANARY" not in raw and b"public" not in raw
+    with tx() as s:
+        assert s.scalar(select(ContentRead.object_id)) == "parties"
+    with pytest.raises(Forbidden):
+        domain.read_report_content(tx, keyring, store, G.verifier, report_id, parties)
+    with pytest.raises(Forbidden):
+        domain.read_report_parties(tx, keyring, store, G.verifier, report_id, G.grant(report_id, scope=["content"]))
+    with pytest.raises(Forbidden):
+        domain.list_evidence(tx, keyring, G.verifier, report_id, parties)
+    damaged = rid()
+    domain.store_report_content(tx, keyring, store, damaged, b'{"parties": [{"name": "Dr. Ani"}, "x"]}')
+    view = json.loads(domain.read_report_parties(tx, keyring, store, G.verifier, damaged,
+                                                 G.grant(damaged, scope=["parties"])))
+    assert view["valid"] is False and view["parties"] == [{"name": "Dr. Ani"}] and "Ani" not in view["problem"]
+
+
 def test_tampered_content_fails_closed(tx, keyring, store):
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, b"secret narrative")

@@ -252,8 +252,9 @@ def test_inspector_signs_in_lists_reads_transitions_and_downloads(verification, 
     assert case["assignee"]["username"] == "inspektur"
     assert "RAHASIA-PELAPOR" not in detail.text
     assert ("content", event["report_id"], {"sub": demo["inspector"]["staff_id"], "case_id": case_id}) in VAULT.reads
-    # routing read the parties with its own grant before the case opened
-    assert ("content", event["report_id"], {"sub": "verification", "case_id": case_id}) in VAULT.reads
+    # routing read the parties, and only them, with its own grant before the case opened
+    routing_reads = [(scope, report) for scope, report, who in VAULT.reads if who["sub"] == "verification"]
+    assert routing_reads == [("parties", event["report_id"])]
 
     moved = requests.post(f"{base}/api/v1/cases/{case_id}/transitions", headers=auth, timeout=10,
                           json={"to": "verification"})

@@ -142,26 +142,18 @@ PARTIES_UNAVAILABLE = "parties_unavailable"
 CONTENT_INVALID = "report_content_invalid"
 
 
-def report_parties(content) -> tuple[list[routing.Party], str | None]:
-    """(the people a report names, a note for the case or None), read through the contract.
-
-    The document is checked against ``wbs.report-content/1`` before it is read. One that fails
-    (damaged, or older than the contract) is still searched for named people, because routing
-    with fewer exclusions is the worse mistake, and the case is noted for the supervisors. The
-    log line names the failing path and rule, never a value.
-    """
-    report = views.parse_report(content)
-    try:
-        report_content.validate_report_content(report)
-        return routing.parties_from_report(report), None
-    except report_content.InvalidReportContent as exc:
-        log.warning("routing: %s", exc)
-        listed = report.get("parties") if isinstance(report.get("parties"), list) else []
-        return routing.parties_from_report({"parties": [p for p in listed if isinstance(p, dict)]}), CONTENT_INVALID
-
-
-def _parties(vault, report_id: str, reader: Reader) -> list[routing.Party]:
-    return report_parties(_vault_call(vault.read_report_content, report_id, reader))[0]
+def named_parties(vault, report_id: str, reader: Reader) -> tuple[list[routing.Party], str | None]:
+    """(the people a report names, a note for the case or None), read with a grant for the
+    parties alone (storage's ``read_report_parties``): routing sees no narrative. A document
+    that does not match ``wbs.report-content/1`` still gives every party it lists, because
+    routing with fewer exclusions is the worse mistake, and the case is noted for the
+    supervisors."""
+    view = _vault_call(vault.read_report_parties, report_id, reader)
+    parties = routing.parties_from_report({"parties": view.get("parties") or []})
+    if not view.get("valid"):
+        log.warning("routing: %s", view.get("problem") or f"report content does not match {report_content.FORMAT}")
+        return parties, CONTENT_INVALID
+    return parties, None
 
 
 def routing_parties(vault, report_id: str) -> tuple[list[routing.Party], str | None]:
@@ -172,7 +164,7 @@ def routing_parties(vault, report_id: str) -> tuple[list[routing.Party], str | N
     to a named person."""
     reader = Reader(ROUTING_READER, cases.case_id_for(report_id))
     try:
-        return report_parties(_vault_call(vault.read_report_content, report_id, reader))
+        return named_parties(vault, report_id, reader)
     except NotFound:
         return [], PARTIES_UNAVAILABLE
 
@@ -326,7 +318,7 @@ def _parties_of_case(db, vault, token, case_id) -> list[routing.Party]:
             return []
         cases.audit_read(session, staff, case.case_id, audit.CONTENT_READ)
         report_id, reader = case.report_id, Reader(staff.id, case.case_id)
-    return _parties(vault, report_id, reader)
+    return named_parties(vault, report_id, reader)[0]
 
 
 def recuse(db, vault, token: str | None, case_id: str, reason: str | None) -> dict:

@@ -66,6 +66,10 @@ class GrantedReads:
     def read_report_content(self, report_id: str, reader: Reader) -> bytes:
         return self._client.read_report_content(report_id, self._grant(reader, report_id, ["content"]))
 
+    def read_report_parties(self, report_id: str, reader: Reader) -> dict:
+        """Only the people the report names (a ``parties`` grant: routing needs no more)."""
+        return self._client.read_report_parties(report_id, self._grant(reader, report_id, ["parties"]))
+
     def list_evidence(self, report_id: str, reader: Reader) -> list[dict]:
         return self._client.list_evidence(report_id, self._grant(reader, report_id, ["evidence"]))
 
