@@ -30,7 +30,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
-import select
 import tempfile
 import time
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from nameko.extensions import DependencyProvider
 
 from wbs_plumbing.config import service_settings
+from wbs_plumbing.sockets import spoken_unasked
 
 from notification import pgp
 from notification.settings import Settings
@@ -282,13 +282,7 @@ class SmtpTransport:
 def _spoken_unasked(client) -> bool:
     """A kept connection with something to read: the server closed it or said goodbye."""
     sock = getattr(client, "sock", None)
-    if sock is None:
-        return True
-    try:
-        readable, _w, _x = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
+    return sock is None or spoken_unasked(sock)
 
 
 def _close(client, polite: bool = False) -> None:

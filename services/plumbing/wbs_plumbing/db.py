@@ -17,7 +17,6 @@ lock inside C code, where a blocked greenthread would block the whole process.
 import json
 import logging
 import os
-import select
 import sys
 import time
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from wbs_plumbing.config import database_url, flag
 from wbs_plumbing.metrics import count_publish, count_sql
 from wbs_plumbing.migrations import migrate, wait_for_head
 from wbs_plumbing.clock import utcnow
+from wbs_plumbing.sockets import spoken_unasked
 from wbs_plumbing.outbox import OUTBOX_ROWS, message_properties, pending_batch
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,7 @@ def _drop_if_server_hung_up(dbapi_connection, _record, _proxy):
     """
     if dbapi_connection.closed:
         raise DisconnectionError("connection closed")
-    try:
-        readable, _w, _x = select.select([dbapi_connection.fileno()], [], [], 0)
-    except (OSError, ValueError) as exc:
-        raise DisconnectionError(str(exc)) from exc
-    if readable:
+    if spoken_unasked(dbapi_connection.fileno()):
         raise DisconnectionError("the server hung up on this pooled connection")
 
 
