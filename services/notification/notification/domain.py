@@ -48,7 +48,7 @@ from typing import Callable, ContextManager, List, Optional
 from sqlalchemy import delete, or_, select, update
 
 from wbs_plumbing.clock import as_utc, utcnow
-from wbs_plumbing.db import insert_unless_present
+from wbs_plumbing.db import dialect_insert, insert_unless_present
 from wbs_plumbing.outbox import add_event
 
 from notification import overrides
@@ -115,10 +115,11 @@ def record_notification(session, *, event_id: str, recipient_id: str, kind: str,
 
 
 def _new_notification(session, event_id: str, recipient_id: str, kind: str, case_id: str, now: datetime,
-                      claim_seconds: Optional[float] = None) -> Notification:
+                      claim_seconds: Optional[float] = None, daily: Optional[bool] = None) -> Notification:
     """The new pending row; with ``claim_seconds``, claimed at once for its first attempt (as
-    ``claim`` would, without another transaction), unless it is held for the daily bundle."""
-    held = kind in CASE_KINDS and wants_daily(session, recipient_id)
+    ``claim`` would, without another transaction), unless it is held for the daily bundle.
+    ``daily``: whether the recipient chose daily delivery, when the caller read it already."""
+    held = kind in CASE_KINDS and (wants_daily(session, recipient_id) if daily is None else daily)
     claimed = claim_seconds is not None and not held
     row = Notification(
         notification_id=str(uuid.uuid4()),
@@ -150,13 +151,34 @@ def note_staff_changed(session, staff_id: str, now: datetime) -> None:
     session.merge(StaffChange(staff_id=str(staff_id), changed_at=now))
 
 
-def staff_changed_at(session, recipient_id: str) -> Optional[datetime]:
-    """When this service last learned of a change of that staff member; None if never (or a
-    reporter: their address is never remembered)."""
-    if recipient_id.startswith(REPORTER_PREFIX):
-        return None
-    row = session.get(StaffChange, recipient_id)
-    return as_utc(row.changed_at) if row is not None else None
+@dataclass(frozen=True)
+class StaffFacts:
+    """What this service keeps about one staff member, read in one statement: daily delivery
+    chosen, their OpenPGP key (armored, expiry) if any, and when they last changed."""
+    daily: bool = False
+    key: Optional[str] = None
+    key_expires_at: Optional[datetime] = None
+    changed_at: Optional[datetime] = None
+
+
+def staff_facts(session, staff_id: str) -> StaffFacts:
+    """``StaffFacts`` of a staff member in one query (a reporter has none)."""
+    if staff_id.startswith(REPORTER_PREFIX):
+        return StaffFacts()
+    daily, key, expires, changed = session.execute(select(
+        select(StaffPreference.delivery).where(StaffPreference.staff_id == staff_id).scalar_subquery(),
+        select(StaffKey.armored).where(StaffKey.staff_id == staff_id).scalar_subquery(),
+        select(StaffKey.expires_at).where(StaffKey.staff_id == staff_id).scalar_subquery(),
+        select(StaffChange.changed_at).where(StaffChange.staff_id == staff_id).scalar_subquery(),
+    )).one()
+    return StaffFacts(daily == "daily", key, as_utc(expires), as_utc(changed))
+
+
+def remember_case(session, case_opened: dict) -> None:
+    """``case_opened`` -> which report the case is about, for the reporter's notices (ids only),
+    and its register reference, for the subject of staff emails (never a reporter's)."""
+    remember_case_report(session, case_opened["case_id"], case_opened["report_id"])
+    remember_case_reference(session, case_opened["case_id"], case_opened.get("reference"))
 
 
 def remember_case_reference(session, case_id: str, reference: Optional[str]) -> None:
@@ -168,13 +190,14 @@ def remember_case_reference(session, case_id: str, reference: Optional[str]) -> 
 
 
 def remember_assignment(session, *, case_id: str, inspector_id: str, assigned_at: datetime) -> None:
-    current = session.get(CaseAssignee, case_id)
-    if current is None:
-        session.add(CaseAssignee(case_id=case_id, inspector_id=inspector_id, assigned_at=assigned_at))
-    elif as_utc(current.assigned_at) <= assigned_at:
-        current.inspector_id = inspector_id
-        current.assigned_at = assigned_at
-    session.flush()
+    """Keep the case's latest assignee: one ``INSERT ... ON CONFLICT DO UPDATE`` that leaves a
+    newer assignment in place when an older one is delivered late."""
+    insert = dialect_insert(session)
+    statement = insert(CaseAssignee).values(case_id=case_id, inspector_id=inspector_id, assigned_at=assigned_at)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[CaseAssignee.case_id],
+        set_={"inspector_id": statement.excluded.inspector_id, "assigned_at": statement.excluded.assigned_at},
+        where=CaseAssignee.assigned_at <= statement.excluded.assigned_at))
 
 
 def record_case_assigned(session, event: dict, now: datetime) -> str:
@@ -194,12 +217,13 @@ def claim_case_assigned(session, event: dict, now: datetime, settings: Settings)
     Only inside ``handle_once``: that is what makes it once per event (a second call for the
     same event would break the ``UNIQUE(event_id, recipient_id)`` constraint)."""
     _learn_assignment(session, event, now)
+    facts = staff_facts(session, event["inspector_id"])
     row = _new_notification(session, event["event_id"], event["inspector_id"], KIND_CASE_ASSIGNED,
-                            event["case_id"], now, claim_seconds=settings.claim_seconds)
+                            event["case_id"], now, claim_seconds=settings.claim_seconds, daily=facts.daily)
     if row.attempts != 1:
         return None  # held for the daily bundle
     prepared = prepare(session, Claim(row.notification_id, row.recipient_id, row.kind, row.case_id, 1),
-                       settings, lambda: now, reference=event.get("reference"))
+                       settings, lambda: now, reference=event.get("reference"), facts=facts)
     return prepared if isinstance(prepared, Prepared) else None
 
 
@@ -439,16 +463,17 @@ class Prepared:
 
 
 def prepare(session, claimed: Claim, settings: Settings, clock: Callable[[], datetime] = utcnow,
-            reference: Optional[str] = None):
+            reference: Optional[str] = None, facts: Optional[StaffFacts] = None):
     """What sending ``claimed`` needs, read in the transaction that claimed it: a ``Prepared``,
     or the row's new status when it is held for an expired OpenPGP key. ``reference``: the
-    case's register reference when the caller already knows it (else it is read here)."""
+    case's register reference, and ``facts`` the recipient's, when the caller already knows
+    them (else they are read here)."""
     # The administrator's current templates, read now: an edit changes the next email.
     templates = overrides.current(session, claimed.kind)
-    key = session.get(StaffKey, claimed.recipient_id)
-    public_key = key.armored if key is not None else None
-    if key is not None and claimed.kind not in KEY_KINDS and key.expires_at is not None \
-            and as_utc(key.expires_at) <= clock():
+    facts = facts if facts is not None else staff_facts(session, claimed.recipient_id)
+    public_key = facts.key
+    if public_key is not None and claimed.kind not in KEY_KINDS and facts.key_expires_at is not None \
+            and facts.key_expires_at <= clock():
         return hold_for_key(session, claimed)  # never in clear in the key's place
     counts = session.get(DigestCounts, claimed.notification_id) if claimed.kind not in CASE_KINDS else None
     units = json.loads(counts.units) if counts is not None else None
@@ -456,8 +481,7 @@ def prepare(session, claimed: Claim, settings: Settings, clock: Callable[[], dat
         known = session.get(CaseReference, claimed.case_id)
         reference = known.reference if known is not None else None
     return Prepared(claimed, templates, public_key, units, reference if claimed.kind in CASE_KINDS else None,
-                    mail_variables(session, claimed, units, settings),
-                    staff_changed_at(session, claimed.recipient_id))
+                    mail_variables(session, claimed, units, settings), facts.changed_at)
 
 
 def deliver(notification_id: str, *, transaction: Callable[[], ContextManager], lookup_recipient,

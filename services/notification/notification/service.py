@@ -78,16 +78,19 @@ class NotificationService:
         Emits: ``notification_sent`` per email. Errors: verification unreachable -> retried,
         then dead-lettered; otherwise as ``handle_case_assigned``.
         """
-        # A case routing assigned needs nobody asked (its case_assigned tells the inspector);
-        # only an unassigned one, or an event from before ``assigned`` existed, needs contacts.
-        contacts = None if event.get("assigned") is True else self.directory.case_contacts(event["case_id"])
+        if event.get("assigned") is True:
+            # Nobody to ask or tell (its case_assigned tells the inspector): only what the event
+            # teaches is kept, by inserts that do nothing the second time, so no processed-event
+            # row is needed either.
+            with self.db.transaction() as session:
+                domain.remember_case(session, event)
+            return
+        # Unassigned (or from before ``assigned`` existed): who reaches it comes from verification.
+        contacts = self.directory.case_contacts(event["case_id"])
         with self.db.handle_once(event["event_id"], ProcessedEvent) as session:
             if session is None:
                 return
-            # Which report the case is about, for the reporter's notices (ids only), and its
-            # register reference, for the subject of staff emails (never a reporter's).
-            domain.remember_case_report(session, event["case_id"], event["report_id"])
-            domain.remember_case_reference(session, event["case_id"], event.get("reference"))
+            domain.remember_case(session, event)
             ids = domain.record_routing_failed(session, event, domain.utcnow(), contacts)
         for notification_id in ids:
             self._deliver(notification_id)

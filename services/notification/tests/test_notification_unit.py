@@ -629,7 +629,8 @@ def test_a_staff_change_is_noted_and_prepared_with_the_email(transaction, settin
         prepared = domain.claim_case_assigned(session, event, T0, settings)
     assert prepared.recipient_changed_at == T0 + timedelta(minutes=1)
     with transaction() as session:
-        assert domain.staff_changed_at(session, "reporter:" + CASE_ID) is None
+        assert domain.staff_facts(session, "reporter:" + CASE_ID) == domain.StaffFacts()
+        assert domain.staff_facts(session, INSPECTOR_ID).changed_at == T0 + timedelta(minutes=1)
 
 
 def test_a_remembered_address_is_used_until_it_expires_or_its_owner_changed():

@@ -160,12 +160,17 @@ class DatabaseSession:
             yield session
 
 
+def dialect_insert(session):
+    """The ``insert`` construct with ``ON CONFLICT`` of the session's database (PostgreSQL, or
+    SQLite in development): one statement where a read, a savepoint and a write would cost four
+    round trips."""
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 def insert_unless_present(session, model, **values) -> bool:
-    """``INSERT ... ON CONFLICT DO NOTHING``: one statement that adds a row unless one with the
-    same key exists (PostgreSQL, or SQLite in development). Returns whether it added it. Used
-    where a read, then a savepoint and an insert would cost four round trips."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    return session.execute(insert(model).values(**values).on_conflict_do_nothing()).rowcount == 1
+    """``INSERT ... ON CONFLICT DO NOTHING``: adds a row unless one with the same key exists.
+    Returns whether it added it."""
+    return session.execute(dialect_insert(session)(model).values(**values).on_conflict_do_nothing()).rowcount == 1
 
 
 #: Most events the relay takes in one transaction.
