@@ -72,7 +72,7 @@ def make_engine(url: str, autocommit: bool = False):
     engine = create_engine(url, pool_size=1 if autocommit else 10, max_overflow=1 if autocommit else 10,
                            pool_recycle=POOL_RECYCLE_SECONDS, connect_args=TCP_KEEPALIVES, **options)
     event.listen(engine, "checkout", _drop_if_server_hung_up)
-    count_sql(engine)
+    count_sql(engine, transactions=not autocommit)
     return engine
 
 
