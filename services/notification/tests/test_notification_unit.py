@@ -689,3 +689,21 @@ def test_smtp_connections_are_kept_between_emails_and_dropped_once_the_server_cl
     finally:
         second.stop()
     assert received["Subject"] == "n3"
+
+
+def test_a_case_assigned_email_claimed_by_a_process_that_died_is_sent_by_the_sweep(transaction, sender, transport,
+                                                                                    settings):
+    """Recorded and claimed in the handler's transaction, then the process dies before its
+    attempt: the claim runs out and the retry sweep sends the email, once."""
+    event = case_assigned_event()
+    with transaction() as session:
+        session.add(ProcessedEvent(event_id=event["event_id"], consumer=""))
+        domain.claim_case_assigned(session, event, T0, settings)  # ... and the process dies here
+    clock = Clock()
+    kwargs = dict(transaction=transaction, lookup_recipient=directory(), mailer=sender, settings=settings,
+                  clock=clock)
+    assert domain.sweep(**kwargs) == 0  # still claimed by the dead process
+    clock.advance(settings.claim_seconds)
+    assert domain.sweep(**kwargs) == 1
+    assert domain.sweep(**kwargs) == 0
+    assert len(transport.sent) == 1
