@@ -13,14 +13,17 @@ import uuid
 from email import message_from_bytes, policy
 from urllib.parse import quote
 
+import eventlet.patcher
 import pytest
 import requests
 import sqlalchemy
+from eventlet import tpool
 
 RABBIT_HOST = os.environ.get("WBS_TEST_RABBIT_HOST", "127.0.0.1")
 RABBIT_PORT = int(os.environ.get("WBS_TEST_RABBIT_PORT", "5672"))
 PG_ADMIN_URL = os.environ.get("WBS_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 RUN_ID = uuid.uuid4().hex[:8]
+_subprocess = eventlet.patcher.original("subprocess")  # see _run_cli
 
 
 def free_port() -> int:
@@ -39,21 +42,27 @@ def rabbitmqctl(*args: str, attempts: int = 4) -> str:
     what the CLI printed."""
     exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
     for attempt in range(1, attempts + 1):
-        process = subprocess.Popen([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, start_new_session=True)
-        try:
-            out, err = process.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            out, err = process.communicate()
-            process.returncode = 75
-            err = f"timed out after 120 s\n{err}"
-        if process.returncode == 0:
+        returncode, out, err = tpool.execute(_run_cli, [exe, *args])
+        if returncode == 0:
             return out
-        if process.returncode not in (69, 75) or attempt == attempts:
-            raise subprocess.CalledProcessError(process.returncode, [exe, *args], out,
-                                                f"{err[-3000:]}")
+        if returncode not in (69, 75) or attempt == attempts:
+            raise subprocess.CalledProcessError(returncode, [exe, *args], out, f"{err[-3000:]}")
         time.sleep(3 * attempt)
+
+
+def _run_cli(argv: list) -> tuple:
+    """(exit status, stdout, stderr) of a command run in a native thread with the unpatched
+    ``subprocess``: its pipes never go through eventlet's hub, so a descriptor number that a
+    greenthread of some earlier container left a listener on cannot trip the call."""
+    process = _subprocess.Popen(argv, stdout=_subprocess.PIPE, stderr=_subprocess.PIPE, text=True,
+                                start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=120)
+    except _subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        out, err = process.communicate()
+        return 75, out, f"timed out after 120 s\n{err}"
+    return process.returncode, out, err
 
 
 @pytest.fixture(scope="session")
