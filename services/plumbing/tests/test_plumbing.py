@@ -271,43 +271,6 @@ def test_outbox_keeps_events_through_a_broker_outage(rabbit_uri, pg_url):
     database.engine.dispose()
 
 
-def test_a_committed_event_goes_out_from_its_own_process_without_waiting_for_a_poll(
-        container_factory, service_config):
-    """The transaction hands its events to the relay: published at once and marked sent with
-    one statement, although this relay polls the table only once an hour."""
-    for container, broker in _demo(container_factory, service_config, OUTBOX_POLL_SECONDS=3600):
-        out = broker.listen("verification.events", "case_status_changed")
-        time.sleep(1)  # the relay's first poll, at its start, is over: the next is in an hour
-        event = report_event()
-        broker.publish("intake.events", "report_submitted", json.dumps(event).encode())
-        (properties, body), = broker.get_all(out, 1)
-        assert json.loads(body)["case_id"] == event["report_id"]
-        from sqlalchemy import create_engine
-        engine = create_engine(container.config["DATABASE_URL"])
-        with engine.connect() as connection:
-            rows = connection.execute(select(OutboxMessage.published_at, OutboxMessage.attempts)).all()
-        engine.dispose()
-        assert len(rows) == 1 and rows[0].published_at is not None and rows[0].attempts == 1
-
-
-def test_the_poll_leaves_a_just_committed_event_to_the_process_that_committed_it(rabbit_uri, pg_url):
-    """An unsent row younger than the hand-over time is not taken by a poll (its own process
-    publishes it); once older, any relay's poll publishes it (its process died)."""
-    from datetime import timedelta
-
-    from wbs_plumbing.clock import utcnow
-
-    database = relay_database(rabbit_uri, pg_url)
-    with database.get_dependency(None).transaction() as session:
-        add_event(session, OutboxMessage, "case_status_changed",
-                  {"case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
-    assert database.relay_once(staged_before=utcnow() - timedelta(seconds=2)) == 0
-    assert database.relay_once(staged_before=utcnow() + timedelta(seconds=1)) == 1
-    assert database.relay_once() == 0
-    database.publisher.close()
-    database.engine.dispose()
-
-
 def test_an_event_nobody_subscribes_to_is_confirmed_and_marked_sent_without_a_reconnect(rabbit_uri, pg_url, caplog):
     """RabbitMQ returns an unroutable event (mandatory) before confirming it: the relay hears the
     return, marks the event sent, says so once per event type, and keeps its one connection."""

@@ -1,13 +1,8 @@
 """The `Database` DependencyProvider: one service's own database, and its outbox relay.
 
 Why the relay lives here: the outbox is a table of this database, and draining it is the only
-thing that reads it. A transaction that staged events hands its committed rows to this process's
-relay, which publishes them at once and marks them sent with one statement: no transaction and
-no read of the table per event. Rows younger than ``HANDED_OVER_SECONDS`` belong to the process
-that committed them; the relay also polls for older unsent rows (left by a process that died
-after its commit, or by a broker outage) and publishes those, locking them so two replicas do
-not both take one. Delivery stays at least once: a process killed between the publish and the
-mark publishes again after a restart, and consumers deduplicate on ``event_id``.
+thing that reads it. After a transaction that staged events commits, the relay is woken at once
+(low latency); it also polls, so rows left behind by a crash or a broker outage go out later.
 
 Driver notes (docs/architecture.md §4.5): psycopg2 is made eventlet-friendly with psycogreen, so a slow
 query yields to the hub instead of starving AMQP heartbeats. SQLite (the embedded default) gets a
@@ -18,16 +13,14 @@ import json
 import logging
 import os
 import sys
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import eventlet
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError
@@ -36,9 +29,8 @@ from sqlalchemy.orm import Session
 from wbs_plumbing.config import database_url, flag
 from wbs_plumbing.metrics import count_publish, count_sql
 from wbs_plumbing.migrations import migrate, wait_for_head
-from wbs_plumbing.clock import utcnow
 from wbs_plumbing.sockets import spoken_unasked
-from wbs_plumbing.outbox import OUTBOX_ROWS, message_properties, pending_batch
+from wbs_plumbing.outbox import OUTBOX_FLAG, message_properties, pending_batch
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +42,7 @@ def green_postgres() -> None:
         psycogreen.eventlet.patch_psycopg()
 
 
-def make_engine(url: str, autocommit: bool = False):
-    """The service's engine; ``autocommit`` (PostgreSQL): one whose connections stay in
-    autocommit mode, for the relay's single-statement marks: no BEGIN and COMMIT round trips,
-    and no isolation level to reset on a pooled connection afterwards."""
-    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+def make_engine(url: str):
     if url.startswith("sqlite"):
         engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
                                connect_args={"check_same_thread": False, "timeout": 30})
@@ -69,10 +57,10 @@ def make_engine(url: str, autocommit: bool = False):
         count_sql(engine)
         return engine
     green_postgres()
-    engine = create_engine(url, pool_size=1 if autocommit else 10, max_overflow=1 if autocommit else 10,
-                           pool_recycle=POOL_RECYCLE_SECONDS, connect_args=TCP_KEEPALIVES, **options)
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_recycle=POOL_RECYCLE_SECONDS,
+                           connect_args=TCP_KEEPALIVES)
     event.listen(engine, "checkout", _drop_if_server_hung_up)
-    count_sql(engine, transactions=not autocommit)
+    count_sql(engine)
     return engine
 
 
@@ -134,13 +122,12 @@ class DatabaseSession:
 
     @contextmanager
     def transaction(self):
-        """Yield a Session (see `session_scope`); after a commit that staged events, hand them
-        to the relay."""
+        """Yield a Session (see `session_scope`); after a commit that staged events, wake the relay."""
         with session_scope(self.engine) as session:
             yield session
-            staged = session.info.pop(OUTBOX_ROWS, None)
-        if staged:
-            self._provider.hand_over(staged)
+            staged_events = session.info.pop(OUTBOX_FLAG, False)
+        if staged_events:
+            self._provider.wake_relay()
 
     @contextmanager
     def handle_once(self, event_id: str, processed_model, consumer: str = ""):
@@ -175,8 +162,6 @@ def insert_unless_present(session, model, **values) -> bool:
 
 #: Most events the relay takes in one transaction.
 RELAY_BATCH = 100
-#: How long a committed event is its own process's to publish before any relay's poll takes it.
-HANDED_OVER_SECONDS = 2.0
 
 
 class Database(DependencyProvider):
@@ -193,7 +178,6 @@ class Database(DependencyProvider):
         self.engine = None
         self._wake = None
         self._stopping = False
-        self._handed = []  # committed rows (HandedOver) this process's relay has yet to publish
 
     def setup(self):
         config = self.container.config
@@ -205,10 +189,6 @@ class Database(DependencyProvider):
                           timeout=float(config.get("DB_MIGRATE_WAIT_SECONDS") or
                                         os.environ.get("DB_MIGRATE_WAIT_SECONDS") or 600))
         self.engine = make_engine(self.url)
-        # PostgreSQL: the relay marks rows sent on a connection of its own in autocommit mode.
-        # SQLite keeps its one connection (see the module docstring) and marks in a transaction.
-        self.marking_engine = (make_engine(self.url, autocommit=True)
-                               if self.outbox_model is not None and not self.url.startswith("sqlite") else None)
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS") or 1.0)
         self.publisher = EventPublisher(config["AMQP_URI"])
         self._unrouted_types: set[str] = set()
@@ -235,27 +215,14 @@ class Database(DependencyProvider):
         if self._wake is not None and not self._wake.ready():
             self._wake.send(True)
 
-    def hand_over(self, rows):
-        """Committed outbox rows for this process's relay (when it runs; else its poll finds them)."""
-        if self._wake is not None and not self._stopping:
-            self._handed.extend(HandedOver(row.id, row.event_id, row.exchange, row.event_type, row.body,
-                                           row.created_at) for row in rows)
-            self.wake_relay()
-
     def _relay_forever(self, limit: int = RELAY_BATCH):
-        next_poll = 0.0
         try:
             while not self._stopping:
                 # a fresh wake-up before draining: a commit during the drain wakes the next round
                 self._wake = Event()
                 try:
-                    while self._handed:
-                        self.publish_handed_over(limit)
-                    if time.monotonic() >= next_poll:
-                        next_poll = time.monotonic() + self.poll_seconds
-                        staged_before = utcnow() - timedelta(seconds=HANDED_OVER_SECONDS)
-                        while self.relay_once(limit, staged_before) == limit:  # fewer: drained
-                            pass
+                    while self.relay_once(limit) == limit:  # fewer than a full batch: drained
+                        pass
                 except Exception:  # broker or database away: keep the rows, try again later
                     log.warning("outbox relay: publish failed, will retry", exc_info=True)
                     eventlet.sleep(self.poll_seconds)
@@ -264,39 +231,10 @@ class Database(DependencyProvider):
         finally:  # stopped or killed: never in the middle of a publish on this greenthread
             self.publisher.close()
 
-    def publish_handed_over(self, limit: int = RELAY_BATCH) -> int:
-        """Publish the oldest handed-over rows (up to `limit`), then mark those sent in one
-        statement outside any transaction. A failed publish leaves the rest handed over."""
-        published = []
-        try:
-            for row in self._handed[:limit]:
-                self._publish(row)
-                published.append(row.id)
-        finally:
-            if published:
-                del self._handed[:len(published)]
-                self._mark_published(published)
-        return len(published)
-
-    def _mark_published(self, ids: list[int]) -> None:
-        table = self.outbox_model.__table__
-        statement = update(table).where(table.c.id.in_(ids)).values(published_at=utcnow(),
-                                                                     attempts=table.c.attempts + 1)
-        if self.marking_engine is None:
-            with self.engine.begin() as connection:
-                connection.execute(statement)
-        else:
-            with self.marking_engine.connect() as connection:
-                connection.execute(statement)
-
-    def relay_once(self, limit: int = RELAY_BATCH, staged_before: datetime | None = None) -> int:
-        """Publish up to `limit` committed events found in the table (all unsent ones, or those
-        staged before `staged_before`, skipping rows handed over to this process); return how
-        many were handled."""
-        handed = {row.id for row in self._handed}
+    def relay_once(self, limit: int = RELAY_BATCH) -> int:
+        """Publish up to `limit` committed events; return how many were handled."""
         with Session(self.engine) as session, session.begin():
-            rows = [row for row in pending_batch(session, self.outbox_model, limit, staged_before)
-                    if row.id not in handed]
+            rows = pending_batch(session, self.outbox_model, limit)
             for row in rows:
                 self._publish(row)
                 row.published_at = datetime.now(timezone.utc)
@@ -374,17 +312,6 @@ class EventPublisher:
                 producer.connection.close()
             except Exception:  # noqa: BLE001 -- already gone
                 pass
-
-
-@dataclass(frozen=True)
-class HandedOver:
-    """A committed outbox row, as its transaction handed it to the relay."""
-    id: int
-    event_id: str
-    exchange: str
-    event_type: str
-    body: str
-    created_at: datetime
 
 
 def _topic_exchange(name: str):

@@ -145,18 +145,14 @@ def count_publishes() -> None:
     Publisher.publish = counted
 
 
-def count_sql(engine, transactions: bool = True) -> None:
+def count_sql(engine) -> None:
     """Count the statements and transactions of `engine` (SQLAlchemy events; pings are not
-    cursor executions, so they are not counted). ``transactions=False`` for an engine in
-    autocommit mode: what SQLAlchemy ends there on the client side is no database transaction."""
+    cursor executions, so they are not counted)."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "before_cursor_execute")
     def _statement(*_args):
         SQL_STATEMENTS.inc()
-
-    if not transactions:
-        return
 
     @event.listens_for(engine, "commit")
     def _commit(_connection):

@@ -4,8 +4,7 @@ nameko's `EventDispatcher` publishes the moment it is called: a crash between th
 and the publish (or a broker outage) loses the event, and a rollback after the publish announces
 something that never happened. Instead, domain code adds an `OutboxMessage` row with `add_event`;
 the `Database` dependency's relay publishes committed rows with publisher confirms and marks them
-sent: the rows a transaction staged are handed to its own process's relay once it commits, and
-the relay also polls for rows a crash or an outage left behind. Delivery is therefore at least once, which is why every consumer is idempotent
+sent. Delivery is therefore at least once, which is why every consumer is idempotent
 (`ProcessedEventMixin`).
 """
 import json
@@ -22,8 +21,7 @@ from wbs_plumbing.clock import utcnow  # noqa: F401 -- also imported from here b
 
 log = logging.getLogger(__name__)
 
-#: ``session.info`` key: the outbox rows a transaction staged, handed to the relay after it commits.
-OUTBOX_ROWS = "wbs_outbox_rows"
+OUTBOX_FLAG = "wbs_outbox_pending"
 
 
 class OutboxMixin:
@@ -65,12 +63,11 @@ def add_event(session, outbox_model, event_type: str, payload: dict) -> dict:
         **payload,
     }
     validate_event(event_type, body)
-    row = outbox_model(
+    session.add(outbox_model(
         event_id=body["event_id"], exchange=exchange_name(event_type), event_type=event_type,
-        body=json.dumps(body, separators=(",", ":")), attempts=0, created_at=utcnow(),
-    )
-    session.add(row)
-    session.info.setdefault(OUTBOX_ROWS, []).append(row)
+        body=json.dumps(body, separators=(",", ":")), attempts=0,
+    ))
+    session.info[OUTBOX_FLAG] = True
     return body
 
 
@@ -90,12 +87,8 @@ def message_properties(row, amqp_uri: str, service: str) -> dict:
             "user_id": broker_user(amqp_uri)}
 
 
-def pending_batch(session, outbox_model, limit: int, staged_before: datetime | None = None):
-    """Unsent rows, oldest first; on PostgreSQL rows taken by another relay are skipped.
-    ``staged_before``: only rows staged before then (younger ones are their committing
-    process's to publish, see ``wbs_plumbing.db``)."""
-    query = select(outbox_model).where(outbox_model.published_at.is_(None))
-    if staged_before is not None:
-        query = query.where(outbox_model.created_at < staged_before)
-    query = query.order_by(outbox_model.id).limit(limit).with_for_update(skip_locked=True)
+def pending_batch(session, outbox_model, limit: int):
+    """Unsent rows, oldest first; on PostgreSQL rows taken by another relay are skipped."""
+    query = (select(outbox_model).where(outbox_model.published_at.is_(None))
+             .order_by(outbox_model.id).limit(limit).with_for_update(skip_locked=True))
     return list(session.scalars(query))
