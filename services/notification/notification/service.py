@@ -51,8 +51,7 @@ class NotificationService:
             prepared = domain.claim_case_assigned(session, event, domain.utcnow(), self.settings)
         # First attempt right away, after the commit: no transaction is open during RPC or SMTP.
         if prepared is not None:
-            domain.attempt(prepared, transaction=self.db.transaction, lookup_recipient=self._recipient,
-                           mailer=self.mailer, settings=self.settings, lookup_reference=self._reference)
+            domain.attempt(prepared, **self._sending())
 
     @event_handler("verification", "staff_changed")
     def handle_staff_changed(self, event):
@@ -324,8 +323,7 @@ class NotificationService:
         Errors: none raised for mail or directory failures; rows past ``NOTIFY_MAX_ATTEMPTS``
         become ``failed`` and are logged by id.
         """
-        domain.sweep(transaction=self.db.transaction, lookup_recipient=self._recipient,
-                     mailer=self.mailer, settings=self.settings, lookup_reference=self._reference)
+        domain.sweep(**self._sending())
 
     def _recipient(self, recipient_id, changed_since=None):
         """A staff member's address from verification (remembered by this process until they
@@ -340,7 +338,11 @@ class NotificationService:
         whose ``case_opened`` this service has not handled yet."""
         return (self.directory.case_contacts(case_id) or {}).get("reference")
 
+    def _sending(self) -> dict:
+        """What every delivery attempt is given: the unit of work, the address lookups, the
+        mailer and the settings."""
+        return dict(transaction=self.db.transaction, lookup_recipient=self._recipient, mailer=self.mailer,
+                    settings=self.settings, lookup_reference=self._reference)
+
     def _deliver(self, notification_id):
-        domain.deliver(notification_id, transaction=self.db.transaction,
-                       lookup_recipient=self._recipient, mailer=self.mailer,
-                       settings=self.settings, lookup_reference=self._reference)
+        domain.deliver(notification_id, **self._sending())
