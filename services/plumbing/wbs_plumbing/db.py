@@ -30,7 +30,7 @@ from wbs_plumbing.config import database_url, flag
 from wbs_plumbing.metrics import count_publish, count_sql
 from wbs_plumbing.migrations import migrate, wait_for_head
 from wbs_plumbing.sockets import spoken_unasked
-from wbs_plumbing.outbox import OUTBOX_FLAG, message_properties, pending_batch
+from wbs_plumbing.outbox import OUTBOX_FLAG, message_properties, take_pending_batch
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +234,9 @@ class Database(DependencyProvider):
     def relay_once(self, limit: int = RELAY_BATCH) -> int:
         """Publish up to `limit` committed events; return how many were handled."""
         with Session(self.engine) as session, session.begin():
-            rows = pending_batch(session, self.outbox_model, limit)
+            rows = take_pending_batch(session, self.outbox_model, limit, datetime.now(timezone.utc))
             for row in rows:
                 self._publish(row)
-                row.published_at = datetime.now(timezone.utc)
-                row.attempts = (row.attempts or 0) + 1
         return len(rows)
 
     def _publish(self, row):
