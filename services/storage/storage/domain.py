@@ -262,35 +262,37 @@ def store_report_content(transaction, keyring, store, report_id, content, transi
     """Seal ``content`` (the report's sensitive JSON, as bytes) under the report's data key.
 
     With ``sender_key``, ``content`` arrived sealed in transit and is opened first. Storing again
-    replaces the previous content (an intake retry must not fail); the old object is deleted
-    after the new row commits.
+    replaces the previous content (an intake retry must not fail); a content object from before
+    contents were kept in their row is deleted after the new row commits.
     """
     report_id = check_uuid(report_id, "report_id")
     content = _check_bytes(content, "content")
     _require_sealed(transit, sender_key, "sender_key")
     if sender_key is not None:
         content = transit.open(report_id, sender_key, content)
-    with transaction() as session:
-        data_key = ensure_data_key(session, keyring, report_id)
-    enc = crypto.SegmentEncryptor(data_key, report_id, CONTENT_OBJECT_ID)
-    key = _write_object(store, None, _encrypt_in_pieces(enc, content))
-    digest = hashlib.sha256(content).hexdigest()
     old_key = None
-    try:
-        with transaction() as session:
-            row = session.get(ReportContent, report_id)
-            if row is None:
-                session.add(ReportContent(report_id=report_id, object_key=key,
-                                          size_bytes=len(content), sha256=digest,
-                                          header=enc.header))
-            else:
-                old_key, row.object_key, row.size_bytes = row.object_key, key, len(content)
-                row.sha256, row.header, row.created_at = digest, enc.header, utcnow()
-    except BaseException:
-        _delete_objects(store, [key])
-        raise
+    with transaction() as session:
+        fields = _sealed_content(ensure_data_key(session, keyring, report_id), report_id, content)
+        row = session.get(ReportContent, report_id)
+        if row is None:
+            session.add(ReportContent(report_id=report_id, **fields))
+        else:
+            old_key = row.object_key
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.created_at = utcnow()
     if old_key:
         _delete_objects(store, [old_key])
+
+
+def _sealed_content(data_key, report_id: str, content: bytes) -> dict:
+    """The columns of a ``report_contents`` row: the content sealed in the object format, kept in
+    the row (models.ReportContent says why), with its length, SHA-256 and header for the reads'
+    checks."""
+    enc = crypto.SegmentEncryptor(data_key, report_id, CONTENT_OBJECT_ID)
+    return {"object_key": None, "sealed": b"".join(_encrypt_in_pieces(enc, content)),
+            "size_bytes": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+            "header": enc.header}
 
 
 MAX_SMALL_FILES = 20  # intake's INTAKE_MAX_FILES default; a larger report streams instead
@@ -303,11 +305,12 @@ def store_report(transaction, keyring, store, report_id, content, files, transit
     Why: a report with small evidence is most reports, and each RPC and transaction costs more
     CPU than the encryption (docs/architecture.md §8). ``files`` is ``[{"filename",
     "media_type", "data"}]``, sealed in transit like ``content`` when ``sender_key`` is given.
-    The data key is made here, the objects are written with it, and one transaction records
-    the key, the content row and the evidence rows with their ``evidence_stored`` events (object
-    first, then row: a crash in between leaves only unreadable objects). A report that already
-    has a key (a repeated call) is refused with ``Conflict`` and this call's objects deleted.
-    Returns ``[{"evidence_id", "size_bytes", "sha256"}]`` in the order given.
+    The data key is made here, the evidence objects are written with it, and one transaction
+    records the key, the content (sealed, in its row) and the evidence rows with their
+    ``evidence_stored`` events (object first, then row: a crash in between leaves only
+    unreadable objects). A report that already has a key (a repeated call) is refused with
+    ``Conflict`` and this call's objects deleted. Returns ``[{"evidence_id", "size_bytes",
+    "sha256"}]`` in the order given.
     """
     report_id = check_uuid(report_id, "report_id")
     _require_sealed(transit, sender_key, "sender_key")
@@ -342,11 +345,7 @@ def store_report(transaction, keyring, store, report_id, content, files, transit
     wrapped = keyring.wrap(report_id, data_key)
     written, evidence = [], []
     try:
-        enc = crypto.SegmentEncryptor(data_key, report_id, CONTENT_OBJECT_ID)
-        content_key = _write_object(store, None, _encrypt_in_pieces(enc, content))
-        written.append(content_key)
-        content_row = ReportContent(report_id=report_id, object_key=content_key, size_bytes=len(content),
-                                    sha256=hashlib.sha256(content).hexdigest(), header=enc.header)
+        content_row = ReportContent(report_id=report_id, **_sealed_content(data_key, report_id, content))
         for filename, media_type, data in plain_files:
             evidence_id = str(uuid.uuid4())
             file_enc = crypto.SegmentEncryptor(data_key, report_id, evidence_id)
@@ -432,12 +431,13 @@ def _decrypted_content(transaction, keyring, store, report_id: str, who: Reader,
         if row is None:
             raise NotFound("no content stored for this report")
         data_key = load_data_key(session, keyring, report_id)
-        object_key, header, digest = row.object_key, row.header, row.sha256
+        object_key, sealed, header, digest = row.object_key, row.sealed, row.header, row.sha256
         _record_read(session, report_id, recorded_as, who)
     with integrity_logged(report_id, CONTENT_OBJECT_ID):
         dec = crypto.SegmentDecryptor(data_key, report_id, CONTENT_OBJECT_ID,
                                       expected_header=header)
-        out = [dec.update(piece) for piece in _read_stream(store, object_key)]
+        pieces = [sealed] if sealed is not None else _read_stream(store, object_key)
+        out = [dec.update(piece) for piece in pieces]
         out.append(dec.finalize())
         content = b"".join(out)
         if digest is not None and hashlib.sha256(content).hexdigest() != digest:
@@ -720,22 +720,22 @@ def discard_report(transaction, store, uploads: Uploads, report_id) -> int:
     for upload_id in uploads.for_report(report_id):
         abort_upload(uploads, upload_id)
     with transaction() as session:
-        keys = list(session.scalars(select(Evidence.object_key)
-                                    .where(Evidence.report_id == report_id)))
-        content = session.get(ReportContent, report_id)
-        if content is not None:
-            keys.append(content.object_key)
-        delete_report_rows(session, report_id)
+        keys = delete_report_rows(session, report_id)
     _delete_objects(store, keys)
     return len(keys)
 
 
-def delete_report_rows(session, report_id: str) -> None:
-    """Delete the report's data key and every row sealed under it, in the caller's transaction."""
+def delete_report_rows(session, report_id: str) -> list[str]:
+    """Delete the report's data key and every row sealed under it, in the caller's transaction;
+    returns the keys of the objects those rows pointed at, for the caller to delete after commit."""
+    keys = list(session.scalars(select(Evidence.object_key).where(Evidence.report_id == report_id)))
+    keys += session.scalars(select(ReportContent.object_key).where(
+        ReportContent.report_id == report_id, ReportContent.object_key.is_not(None)))
     session.execute(delete(Evidence).where(Evidence.report_id == report_id))
     session.execute(delete(Message).where(Message.report_id == report_id))
     session.execute(delete(ReportContent).where(ReportContent.report_id == report_id))
     session.execute(delete(DataKeyRecord).where(DataKeyRecord.report_id == report_id))
+    return keys
 
 
 def delete_objects(store, keys) -> None:

@@ -2,7 +2,7 @@
 
 * ``data_keys`` -- one wrapped data key per report. Deleting a row crypto-shreds the report:
   every object encrypted under that key, in the store and in any backup, becomes noise.
-* ``report_contents`` -- where a report's sealed content object is (one per report).
+* ``report_contents`` -- a report's sealed content (one per report).
 * ``evidence`` -- evidence files: random object key, plaintext size and SHA-256 (the caller needs
   them to verify a download; they are in the public ``evidence_stored`` event too), and the file
   name and media type *sealed* under the report's data key (``sealed_meta``), because a file name
@@ -55,13 +55,20 @@ class DataKeyRecord(Base):
 
 
 class ReportContent(Base):
-    """The sealed report content object (narrative, parties, identity: everything sensitive)."""
+    """The sealed report content (narrative, parties, identity: everything sensitive).
+
+    The content is sealed in the object format (storage.crypto) and kept in ``sealed``, in this
+    row, like a conversation's messages: it is small and bounded (intake's field limits), and a
+    row costs no file, fsync or object request of its own. Rows written before 0003 hold the
+    sealed bytes in an object instead (``object_key``, ``sealed`` NULL); reads serve both.
+    """
 
     __tablename__ = "report_contents"
 
     report_id: Mapped[str] = mapped_column(String(36), ForeignKey("data_keys.report_id"),
                                            primary_key=True)
-    object_key: Mapped[str] = mapped_column(String(64), unique=True)
+    object_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     # SHA-256 of the plaintext, checked on every read; the object's header, so that an older
     # version of the object put back in place (replay) is refused. NULL only on rows from 0001.

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 
 from storage import domain
-from storage.models import Evidence, OutboxMessage, ReportContent, RetentionRecord
+from storage.models import OutboxMessage, RetentionRecord
 from wbs_plumbing.outbox import add_event, utcnow
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,7 @@ def shred_report(transaction, store, uploads, report_id: str, now: datetime) -> 
         if (row is None or row.legal_hold or row.shredded_at is not None
                 or row.shred_after is None or _aware(row.shred_after) > now):
             return False
-        keys = list(session.scalars(select(Evidence.object_key)
-                                    .where(Evidence.report_id == report_id)))
-        content = session.get(ReportContent, report_id)
-        if content is not None:
-            keys.append(content.object_key)
-        domain.delete_report_rows(session, report_id)
+        keys = domain.delete_report_rows(session, report_id)
         row.shredded_at = utcnow()  # when it really happened (``now`` may be a test's clock)
         add_event(session, OutboxMessage, "report_shredded", {"report_id": report_id})
     domain.delete_objects(store, keys)

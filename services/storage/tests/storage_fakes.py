@@ -79,6 +79,38 @@ def upload_file(tx, keyring, store, uploads, report_id, data, piece=1 << 20,
     return domain.finish_upload(tx, uploads, upload_id)
 
 
+def sealed_content(tx, report_id) -> bytes:
+    """A report's sealed content as stored in its row (what an attacker with the database sees)."""
+    from storage.models import ReportContent
+
+    with tx() as session:
+        return session.get(ReportContent, report_id).sealed
+
+
+def put_sealed_content(tx, report_id, sealed: bytes) -> None:
+    """Overwrite a report's sealed content in its row, as a tampering attacker would."""
+    from storage.models import ReportContent
+
+    with tx() as session:
+        session.get(ReportContent, report_id).sealed = sealed
+
+
+def move_content_to_an_object(tx, store, report_id) -> str:
+    """Turn a content row into one written before 0003 (sealed bytes in an object); returns the
+    object key."""
+    from storage.models import ReportContent
+    from storage.objectstore import new_object_key
+
+    key = new_object_key()
+    with tx() as session:
+        row = session.get(ReportContent, report_id)
+        writer = store.open_writer(key)
+        writer.write(row.sealed)
+        writer.close()
+        row.object_key, row.sealed = key, None
+    return key
+
+
 class TestGrants:
     """Real read grants for tests: verification's signer and storage's verifier on one key pair.
 

@@ -13,7 +13,8 @@ from wbs_contracts.events import validate_event
 from wbs_plumbing.db import make_engine
 
 import storage_fakes
-from storage_fakes import InMemoryStore, TestGrants, transaction_factory
+from storage_fakes import (InMemoryStore, TestGrants, move_content_to_an_object, put_sealed_content,
+                           sealed_content, transaction_factory)
 from storage import crypto, domain
 from storage.models import Base, ContentRead, DataKeyRecord, Evidence, OutboxMessage, ReportContent
 
@@ -73,8 +74,8 @@ def test_content_roundtrip_is_sealed_and_read_is_recorded(tx, keyring, store):
     report_id = rid()
     content = json.dumps({"description": "NARRATIVE-CANARY", "identity": {"name": "Ani"}}).encode()
     domain.store_report_content(tx, keyring, store, report_id, content)
-    (blob,) = store.objects.values()
-    assert blob[:5] == b"WBSE\x01" and b"CANARY" not in blob
+    blob = sealed_content(tx, report_id)
+    assert blob[:5] == b"WBSE\x01" and b"CANARY" not in blob and store.objects == {}
     assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == content
     with tx() as s:
         (read,) = s.scalars(select(ContentRead)).all()
@@ -88,8 +89,28 @@ def test_storing_content_again_replaces_it(tx, keyring, store):
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, b"first")
     domain.store_report_content(tx, keyring, store, report_id, b"second")
-    assert len(store.objects) == 1
+    assert count(tx, ReportContent) == 1
     assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == b"second"
+
+
+def test_content_stored_before_it_moved_into_its_row_reads_is_replaced_and_discarded(tx, keyring, store, uploads):
+    """Rows from before migration 0003 point at a content object: it reads back; storing the
+    content again puts it in the row and deletes the object; discarding deletes the object."""
+    report_id, other = rid(), rid()
+    domain.store_report_content(tx, keyring, store, report_id, b"old narrative")
+    key = move_content_to_an_object(tx, store, report_id)
+    assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == b"old narrative"
+    domain.store_report_content(tx, keyring, store, report_id, b"new narrative")
+    assert key not in store.objects and object_key_of(tx, report_id) is None
+    assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == b"new narrative"
+    domain.store_report_content(tx, keyring, store, other, b"other")
+    key = move_content_to_an_object(tx, store, other)
+    assert domain.discard_report(tx, store, uploads, other) == 1 and key not in store.objects
+
+
+def object_key_of(tx, report_id):
+    with tx() as s:
+        return s.get(ReportContent, report_id).object_key
 
 
 def test_large_content_roundtrip(tx, keyring, store):
@@ -150,10 +171,9 @@ def test_a_parties_read_shows_the_named_people_and_nothing_else_of_the_report(tx
 def test_tampered_content_fails_closed(tx, keyring, store):
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, b"secret narrative")
-    (key,) = store.objects
-    blob = bytearray(store.objects[key])
+    blob = bytearray(sealed_content(tx, report_id))
     blob[-1] ^= 1
-    store.objects[key] = bytes(blob)
+    put_sealed_content(tx, report_id, bytes(blob))
     with pytest.raises(crypto.IntegrityError):
         domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id))
 
@@ -215,7 +235,8 @@ def test_a_report_stored_at_once_reads_back_like_one_stored_piece_by_piece(tx, k
         {"filename": b"notes.txt", "media_type": b"", "data": b"line"}])
     assert [r["size_bytes"] for r in results] == [MiB, 4]
     assert results[0]["sha256"] == hashlib.sha256(photo).hexdigest()
-    assert all(b"CANARY" not in blob for blob in store.objects.values()) and len(store.objects) == 3
+    assert all(b"CANARY" not in blob for blob in store.objects.values()) and len(store.objects) == 2
+    assert b"CANARY" not in sealed_content(tx, report_id)
     assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == b"NARRATIVE-CANARY"
     listed = {e["evidence_id"]: e for e in domain.list_evidence(tx, keyring, G.verifier, report_id, G.grant(report_id))}
     assert (listed[results[0]["evidence_id"]]["filename"], listed[results[0]["evidence_id"]]["media_type"]) == (
@@ -235,7 +256,7 @@ def test_storing_a_report_twice_is_refused_and_leaves_the_first_intact(tx, keyri
     with pytest.raises(Conflict):
         domain.store_report(tx, keyring, store, report_id, b"second", [{"filename": b"a", "media_type": b"",
                                                                         "data": b"x"}])
-    assert len(store.objects) == 1 and count(tx, Evidence) == 0
+    assert store.objects == {} and count(tx, Evidence) == 0
     assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == b"first"
 
 
@@ -391,8 +412,8 @@ def test_discard_shreds_key_rows_objects_and_uploads(tx, keyring, store, uploads
     ev = upload_file(tx, keyring, store, uploads, report_id, b"evidence")
     domain.store_report_content(tx, keyring, store, other, b"other")
     pending = domain.begin_upload(tx, keyring, store, uploads, report_id, "f", "text/plain")
-    assert domain.discard_report(tx, store, uploads, report_id) == 2
-    assert len(store.objects) == 1  # only the other report's content
+    assert domain.discard_report(tx, store, uploads, report_id) == 1  # the evidence object
+    assert store.objects == {}  # the contents live in their rows
     with tx() as s:
         assert s.get(DataKeyRecord, report_id) is None
         assert s.get(ReportContent, report_id) is None
@@ -430,7 +451,7 @@ def test_finish_refuses_when_the_data_key_it_was_sealed_under_is_gone(tx, keyrin
     with pytest.raises(NotFound):
         domain.finish_upload(tx, uploads, upload_id)
     assert count(tx, Evidence) == 0 and count(tx, OutboxMessage) == 0
-    assert len(store.objects) == 1  # the content object only
+    assert store.objects == {}  # the evidence sealed under the lost key is gone too
     assert domain.read_report_content(tx, keyring, store, G.verifier, report_id, G.grant(report_id)) == \
         b"content under a new key"
 

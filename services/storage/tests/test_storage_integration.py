@@ -27,7 +27,7 @@ from wbs_plumbing.grants import CommandSigner, GrantSigner
 from wbs_plumbing.migrations import schema_differences
 from wbs_plumbing.rpc import RoutedRpcProxy
 
-from storage.models import Base, ContentRead, Evidence, RetentionRecord
+from storage.models import Base, ContentRead, Evidence, ReportContent, RetentionRecord
 from storage.service import StorageService
 
 ALEMBIC_DIR = Path(__file__).resolve().parents[1] / "alembic"
@@ -166,8 +166,9 @@ def test_three_chunks_through_rpc_come_back_byte_identical(start, store, caplog)
         names = [o.object_name for o in objects.client.list_objects(objects.bucket)]
         assert evidence.object_key in names and report_id not in " ".join(names)
         blobs = [b"".join(objects.read_stream(n)) for n in names]
-    assert len(blobs) == 2
-    for blob in blobs:
+    (content_row,) = rows(config, ReportContent)  # the content is sealed in its row
+    assert len(blobs) == 1 and content_row.object_key is None
+    for blob in [*blobs, content_row.sealed]:
         assert blob[:5] == b"WBSE\x01"
         assert b"CANARY" not in blob and data[:64] not in blob and data[-64:] not in blob
 
@@ -496,6 +497,9 @@ def test_messages_over_rpc_sealed_both_ways(start):
     assert err.value.exc_type == "Forbidden"
 
 
+SMALL_FILE = {"filename": b"bukti.txt", "media_type": b"text/plain", "data": b"evidence CANARY"}
+
+
 def _retention_events(report_id, case_id, at):
     status = {"schema_version": 1, "event_id": str(uuid.uuid4()), "occurred_at": at,
               "case_id": case_id, "report_id": report_id, "from_state": "verification",
@@ -533,8 +537,8 @@ def test_retention_from_verification_events_to_report_shredded(start, store, con
             reports["forged"]: {"state": "investigation", "since": "2025-01-10T08:00:00Z", "legal_hold": False},
         })
         for report_id in reports.values():
-            proxy.storage.store_report_content(report_id, b"narrative CANARY")
-            proxy.storage.store_report_content(report_id, b"narrative CANARY v2")  # 2 objects
+            proxy.storage.store_report(report_id, b"narrative CANARY", [SMALL_FILE])  # 1 object
+            proxy.storage.store_report_content(report_id, b"narrative CANARY v2")
         case_id = str(uuid.uuid4())
         for name, report_id in reports.items():
             event = _retention_events(report_id, case_id, "2025-01-10T08:00:00Z")
@@ -586,7 +590,7 @@ def test_retention_from_verification_events_to_report_shredded(start, store, con
                          if p.is_file()]
         else:
             remaining = list(objects.client.list_objects(objects.bucket, include_version=True))
-        assert len(remaining) == 2  # the held and the unconfirmed report's current content only
+        assert len(remaining) == 2  # the held and the unconfirmed report's evidence only
     finally:
         connection.close()
 
@@ -611,11 +615,10 @@ def test_s3_object_lock_governance_retention_and_bypassed_shredding(start, s3_se
     assert abs(retention.retain_until_date - (datetime.now(timezone.utc) + timedelta(days=30))) < timedelta(minutes=5)
 
     report_id = str(uuid.uuid4())
-    proxy.storage.store_report_content(report_id, b"locked CANARY")
-    proxy.storage.store_report_content(report_id, b"locked CANARY 2")  # replaces: old deleted
-    assert proxy.storage.read_report_content(report_id, grant(config, report_id)) == b"locked CANARY 2"
+    proxy.storage.store_report(report_id, b"locked CANARY", [SMALL_FILE])
+    assert proxy.storage.read_report_content(report_id, grant(config, report_id)) == b"locked CANARY"
     versions = list(client.list_objects(bucket, include_version=True))
-    assert len(versions) == 1
+    assert len(versions) == 1  # the evidence file, written under retention
     discard(proxy, config, report_id)
     assert list(client.list_objects(bucket, include_version=True)) == []
 

@@ -20,7 +20,8 @@ from wbs_contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from wbs_contracts.events import validate_event
 from wbs_plumbing.db import make_engine
 
-from storage_fakes import InMemoryStore, TestGrants, transaction_factory, upload_file
+from storage_fakes import (InMemoryStore, TestGrants, move_content_to_an_object, put_sealed_content,
+                           sealed_content, transaction_factory, upload_file)
 from storage import crypto, domain, retention
 from storage.dependencies import LiveKeyRing
 from storage.models import (Base, ContentRead, DataKeyRecord, Evidence, Message, OutboxMessage,
@@ -133,8 +134,7 @@ def test_tampered_content_fails_loudly_without_plaintext(tx, keyring, store, cap
     report_id = rid()
     content = CANARY * (12 * crypto.SEGMENT_SIZE // len(CANARY))
     domain.store_report_content(tx, keyring, store, report_id, content)
-    key = object_key_of(tx, ReportContent, report_id)
-    store.objects[key] = TAMPERS[tamper](store.objects[key])
+    put_sealed_content(tx, report_id, TAMPERS[tamper](sealed_content(tx, report_id)))
     _assert_loud_failure(caplog, lambda: domain.read_report_content(
         tx, keyring, store, G.verifier, report_id, G.grant(report_id)))
 
@@ -154,8 +154,9 @@ def test_objects_swapped_between_reports_fail(tx, keyring, store, uploads, caplo
     a, b = rid(), rid()
     domain.store_report_content(tx, keyring, store, a, CANARY + b"a")
     domain.store_report_content(tx, keyring, store, b, CANARY + b"b")
-    ka, kb = object_key_of(tx, ReportContent, a), object_key_of(tx, ReportContent, b)
-    store.objects[ka], store.objects[kb] = store.objects[kb], store.objects[ka]
+    sealed_a, sealed_b = sealed_content(tx, a), sealed_content(tx, b)
+    put_sealed_content(tx, a, sealed_b)
+    put_sealed_content(tx, b, sealed_a)
     for report_id in (a, b):
         _assert_loud_failure(caplog, lambda: domain.read_report_content(
             tx, keyring, store, G.verifier, report_id, G.grant(report_id)))
@@ -179,19 +180,21 @@ def test_wrapped_data_keys_swapped_between_reports_fail(tx, keyring, store, capl
 
 
 def test_replayed_older_version_fails(tx, keyring, store, caplog):
-    """The content before it was replaced, put back under the current object key."""
+    """The sealed content before it was replaced, put back in its row."""
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, CANARY + b"version 1")
-    old = store.objects[object_key_of(tx, ReportContent, report_id)]
+    old = sealed_content(tx, report_id)
     domain.store_report_content(tx, keyring, store, report_id, CANARY + b"version 2")
-    store.objects[object_key_of(tx, ReportContent, report_id)] = old
+    put_sealed_content(tx, report_id, old)
     _assert_loud_failure(caplog, lambda: domain.read_report_content(
         tx, keyring, store, G.verifier, report_id, G.grant(report_id)))
 
 
 def test_missing_object_is_an_integrity_failure(tx, keyring, store, caplog):
+    """A content row from before 0003 whose object is gone from the store."""
     report_id = rid()
     domain.store_report_content(tx, keyring, store, report_id, CANARY)
+    move_content_to_an_object(tx, store, report_id)
     store.objects.clear()
     _assert_loud_failure(caplog, lambda: domain.read_report_content(
         tx, keyring, store, G.verifier, report_id, G.grant(report_id)))
@@ -361,7 +364,7 @@ def test_run_retention_shreds_what_is_due_and_not_held(tx, keyring, store, uploa
     assert len(events) == 1 and events[0]["report_id"] == due
     validate_event("report_shredded", events[0])
     assert set(events[0]) == {"schema_version", "event_id", "occurred_at", "report_id"}
-    assert len(store.objects) == 3 * 2  # the other three reports keep content + evidence
+    assert len(store.objects) == 3  # the other three reports keep their evidence
     for r in (held, open_case, later):  # and stay readable after the KEK rotation
         assert domain.read_report_content(tx, keyring, store, G.verifier, r, G.grant(r)).startswith(CANARY)
 
