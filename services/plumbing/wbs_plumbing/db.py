@@ -9,7 +9,6 @@ query yields to the hub instead of starving AMQP heartbeats. SQLite (the embedde
 one-connection pool: greenthreads queue for the connection instead of fighting over SQLite's file
 lock inside C code, where a blocked greenthread would block the whole process.
 """
-import json
 import logging
 import os
 import sys
@@ -241,7 +240,7 @@ class Database(DependencyProvider):
 
     def _publish(self, row):
         routed = self.publisher.publish(
-            json.loads(row.body), _topic_exchange(row.exchange), row.event_type,
+            row.body, _topic_exchange(row.exchange), row.event_type,
             **message_properties(row, self.container.config["AMQP_URI"], self.container.service_name))
         if not routed and row.event_type not in self._unrouted_types:
             # No queue is bound for this event type (not even the history stream): nobody
@@ -284,15 +283,17 @@ class EventPublisher:
             self._producer = Producer(connection, on_return=self._on_return)
         return self._producer
 
-    def publish(self, body: dict, exchange, routing_key: str, **properties) -> bool:
-        """Publish `body` and wait for the broker's confirm; False if no queue was bound for it."""
+    def publish(self, body_json: str, exchange, routing_key: str, **properties) -> bool:
+        """Publish an event's JSON text as the outbox stored it (not parsed and serialised again)
+        and wait for the broker's confirm; False if no queue was bound for it."""
         from nameko.constants import DEFAULT_RETRY_POLICY, PERSISTENT
 
         producer = self._ensure_producer()
         message_id = properties.get("message_id")
+        properties = dict(properties, content_type="application/json")  # with message_properties' utf-8
         try:
-            producer.publish(body, exchange=exchange, routing_key=routing_key, declare=[exchange],
-                             mandatory=True, delivery_mode=PERSISTENT, serializer="json",
+            producer.publish(body_json, exchange=exchange, routing_key=routing_key, declare=[exchange],
+                             mandatory=True, delivery_mode=PERSISTENT,
                              retry=self.retry, retry_policy=DEFAULT_RETRY_POLICY, **properties)
         except Exception:
             self.close()
