@@ -271,6 +271,42 @@ def test_outbox_keeps_events_through_a_broker_outage(rabbit_uri, pg_url):
     database.engine.dispose()
 
 
+def test_a_relay_that_dies_after_publishing_before_its_mark_commits_publishes_again(rabbit_uri, pg_url):
+    """The mark (one UPDATE ... RETURNING) is only a promise until the relay commits, after every
+    confirm: a relay that dies in between leaves the rows unsent, and the next run publishes
+    them again. A duplicate, which consumers drop by event_id; never a loss."""
+    from sqlalchemy.orm import Session
+
+    database = relay_database(rabbit_uri, pg_url)
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    with database.get_dependency(None).transaction() as session:
+        staged = [add_event(session, OutboxMessage, "case_status_changed",
+                            {"case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
+                  for _ in range(2)]
+    publish = database._publish
+
+    def publish_then_die(row):
+        publish(row)
+        if row.event_id == staged[-1]["event_id"]:
+            raise SystemExit("killed after the broker confirmed, before the commit")
+    database._publish = publish_then_die
+    with pytest.raises(SystemExit):
+        database.relay_once()
+    with Session(database.engine) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)
+                              .where(OutboxMessage.published_at.is_(None))) == 2
+    database._publish = publish
+    assert database.relay_once() == 2 and database.relay_once() == 0
+    got = broker.get_all(out, 4)
+    assert [json.loads(body)["event_id"] for _, body in got] == [e["event_id"] for e in staged] * 2
+    assert {(p.content_type, p.content_encoding, p.message_id) for p, _ in got} == {
+        ("application/json", "utf-8", e["event_id"]) for e in staged}
+    broker.close()
+    database.publisher.close()
+    database.engine.dispose()
+
+
 def test_an_event_nobody_subscribes_to_is_confirmed_and_marked_sent_without_a_reconnect(rabbit_uri, pg_url, caplog):
     """RabbitMQ returns an unroutable event (mandatory) before confirming it: the relay hears the
     return, marks the event sent, says so once per event type, and keeps its one connection."""
