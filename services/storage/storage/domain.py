@@ -173,7 +173,10 @@ def ensure_data_key(session, keyring: crypto.KeyRing, report_id: str) -> crypto.
 
 
 def load_data_key(session, keyring: crypto.KeyRing, report_id: str) -> crypto.DataKey:
-    record = session.get(DataKeyRecord, report_id)
+    return _unwrapped(keyring, report_id, session.get(DataKeyRecord, report_id))
+
+
+def _unwrapped(keyring: crypto.KeyRing, report_id: str, record) -> crypto.DataKey:
     if record is None:
         raise NotFound("no such report")
     with integrity_logged(report_id, "data-key"):
@@ -427,10 +430,13 @@ def _decrypted_content(transaction, keyring, store, report_id: str, who: Reader,
     """The report's content in plaintext (SHA-256 checked), its read recorded as ``recorded_as``
     in the same transaction that unwraps the key."""
     with transaction() as session:
-        row = session.get(ReportContent, report_id)
-        if row is None:
+        found = session.execute(select(ReportContent, DataKeyRecord).join(
+            DataKeyRecord, DataKeyRecord.report_id == ReportContent.report_id).where(
+            ReportContent.report_id == report_id)).first()  # the row and its key: one round trip
+        if found is None:
             raise NotFound("no content stored for this report")
-        data_key = load_data_key(session, keyring, report_id)
+        row, record = found
+        data_key = _unwrapped(keyring, report_id, record)
         object_key, sealed, header, digest = row.object_key, row.sealed, row.header, row.sha256
         _record_read(session, report_id, recorded_as, who)
     with integrity_logged(report_id, CONTENT_OBJECT_ID):

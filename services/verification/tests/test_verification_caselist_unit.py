@@ -62,6 +62,27 @@ def test_nearest_deadline_first_by_default_and_ended_cases_last(session, world):
     assert refs(result)[:6] == [x.reference for x in world["cases"][1:]]
 
 
+def test_a_new_case_is_stored_with_its_acknowledgement_deadline_as_its_sort_key(session, world):
+    """Opening a case writes ``next_due_at`` with the case (no UPDATE after its clock): the value
+    read back from the database is the acknowledgement clock's due time, and the first move
+    recomputes it from the clocks as before."""
+    from sqlalchemy import select
+
+    from verification import deadlines
+    from verification.models import CaseClock
+
+    case = world["cases"][1]
+    session.expire(case)
+    (clock,) = session.scalars(select(CaseClock).where(CaseClock.case_id == case.case_id))
+    assert clock.clock == deadlines.ACKNOWLEDGE and case.next_due_at == clock.due_at
+    cases.transition_case(session, world["inspector"], case.case_id, "verification", now=NOW)
+    session.flush()
+    session.expire(case)
+    running = session.scalars(select(CaseClock.due_at).where(
+        CaseClock.case_id == case.case_id, CaseClock.stopped_at.is_(None))).all()
+    assert len(running) == 2 and case.next_due_at == min(running)
+
+
 def test_filters_narrow_and_a_unit_includes_its_sub_units(session, world):
     sup = world["supervisor"]
     assert page(session, sup, unit="dit-smp")["total"] == 6          # dit-smp and smp-papua

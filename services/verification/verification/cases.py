@@ -84,11 +84,11 @@ def open_case(session: Session, event: dict, *, now: dt.datetime | None = None,
         updated_at=now,
     )
     session.add(case)
+    deadlines.on_transition(session, case, None, case.state, now, calendar)  # inserted with the case
     session.flush()  # a duplicate report_id fails here, before any event is written
     session.add(CaseHistory(case_id=case.case_id, from_state=None, to_state=case.state,
                             reason=decision.note, actor=SYSTEM_ACTOR, at=now))
     assignment.record_exclusions(session, case.case_id, decision.exclusions, now)
-    deadlines.on_transition(session, case, None, case.state, now, calendar)
 
     add_event(session, OutboxMessage, "case_opened", {
         "case_id": case.case_id,

@@ -129,9 +129,9 @@ def on_transition(session: Session, case: Case, from_state: str | None, to_state
                   now: dt.datetime, cal: Calendar) -> None:
     """Start, stop, pause and resume clocks for a move (or for the case's opening)."""
     if from_state is None:  # a new case: no clock can exist yet
-        unit = session.get(Unit, case.unit)
-        session.add(CaseClock(case_id=case.case_id, clock=ACKNOWLEDGE, started_at=now,
-                              due_at=due_from(ACKNOWLEDGE, unit, now, cal)))
+        due = due_from(ACKNOWLEDGE, session.get(Unit, case.unit), now, cal)
+        session.add(CaseClock(case_id=case.case_id, clock=ACKNOWLEDGE, started_at=now, due_at=due))
+        case.next_due_at = due  # its only clock; inserted with it (models._keep_next_due)
         return
     running = {c.clock: c for c in session.scalars(select(CaseClock).where(CaseClock.case_id == case.case_id))}
     if from_state == lifecycle.AWAITING_REPORTER:

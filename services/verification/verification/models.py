@@ -305,6 +305,9 @@ def _keep_next_due(session: Session, _context) -> None:
     at the pause (the list shows the live one).
     """
     ids = {obj.case_id for obj in (*session.new, *session.dirty) if isinstance(obj, CaseClock)}
+    # a case inserted by this flush together with its first clock was given its key already
+    # (deadlines.on_transition): no UPDATE for it
+    ids -= {obj.case_id for obj in session.new if isinstance(obj, Case) and obj.next_due_at is not None}
     if not ids:
         return
     earliest = (select(func.min(CaseClock.due_at))
