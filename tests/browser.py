@@ -66,8 +66,7 @@ def click_and_load(driver, target, timeout: float = 20) -> None:
     elements that go stale under the reader. Waiting for the old root element to go stale and
     the new document to finish loading removes that race.
     """
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     for attempt in range(3):
@@ -76,14 +75,34 @@ def click_and_load(driver, target, timeout: float = 20) -> None:
         try:
             element.click()
             break
-        except (StaleElementReferenceException, WebDriverException) as exc:
-            stale = isinstance(exc, StaleElementReferenceException) or "does not belong to the document" in str(exc)
-            if not (stale and isinstance(target, tuple)) or attempt == 2:
+        except WebDriverException as exc:
+            if not (_stale(exc) and isinstance(target, tuple)) or attempt == 2:
                 raise
             time.sleep(0.5)
     wait = WebDriverWait(driver, timeout)
-    wait.until(expected_conditions.staleness_of(old_root))
+    wait.until(lambda _driver: _gone(old_root))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _stale(exc) -> bool:
+    """Whether chromedriver says the element left the document: as a stale reference, or (on a
+    loaded machine) as "node does not belong to the document"."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    return isinstance(exc, StaleElementReferenceException) or "does not belong to the document" in str(exc)
+
+
+def _gone(element) -> bool:
+    """selenium's ``staleness_of``, also for chromedriver's second way of saying it."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        element.is_enabled()
+    except WebDriverException as exc:
+        if _stale(exc):
+            return True
+        raise
+    return False
 
 
 def screenshot(driver, request, label: str) -> Path:

@@ -344,6 +344,25 @@ def test_an_event_nobody_subscribes_to_is_confirmed_and_marked_sent_without_a_re
     database.engine.dispose()
 
 
+def test_a_service_stopped_while_its_consumers_start_stops_without_an_error(service_config):
+    """A replica told to stop during its start (its queue consumer not yet consuming): each
+    handler and each retry mover leaves the shared consumer. nameko fired its one-shot "last
+    provider gone" event once per provider then, so the second raised in the stopping process."""
+    from nameko.containers import ServiceContainer
+
+    from wbs_plumbing.reliable import ReliableEventHandler
+
+    container = ServiceContainer(DemoService, service_config("verification", DB_AUTO_MIGRATE=False))
+    handlers = [e for e in container.entrypoints if isinstance(e, ReliableEventHandler)]
+    for handler in handlers:
+        handler.setup()  # registers the handler and its retry movers with the queue consumer
+    consumer = handlers[0].queue_consumer
+    assert not consumer._consumers_ready.ready() and len(handlers[0].movers) > 1
+    for handler in handlers:
+        handler.stop()
+    assert consumer._last_provider_unregistered.ready()
+
+
 def test_a_finished_worker_lets_go_of_its_arguments(container_factory, service_config):
     """A worker context lives in a reference cycle until the garbage collector finds it; the
     ``Ops`` provider empties its arguments at teardown, so a 1 MiB evidence chunk is freed when

@@ -136,6 +136,16 @@ class ReliableQueueConsumer(QueueConsumer):
         provider.dead_letter(message, f"undecodable body: {describe(exc)}", attempts=0)
         message.ack()
 
+    def unregister_provider(self, provider):
+        """Stopped while still starting (a replica told to stop during its start): nameko then
+        fires its "last provider gone" event once for every provider, and the second firing
+        raises in the stopping container. Stopping waits for that event once."""
+        if not self._consumers_ready.ready():
+            if not self._last_provider_unregistered.ready():
+                self._last_provider_unregistered.send()
+            return
+        super().unregister_provider(provider)
+
 
 class RetryMover:
     """Consumes one retry queue of a handler and moves each message back to the handler's queue
