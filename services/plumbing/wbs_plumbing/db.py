@@ -284,13 +284,13 @@ class EventPublisher:
         return self._producer
 
     def publish(self, body_json: str, exchange, routing_key: str, **properties) -> bool:
-        """Publish an event's JSON text as the outbox stored it (not parsed and serialised again)
-        and wait for the broker's confirm; False if no queue was bound for it."""
+        """Publish an event's JSON text as the outbox stored it (not parsed and serialised again;
+        ``properties`` say its content type, see ``message_properties``) and wait for the
+        broker's confirm; False if no queue was bound for it."""
         from nameko.constants import DEFAULT_RETRY_POLICY, PERSISTENT
 
         producer = self._ensure_producer()
         message_id = properties.get("message_id")
-        properties = dict(properties, content_type="application/json")  # with message_properties' utf-8
         try:
             producer.publish(body_json, exchange=exchange, routing_key=routing_key, declare=[exchange],
                              mandatory=True, delivery_mode=PERSISTENT,

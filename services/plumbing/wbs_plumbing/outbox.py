@@ -21,6 +21,7 @@ from wbs_plumbing.clock import utcnow  # noqa: F401 -- also imported from here b
 
 log = logging.getLogger(__name__)
 
+#: ``session.info`` key: this transaction staged events, so the relay is woken once it commits.
 OUTBOX_FLAG = "wbs_outbox_pending"
 
 
@@ -83,7 +84,7 @@ def message_properties(row, amqp_uri: str, service: str) -> dict:
     if created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)
     return {"message_id": row.event_id, "type": row.event_type,
-            "content_encoding": "utf-8", "timestamp": int(created.timestamp()), "app_id": service,
+            "content_type": "application/json", "content_encoding": "utf-8", "timestamp": int(created.timestamp()), "app_id": service,
             "user_id": broker_user(amqp_uri)}
 
 

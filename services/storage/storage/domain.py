@@ -229,13 +229,11 @@ def _read_stream(store, object_key: str):
         raise crypto.IntegrityError("object is missing from the store") from None
 
 
-def _write_object(store, data: bytes | None, chunks=None) -> str:
+def _write_object(store, pieces) -> str:
     key = new_object_key()
     writer = store.open_writer(key)
     try:
-        if data is not None:
-            writer.write(data)
-        for piece in chunks or ():
+        for piece in pieces:
             writer.write(piece)
     except BaseException:
         writer.abort()
@@ -352,7 +350,7 @@ def store_report(transaction, keyring, store, report_id, content, files, transit
         for filename, media_type, data in plain_files:
             evidence_id = str(uuid.uuid4())
             file_enc = crypto.SegmentEncryptor(data_key, report_id, evidence_id)
-            object_key = _write_object(store, file_enc.update(data), [file_enc.finalize()])
+            object_key = _write_object(store, [file_enc.update(data), file_enc.finalize()])
             written.append(object_key)
             evidence.append(({"evidence_id": evidence_id, "size_bytes": len(data),
                               "sha256": hashlib.sha256(data).hexdigest()}, object_key,
