@@ -23,6 +23,7 @@ from bench.floor_services import SCHEMA
 from bench.pipeline import evidence_of, multipart
 from bench.timing import Refused, closed_loop, summary_ms
 from tests.stack import ROOT, free_port
+from wbs_plumbing.config import with_process_env
 
 PROCESSES = {"floor_front": "FloorFront", "floor_vault": "FloorVault", "floor_sink": "FloorSink"}
 DATABASE_OF = {"floor_front": "vault", "floor_vault": "vault", "floor_sink": "sink"}
@@ -51,7 +52,7 @@ def run(concurrency: int, reports: int, evidence_bytes: int) -> dict:
                     [str(Path(sys.executable).parent / "nameko"), "run", "--config", str(config),
                      f"bench.floor_services:{cls}"], cwd=ROOT, start_new_session=True,
                     stdout=open(workdir / f"{service}.log", "ab"), stderr=subprocess.STDOUT,
-                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                    env=with_process_env(dict(os.environ, PYTHONPATH=str(ROOT))))  # the services' event loop too
             return _measure(env, processes, f"http://127.0.0.1:{port}/reports", concurrency, reports,
                             evidence_of(evidence_bytes), workdir)
         finally:

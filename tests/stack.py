@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from wbs_plumbing.config import with_process_env
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("storage", "verification", "notification", "intake")
 
@@ -53,6 +55,7 @@ class Stack:
             "WBS_POW_BITS": str(pow_bits),
             "PYTHONUNBUFFERED": "1",
         })
+        env = with_process_env(env)  # as `wbs run` and the image start every service
         for service, url in databases.items():
             env[f"{service.upper()}_DATABASE_URL"] = url
         # each service's ops listener (healthz, readyz, metrics): self.ops[service] = "host:port"

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from wbs_plumbing.config import database_url
+from wbs_plumbing.config import database_url, with_process_env
 from wbs_plumbing.db import alembic_dir_for
 from wbs_plumbing.migrations import migrate
 
@@ -201,7 +201,7 @@ def run() -> int:
     nameko = str(Path(sys.executable).parent / "nameko")
 
     def start(service):
-        env = dict(os.environ)
+        env = with_process_env(dict(os.environ))
         # eventlet's deprecation notice, printed by every child at start, says nothing an operator
         # can act on (the Kubernetes config silences it the same way)
         env.setdefault("PYTHONWARNINGS", "ignore:::nameko.cli.commands")
