@@ -294,6 +294,7 @@ def service_config(rabbit_uri, pg_database, tmp_path):
             "ACCEPT": ["msgpack", "json"],
             "RETRY_DELAYS_MS": [50, 100],
             "OUTBOX_POLL_SECONDS": 0.2,
+            "OUTBOX_SWEEP_AFTER_SECONDS": 1,
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
             "WBS_POW_BITS": 0,
         }

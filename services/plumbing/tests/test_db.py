@@ -74,7 +74,7 @@ def test_no_ping_before_a_transaction(pg_url):
 def test_handle_once_acts_once_per_event_and_consumer_in_one_statement(backend, pg_url, tmp_path):
     engine = make_engine(pg_url if backend == "postgresql" else f"sqlite:///{tmp_path / 'once.db'}")
     Base.metadata.create_all(engine)
-    db = DatabaseSession(SimpleNamespace(engine=engine, wake_relay=lambda: None))
+    db = DatabaseSession(SimpleNamespace(engine=engine, hand_over=lambda rows: None))
     handled = []
     try:
         for consumer in ("a", "a", "b"):

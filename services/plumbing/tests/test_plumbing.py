@@ -230,7 +230,7 @@ def test_a_peer_away_for_longer_than_the_transient_budget_is_dead_lettered_with_
     demo.close()
 
 
-def relay_database(amqp_uri, pg_url) -> Database:
+def relay_database(amqp_uri, pg_url, **config) -> Database:
     """A `Database` provider set up outside a container: its relay is driven by the test."""
     from types import SimpleNamespace
 
@@ -241,7 +241,7 @@ def relay_database(amqp_uri, pg_url) -> Database:
     engine.dispose()
     database = Database(Base, OutboxMessage)
     database.container = SimpleNamespace(service_name="verification",
-                                         config={"AMQP_URI": amqp_uri, "DATABASE_URL": pg_url})
+                                         config={"AMQP_URI": amqp_uri, "DATABASE_URL": pg_url, **config})
     database.setup()
     return database
 
@@ -302,6 +302,92 @@ def test_a_relay_that_dies_after_publishing_before_its_mark_commits_publishes_ag
     assert [json.loads(body)["event_id"] for _, body in got] == [e["event_id"] for e in staged] * 2
     assert {(p.content_type, p.content_encoding, p.message_id) for p, _ in got} == {
         ("application/json", "utf-8", e["event_id"]) for e in staged}
+    broker.close()
+    database.publisher.close()
+    database.engine.dispose()
+
+
+def unsent(database) -> int:
+    from sqlalchemy.orm import Session
+
+    with Session(database.engine) as session:
+        return session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None)))
+
+
+def stage_status_changes(database, count: int) -> list:
+    with database.get_dependency(None).transaction() as session:
+        return [add_event(session, OutboxMessage, "case_status_changed",
+                          {"case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
+                for _ in range(count)]
+
+
+def test_a_commit_hands_its_events_to_the_running_relay_which_publishes_and_marks_them_at_once(rabbit_uri, pg_url):
+    """No sweep in this test's minute: what arrives was handed over by the commit, in order, and
+    is marked sent (one attempt). A rolled-back transaction hands nothing over."""
+    import eventlet
+
+    database = relay_database(rabbit_uri, pg_url, OUTBOX_POLL_SECONDS=60, OUTBOX_SWEEP_AFTER_SECONDS=60)
+    database.container.spawn_managed_thread = lambda run, identifier=None: eventlet.spawn(run)
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    database.start()
+    try:
+        eventlet.sleep(0.2)  # the relay's first sweep, of an empty table, is over
+        with pytest.raises(RuntimeError):
+            with database.get_dependency(None).transaction() as session:
+                add_event(session, OutboxMessage, "case_status_changed",
+                          {"case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
+                raise RuntimeError("the handler failed after staging")
+        staged = stage_status_changes(database, 3)
+        got = broker.get_all(out, 3, timeout=10)
+        assert [json.loads(body)["event_id"] for _, body in got] == [e["event_id"] for e in staged]
+        wait_until(lambda: unsent(database) == 0, timeout=10)
+        from sqlalchemy.orm import Session
+        with Session(database.engine) as session:
+            assert set(session.scalars(select(OutboxMessage.attempts))) == {1}
+        eventlet.sleep(0.5)
+        assert broker.channel.basic_get(out, auto_ack=True)[0] is None  # nothing else, nothing twice
+    finally:
+        database.stop()
+        eventlet.sleep(0.1)
+        broker.close()
+        database.engine.dispose()
+
+
+def test_handed_over_events_the_relay_dies_on_before_its_mark_are_published_again_by_the_sweep(rabbit_uri, pg_url):
+    """Confirmed by the broker, then the process dies before its one-statement mark: the rows
+    are unsent in the table, and the sweep (here forced: nothing is old enough to be swept in
+    normal running) publishes them again. Duplicates, never a loss. A row handed over too long
+    ago is left to the sweep instead of published from memory."""
+    from eventlet.event import Event
+
+    database = relay_database(rabbit_uri, pg_url, OUTBOX_SWEEP_AFTER_SECONDS=60)
+    database._wake = Event()  # as while the relay runs: commits hand their rows over
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    staged = stage_status_changes(database, 2)
+    assert database.relay_once(older_than=60) == 0  # too young to sweep: the handed-over copy goes
+    publish = database._publish
+
+    def publish_then_die(row):
+        publish(row)
+        if row.event_id == staged[-1]["event_id"]:
+            raise SystemExit("killed after the broker confirmed, before the mark")
+    database._publish = publish_then_die
+    with pytest.raises(SystemExit):
+        database.publish_handed()
+    assert unsent(database) == 2
+    database._publish = publish
+    assert database.relay_once() == 2 and database.relay_once() == 0
+    got = broker.get_all(out, 4)
+    assert [json.loads(body)["event_id"] for _, body in got] == [e["event_id"] for e in staged] * 2
+
+    late = stage_status_changes(database, 1)
+    database._handed[0] = database._handed[0]._replace(handed_at=time.monotonic() - 31)
+    assert database.publish_handed() == 0 and unsent(database) == 1  # left to the sweep
+    assert database.relay_once() == 1
+    (_, body), = broker.get_all(out, 1)
+    assert json.loads(body)["event_id"] == late[0]["event_id"]
     broker.close()
     database.publisher.close()
     database.engine.dispose()

@@ -1,8 +1,13 @@
 """The `Database` DependencyProvider: one service's own database, and its outbox relay.
 
 Why the relay lives here: the outbox is a table of this database, and draining it is the only
-thing that reads it. After a transaction that staged events commits, the relay is woken at once
-(low latency); it also polls, so rows left behind by a crash or a broker outage go out later.
+thing that reads it. A transaction that staged events hands its rows to the relay once it has
+committed: the relay publishes them at once, from memory, and marks them sent with one
+autocommit UPDATE after the broker's confirms. It also sweeps the table every
+``OUTBOX_POLL_SECONDS`` for rows nobody handed over that are older than
+``OUTBOX_SWEEP_AFTER_SECONDS`` (a crash between commit and publish, a broker outage, a replica
+that died), so those go out later. Either way at least once: a relay that dies after a confirm,
+before its mark, leaves a row the sweep publishes again, and consumers drop the duplicate.
 
 Driver notes (docs/architecture.md §4.5): psycopg2 is made eventlet-friendly with psycogreen, so a slow
 query yields to the hub instead of starving AMQP heartbeats. SQLite (the embedded default) gets a
@@ -12,6 +17,8 @@ lock inside C code, where a blocked greenthread would block the whole process.
 import logging
 import os
 import sys
+import time
+from collections import deque
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,10 +33,10 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
 
 from wbs_plumbing.config import database_url, flag
-from wbs_plumbing.metrics import count_publish, count_sql
+from wbs_plumbing.metrics import AUTOCOMMIT_OPTION, count_publish, count_sql
 from wbs_plumbing.migrations import migrate, wait_for_head
 from wbs_plumbing.sockets import spoken_unasked
-from wbs_plumbing.outbox import OUTBOX_FLAG, message_properties, take_pending_batch
+from wbs_plumbing.outbox import OUTBOX_STAGED, committed, mark_published, message_properties, take_pending_batch
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,29 @@ def session_scope(engine):
         session.close()
 
 
+@contextmanager
+def autocommit(engine):
+    """A connection on which each statement commits on its own: no BEGIN and COMMIT round trips.
+
+    Why not SQLAlchemy's ``AUTOCOMMIT`` isolation level: handing such a connection back to the
+    pool costs a ``SET default_transaction_isolation`` round trip, and every later transaction
+    on it a longer BEGIN. psycopg2's own switch is client-side; it is put back before the
+    connection returns to the pool. (SQLite, in development, just commits.)
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name != "postgresql":
+            yield connection
+            connection.commit()
+            return
+        connection.execution_options(**{AUTOCOMMIT_OPTION: True})  # not counted as a transaction
+        raw = connection.connection.dbapi_connection
+        raw.autocommit = True
+        try:
+            yield connection
+        finally:
+            raw.autocommit = False
+
+
 class DatabaseSession:
     """What a worker gets: transactions, and the idempotency guard for event handlers."""
 
@@ -121,12 +151,13 @@ class DatabaseSession:
 
     @contextmanager
     def transaction(self):
-        """Yield a Session (see `session_scope`); after a commit that staged events, wake the relay."""
+        """Yield a Session (see `session_scope`); after a commit that staged events, hand them to
+        the relay."""
         with session_scope(self.engine) as session:
             yield session
-            staged_events = session.info.pop(OUTBOX_FLAG, False)
-        if staged_events:
-            self._provider.wake_relay()
+            staged = session.info.pop(OUTBOX_STAGED, None)
+        if staged:
+            self._provider.hand_over(committed(staged, time.monotonic()))
 
     @contextmanager
     def handle_once(self, event_id: str, processed_model, consumer: str = ""):
@@ -168,7 +199,9 @@ class Database(DependencyProvider):
 
     Config: DATABASE_URL, DB_AUTO_MIGRATE (true: run Alembic to head at start, under the
     migration lock; false: wait up to DB_MIGRATE_WAIT_SECONDS [600] until a migration job has
-    brought the schema to head), OUTBOX_POLL_SECONDS.
+    brought the schema to head), OUTBOX_POLL_SECONDS [1] (how often the relay sweeps the table),
+    OUTBOX_SWEEP_AFTER_SECONDS [10] (how old an unsent row must be before a sweep takes it from
+    the process that committed it).
     """
 
     def __init__(self, base, outbox_model=None):
@@ -189,6 +222,8 @@ class Database(DependencyProvider):
                                         os.environ.get("DB_MIGRATE_WAIT_SECONDS") or 600))
         self.engine = make_engine(self.url)
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS") or 1.0)
+        self.sweep_after_seconds = float(config.get("OUTBOX_SWEEP_AFTER_SECONDS") or 10.0)
+        self._handed: deque = deque()
         self.publisher = EventPublisher(config["AMQP_URI"])
         self._unrouted_types: set[str] = set()
 
@@ -214,26 +249,66 @@ class Database(DependencyProvider):
         if self._wake is not None and not self._wake.ready():
             self._wake.send(True)
 
+    def hand_over(self, rows: list):
+        """Committed rows (`wbs_plumbing.outbox.Staged`) for the relay to publish now."""
+        if self._wake is not None:  # a relay runs; otherwise the sweep takes them
+            self._handed.extend(rows)
+            self.wake_relay()
+
     def _relay_forever(self, limit: int = RELAY_BATCH):
+        next_sweep = 0.0
         try:
-            while not self._stopping:
+            while True:
                 # a fresh wake-up before draining: a commit during the drain wakes the next round
                 self._wake = Event()
                 try:
-                    while self.relay_once(limit) == limit:  # fewer than a full batch: drained
-                        pass
-                except Exception:  # broker or database away: keep the rows, try again later
+                    self.publish_handed(limit)  # on a stop too: what the last workers committed
+                    if self._stopping:
+                        break
+                    if time.monotonic() >= next_sweep:
+                        next_sweep = time.monotonic() + self.poll_seconds
+                        while self.relay_once(limit, older_than=self.sweep_after_seconds) == limit:
+                            pass  # fewer than a full batch: drained
+                except Exception:  # broker or database away: keep the rows, the sweep retries them
+                    self._handed.clear()
                     log.warning("outbox relay: publish failed, will retry", exc_info=True)
+                    if self._stopping:
+                        break
                     eventlet.sleep(self.poll_seconds)
-                with eventlet.Timeout(self.poll_seconds, False):
+                with eventlet.Timeout(max(0.0, next_sweep - time.monotonic()), False):
                     self._wake.wait()
         finally:  # stopped or killed: never in the middle of a publish on this greenthread
+            self._wake = None
+            self._handed.clear()  # unsent in the table: the next start's sweep takes them
             self.publisher.close()
 
-    def relay_once(self, limit: int = RELAY_BATCH) -> int:
-        """Publish up to `limit` committed events; return how many were handled."""
+    def publish_handed(self, limit: int = RELAY_BATCH) -> int:
+        """Publish the rows handed over since the last round, in commit order, then mark them
+        sent in one autocommit statement; return how many were published.
+
+        A row handed over longer ago than half of ``OUTBOX_SWEEP_AFTER_SECONDS`` (a relay far
+        behind) is left to the sweep, so the two rarely publish the same row. A failed publish
+        raises: the rows stay unsent in the table, for the sweep.
+        """
+        published = 0
+        while self._handed:
+            batch = [self._handed.popleft() for _ in range(min(limit, len(self._handed)))]
+            stale = time.monotonic() - self.sweep_after_seconds / 2
+            fresh = [row for row in batch if row.handed_at >= stale]
+            for row in fresh:
+                self._publish(row)
+            if fresh:
+                with autocommit(self.engine) as connection:
+                    mark_published(connection, self.outbox_model, [row.id for row in fresh],
+                                   datetime.now(timezone.utc))
+            published += len(fresh)
+        return published
+
+    def relay_once(self, limit: int = RELAY_BATCH, older_than: float = 0) -> int:
+        """Sweep: publish up to `limit` committed events staged more than `older_than` seconds
+        ago; return how many were handled."""
         with Session(self.engine) as session, session.begin():
-            rows = take_pending_batch(session, self.outbox_model, limit, datetime.now(timezone.utc))
+            rows = take_pending_batch(session, self.outbox_model, limit, datetime.now(timezone.utc), older_than)
             for row in rows:
                 self._publish(row)
         return len(rows)

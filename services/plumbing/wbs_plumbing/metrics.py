@@ -147,7 +147,9 @@ def count_publishes() -> None:
 
 def count_sql(engine) -> None:
     """Count the statements and transactions of `engine` (SQLAlchemy events; pings are not
-    cursor executions, so they are not counted)."""
+    cursor executions, so they are not counted). A connection in autocommit
+    (``wbs_plumbing.db.autocommit``) sends no BEGIN or COMMIT: its statements count, and the
+    end SQLAlchemy gives it is not a transaction."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -155,9 +157,15 @@ def count_sql(engine) -> None:
         SQL_STATEMENTS.inc()
 
     @event.listens_for(engine, "commit")
-    def _commit(_connection):
-        DB_TRANSACTIONS.labels("commit").inc()
+    def _commit(connection):
+        if not connection.get_execution_options().get(AUTOCOMMIT_OPTION):
+            DB_TRANSACTIONS.labels("commit").inc()
 
     @event.listens_for(engine, "rollback")
-    def _rollback(_connection):
-        DB_TRANSACTIONS.labels("rollback").inc()
+    def _rollback(connection):
+        if not connection.get_execution_options().get(AUTOCOMMIT_OPTION):
+            DB_TRANSACTIONS.labels("rollback").inc()
+
+
+#: Execution option of a connection in autocommit (``wbs_plumbing.db.autocommit``).
+AUTOCOMMIT_OPTION = "wbs_autocommit"

@@ -10,7 +10,8 @@ sent. Delivery is therefore at least once, which is why every consumer is idempo
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from sqlalchemy import DateTime, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
@@ -21,8 +22,28 @@ from wbs_plumbing.clock import utcnow  # noqa: F401 -- also imported from here b
 
 log = logging.getLogger(__name__)
 
-#: ``session.info`` key: this transaction staged events, so the relay is woken once it commits.
-OUTBOX_FLAG = "wbs_outbox_pending"
+#: ``session.info`` key: the outbox rows this transaction staged, handed to the relay once it
+#: commits (``wbs_plumbing.db``).
+OUTBOX_STAGED = "wbs_outbox_staged"
+
+
+class Staged(NamedTuple):
+    """A committed outbox row as the relay publishes it, handed over without reading it back."""
+
+    id: int
+    event_id: str
+    exchange: str
+    event_type: str
+    body: str
+    created_at: datetime
+    handed_at: float  # time.monotonic() at the commit
+
+
+def committed(rows, handed_at: float) -> list:
+    """The rows a transaction staged, as `Staged`, once it has committed (their ids came back from
+    the INSERT; nothing is read again)."""
+    return [Staged(row.id, row.event_id, row.exchange, row.event_type, row.body, row.created_at, handed_at)
+            for row in rows]
 
 
 class OutboxMixin:
@@ -64,11 +85,10 @@ def add_event(session, outbox_model, event_type: str, payload: dict) -> dict:
         **payload,
     }
     validate_event(event_type, body)
-    session.add(outbox_model(
-        event_id=body["event_id"], exchange=exchange_name(event_type), event_type=event_type,
-        body=json.dumps(body, separators=(",", ":")), attempts=0,
-    ))
-    session.info[OUTBOX_FLAG] = True
+    row = outbox_model(event_id=body["event_id"], exchange=exchange_name(event_type), event_type=event_type,
+                       body=json.dumps(body, separators=(",", ":")), attempts=0)
+    session.add(row)
+    session.info.setdefault(OUTBOX_STAGED, []).append(row)
     return body
 
 
@@ -88,21 +108,33 @@ def message_properties(row, amqp_uri: str, service: str) -> dict:
             "user_id": broker_user(amqp_uri)}
 
 
-def take_pending_batch(session, outbox_model, limit: int, now: datetime) -> list:
-    """Mark up to `limit` unsent rows published and return them, oldest first: one statement.
+def take_pending_batch(session, outbox_model, limit: int, now: datetime, older_than: float = 0) -> list:
+    """Mark up to `limit` unsent rows staged more than `older_than` seconds ago published and
+    return them, oldest first: one statement.
 
-    Why one statement: the relay runs after every committing transaction, and a SELECT then an
-    UPDATE per row was a quarter of the SQL a report cost. The mark is only a promise until the
-    caller commits, which the relay does after every row is published and confirmed; a failed
-    publish rolls it back and the rows are taken again (at least once, never lost). On
-    PostgreSQL rows another relay holds are skipped, never waited on.
+    This is the relay's sweep for rows no process handed over (a crash between commit and
+    publish, a broker outage, another replica's leftovers); younger rows are left to the process
+    that committed them. The mark is only a promise until the caller commits, which the relay
+    does after every row is published and confirmed; a failed publish rolls it back and the rows
+    are taken again (at least once, never lost). On PostgreSQL rows another relay holds are
+    skipped, never waited on.
     """
     table = outbox_model.__table__
-    unsent = (select(table.c.id).where(table.c.published_at.is_(None)).order_by(table.c.id)
-              .limit(limit).with_for_update(skip_locked=True))
+    unsent = (select(table.c.id).where(table.c.published_at.is_(None),
+                                       table.c.created_at <= now - timedelta(seconds=older_than))
+              .order_by(table.c.id).limit(limit).with_for_update(skip_locked=True))
     taken = session.execute(
         update(table).where(table.c.id.in_(unsent))
         .values(published_at=now, attempts=table.c.attempts + 1)
         .returning(table.c.id, table.c.event_id, table.c.exchange, table.c.event_type,
                    table.c.body, table.c.created_at)).all()
     return sorted(taken, key=lambda row: row.id)
+
+
+def mark_published(connection, outbox_model, ids: list, now: datetime) -> None:
+    """Mark handed-over rows published after their confirms: one statement, on a connection in
+    autocommit (no BEGIN and COMMIT round trips). A row a sweep already published keeps its
+    mark."""
+    table = outbox_model.__table__
+    connection.execute(update(table).where(table.c.id.in_(ids), table.c.published_at.is_(None))
+                       .values(published_at=now, attempts=table.c.attempts + 1))
