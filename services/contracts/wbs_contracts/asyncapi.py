@@ -27,7 +27,7 @@ HISTORY_STREAM = "wbs.events.history"
 AMQP_BINDING_VERSION = "0.3.0"
 # The catalogue's own version: bump the minor for an added event or optional field, the major
 # when an event's schema_version is bumped (docs/events.md).
-CATALOGUE_VERSION = "1.1.0"
+CATALOGUE_VERSION = "1.2.0"
 
 DELIVERY = (
     "Delivery is at least once: an event may arrive more than once (the outbox relay republishes "

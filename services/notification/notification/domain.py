@@ -228,8 +228,13 @@ def claim_case_assigned(session, event: dict, now: datetime, settings: Settings)
 
 
 def _learn_assignment(session, event: dict, now: datetime) -> None:
-    """What a ``case_assigned`` teaches beyond its email: the case's reference and assignee."""
+    """What a ``case_assigned`` teaches beyond its email: the case's reference, report and
+    assignee. (An assigned case's ``case_opened`` is not handled at all. A ``case_assigned``
+    from a verification older than its ``report_id`` teaches no report; ``case_status_changed``
+    carries its own, so only a message notice for such a case would find none and be logged.)"""
     remember_case_reference(session, event["case_id"], event.get("reference"))
+    if event.get("report_id"):
+        remember_case_report(session, event["case_id"], event["report_id"])
     remember_assignment(session, case_id=event["case_id"], inspector_id=event["inspector_id"],
                         assigned_at=parse_time(event.get("occurred_at")) or now)
 

@@ -37,8 +37,9 @@ class NotificationService:
     def handle_case_assigned(self, event):
         """Email the assigned inspector that a case needs them.
 
-        Input: ``case_assigned`` {case_id, inspector_id, unit, reference} (validated by the reliable
-        handler); the reference is remembered for the email subject.
+        Input: ``case_assigned`` {case_id, inspector_id, unit, reference, report_id} (validated by
+        the reliable handler); the reference is remembered for the email subject, the report id
+        for the reporter's notices.
         Emits: ``notification_sent`` {notification_id, kind, case_id} once the mail server
         accepted the email (now, or later from the retry sweep).
         Errors: a database failure raises and the event is retried, then dead-lettered; mail and
@@ -78,11 +79,8 @@ class NotificationService:
         then dead-lettered; otherwise as ``handle_case_assigned``.
         """
         if event.get("assigned") is True:
-            # Nobody to ask or tell (its case_assigned tells the inspector): only what the event
-            # teaches is kept, by inserts that do nothing the second time, so no processed-event
-            # row is needed either.
-            with self.db.transaction() as session:
-                domain.remember_case(session, event)
+            # Nobody to ask or tell, and nothing to learn: the case_assigned that follows tells
+            # the inspector and carries the case's reference and report id.
             return
         # Unassigned (or from before ``assigned`` existed): who reaches it comes from verification.
         contacts = self.directory.case_contacts(event["case_id"])

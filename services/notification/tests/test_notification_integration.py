@@ -21,7 +21,7 @@ from tests.fixtures import SmtpSink, wait_until
 from wbs_contracts.events import validate_event
 from wbs_plumbing.migrations import schema_differences
 
-from notification.models import Base, Notification
+from notification.models import Base, CaseReport, Notification
 from notification.service import NotificationService
 
 ALEMBIC_DIR = Path(__file__).resolve().parents[1] / "alembic"
@@ -102,11 +102,11 @@ def case_assigned(**overrides):
     return body
 
 
-def rows(config):
+def rows(config, model=Notification):
     engine = create_engine(config["DATABASE_URL"])
     try:
         with Session(engine) as session:
-            return session.scalars(select(Notification)).all()
+            return session.scalars(select(model)).all()
     finally:
         engine.dispose()
 
@@ -318,9 +318,10 @@ def test_a_case_nobody_could_take_emails_the_supervisors(start, smtp_sink):
 
 def test_events_that_say_enough_cost_no_question_to_verification(start, smtp_sink):
     """``case_opened`` with ``assigned: true`` needs no supervisors (its ``case_assigned`` tells
-    the inspector), and ``case_assigned`` with its ``reference`` names the case in the subject:
-    neither asks verification's ``case_contacts``. Without ``assigned`` (an event published
-    before it existed) verification is asked, as before."""
+    the inspector) and is not even written down, and ``case_assigned`` with its ``reference``
+    names the case in the subject and brings the report id: neither asks verification's
+    ``case_contacts``. Without ``assigned`` (an event published before it existed) verification
+    is asked, as before."""
     config, container, broker = start(SMTP_HOST=smtp_sink.host, SMTP_PORT=smtp_sink.port)
     assigned, older = str(uuid.uuid4()), str(uuid.uuid4())
     UNROUTED.update({assigned, older})  # were verification asked, it would say "nobody"
@@ -334,13 +335,16 @@ def test_events_that_say_enough_cost_no_question_to_verification(start, smtp_sin
     [routing_failed] = smtp_sink.wait_for(1)
     assert older in routing_failed.get_body().get_content()
     assert FakeVerification.contacts_calls == [older]
+    assert assigned not in {row.case_id for row in rows(config, CaseReport)}
 
-    event = case_assigned(reference="WBS/ITJEN/2026/00042")
+    report_id = str(uuid.uuid4())
+    event = case_assigned(case_id=assigned, reference="WBS/ITJEN/2026/00042", report_id=report_id)
     with entrypoint_waiter(container, "handle_case_assigned"):
         broker.publish_event("verification.events", "case_assigned", event)
     message = smtp_sink.wait_for(2)[1]
     assert "WBS/ITJEN/2026/00042" in message["Subject"]
     assert FakeVerification.contacts_calls == [older]
+    assert (assigned, report_id) in {(row.case_id, row.report_id) for row in rows(config, CaseReport)}
 
 
 def test_a_template_edit_over_the_admin_rpc_changes_the_next_email(start, smtp_sink):

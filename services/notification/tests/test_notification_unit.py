@@ -415,6 +415,21 @@ def test_only_news_the_reporter_sees_is_news():
     assert not domain.news_for_reporter(verification_event("e", from_state="analysis", to_state="analysis"))
 
 
+def test_a_case_assigned_teaches_the_report_a_message_notice_needs(transaction):
+    """An assigned case's case_opened is not handled at all: its case_assigned carries the
+    report id, which a later case_message_posted (that has none) is matched to. One from a
+    verification older than that field teaches no report, and the notice is skipped, logged."""
+    older = case_assigned_event()
+    record(transaction, older)
+    with transaction() as session:
+        assert domain.note_reporter_news(session, verification_event("m-1", direction="to_reporter"),
+                                         T0) is None
+    record(transaction, {**case_assigned_event("22222222-2222-4333-8444-555555555555"), "report_id": REPORT_ID})
+    with transaction() as session:
+        assert domain.note_reporter_news(session, verification_event("m-2", direction="to_reporter"),
+                                         T0) == REPORT_ID
+
+
 def test_reporter_news_is_one_notice_a_day_and_later_news_waits(transaction, settings, sender, transport):
     with transaction() as session:
         domain.remember_case_report(session, CASE_ID, REPORT_ID)

@@ -36,7 +36,8 @@ def announce_assignment(session: Session, case: Case, actor: str, now: dt.dateti
     the case's history and exclusions; keeping it out of the chain keeps case opening off the
     chain's lock, so verification workers open cases in parallel.
     """
-    event = {"case_id": case.case_id, "inspector_id": case.assignee_id, "unit": case.unit}
+    event = {"case_id": case.case_id, "inspector_id": case.assignee_id, "unit": case.unit,
+             "report_id": case.report_id}  # so notification needs nothing from case_opened
     if case.reference:  # the subject of the inspector's email, without asking verification back
         event["reference"] = case.reference
     add_event(session, OutboxMessage, "case_assigned", event)
