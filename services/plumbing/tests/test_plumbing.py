@@ -271,42 +271,6 @@ def test_outbox_keeps_events_through_a_broker_outage(rabbit_uri, pg_url):
     database.engine.dispose()
 
 
-def test_a_relay_that_dies_after_publishing_before_its_mark_commits_publishes_again(rabbit_uri, pg_url):
-    """The mark (one UPDATE ... RETURNING) is only a promise until the relay commits, after every
-    confirm: a relay that dies in between leaves the rows unsent, and the next run publishes
-    them again. A duplicate, which consumers drop by event_id; never a loss."""
-    from sqlalchemy.orm import Session
-
-    database = relay_database(rabbit_uri, pg_url)
-    broker = Broker(rabbit_uri)
-    out = broker.listen("verification.events", "case_status_changed")
-    with database.get_dependency(None).transaction() as session:
-        staged = [add_event(session, OutboxMessage, "case_status_changed",
-                            {"case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
-                  for _ in range(2)]
-    publish = database._publish
-
-    def publish_then_die(row):
-        publish(row)
-        if row.event_id == staged[-1]["event_id"]:
-            raise SystemExit("killed after the broker confirmed, before the commit")
-    database._publish = publish_then_die
-    with pytest.raises(SystemExit):
-        database.relay_once()
-    with Session(database.engine) as session:
-        assert session.scalar(select(func.count()).select_from(OutboxMessage)
-                              .where(OutboxMessage.published_at.is_(None))) == 2
-    database._publish = publish
-    assert database.relay_once() == 2 and database.relay_once() == 0
-    got = broker.get_all(out, 4)
-    assert [json.loads(body)["event_id"] for _, body in got] == [e["event_id"] for e in staged] * 2
-    assert {(p.content_type, p.content_encoding, p.message_id) for p, _ in got} == {
-        ("application/json", "utf-8", e["event_id"]) for e in staged}
-    broker.close()
-    database.publisher.close()
-    database.engine.dispose()
-
-
 def unsent(database) -> int:
     from sqlalchemy.orm import Session
 
@@ -319,6 +283,63 @@ def stage_status_changes(database, count: int) -> list:
         return [add_event(session, OutboxMessage, "case_status_changed",
                           {"case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
                 for _ in range(count)]
+
+
+@pytest.mark.parametrize("path", ["handed over", "swept"])
+def test_a_relay_that_dies_after_the_confirms_before_its_mark_leaves_the_rows_for_the_sweep(path, rabbit_uri, pg_url):
+    """Both ways out of the outbox: the rows a commit handed over (marked by one autocommit
+    UPDATE after the confirms), and the sweep's (marked by an UPDATE ... RETURNING that commits
+    after the confirms). A relay that dies in between leaves the rows unsent, and the sweep
+    publishes them again. A duplicate, which consumers drop by event_id; never a loss."""
+    from eventlet.event import Event
+
+    database = relay_database(rabbit_uri, pg_url, OUTBOX_SWEEP_AFTER_SECONDS=60)
+    if path == "handed over":
+        database._wake = Event()  # as while the relay runs: commits hand their rows over
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    staged = stage_status_changes(database, 2)
+    publish = database._publish
+
+    def publish_then_die(row):
+        publish(row)
+        if row.event_id == staged[-1]["event_id"]:
+            raise SystemExit("killed after the broker confirmed, before the mark")
+    database._publish = publish_then_die
+    with pytest.raises(SystemExit):
+        database.publish_handed() if path == "handed over" else database.relay_once()
+    assert unsent(database) == 2
+    database._publish = publish
+    assert database.relay_once() == 2 and database.relay_once() == 0
+    got = broker.get_all(out, 4)
+    assert [json.loads(body)["event_id"] for _, body in got] == [e["event_id"] for e in staged] * 2
+    assert {(p.content_type, p.content_encoding, p.message_id) for p, _ in got} == {
+        ("application/json", "utf-8", e["event_id"]) for e in staged}
+    broker.close()
+    database.publisher.close()
+    database.engine.dispose()
+
+
+def test_the_sweep_leaves_young_rows_to_the_relay_they_were_handed_to_and_takes_stale_ones(rabbit_uri, pg_url):
+    """A row younger than OUTBOX_SWEEP_AFTER_SECONDS belongs to the process that committed it;
+    a handed-over row that waited longer than half of that (a relay far behind) is left to the
+    sweep instead of published from memory, so the two rarely publish the same row."""
+    from eventlet.event import Event
+
+    database = relay_database(rabbit_uri, pg_url, OUTBOX_SWEEP_AFTER_SECONDS=60)
+    database._wake = Event()
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    late = stage_status_changes(database, 1)
+    assert database.relay_once(older_than=60) == 0  # too young to sweep
+    database._handed[0] = database._handed[0]._replace(handed_at=time.monotonic() - 31)
+    assert database.publish_handed() == 0 and unsent(database) == 1  # left to the sweep
+    assert database.relay_once() == 1
+    (_, body), = broker.get_all(out, 1)
+    assert json.loads(body)["event_id"] == late[0]["event_id"]
+    broker.close()
+    database.publisher.close()
+    database.engine.dispose()
 
 
 def test_a_commit_hands_its_events_to_the_running_relay_which_publishes_and_marks_them_at_once(rabbit_uri, pg_url):
@@ -352,45 +373,6 @@ def test_a_commit_hands_its_events_to_the_running_relay_which_publishes_and_mark
         eventlet.sleep(0.1)
         broker.close()
         database.engine.dispose()
-
-
-def test_handed_over_events_the_relay_dies_on_before_its_mark_are_published_again_by_the_sweep(rabbit_uri, pg_url):
-    """Confirmed by the broker, then the process dies before its one-statement mark: the rows
-    are unsent in the table, and the sweep (here forced: nothing is old enough to be swept in
-    normal running) publishes them again. Duplicates, never a loss. A row handed over too long
-    ago is left to the sweep instead of published from memory."""
-    from eventlet.event import Event
-
-    database = relay_database(rabbit_uri, pg_url, OUTBOX_SWEEP_AFTER_SECONDS=60)
-    database._wake = Event()  # as while the relay runs: commits hand their rows over
-    broker = Broker(rabbit_uri)
-    out = broker.listen("verification.events", "case_status_changed")
-    staged = stage_status_changes(database, 2)
-    assert database.relay_once(older_than=60) == 0  # too young to sweep: the handed-over copy goes
-    publish = database._publish
-
-    def publish_then_die(row):
-        publish(row)
-        if row.event_id == staged[-1]["event_id"]:
-            raise SystemExit("killed after the broker confirmed, before the mark")
-    database._publish = publish_then_die
-    with pytest.raises(SystemExit):
-        database.publish_handed()
-    assert unsent(database) == 2
-    database._publish = publish
-    assert database.relay_once() == 2 and database.relay_once() == 0
-    got = broker.get_all(out, 4)
-    assert [json.loads(body)["event_id"] for _, body in got] == [e["event_id"] for e in staged] * 2
-
-    late = stage_status_changes(database, 1)
-    database._handed[0] = database._handed[0]._replace(handed_at=time.monotonic() - 31)
-    assert database.publish_handed() == 0 and unsent(database) == 1  # left to the sweep
-    assert database.relay_once() == 1
-    (_, body), = broker.get_all(out, 1)
-    assert json.loads(body)["event_id"] == late[0]["event_id"]
-    broker.close()
-    database.publisher.close()
-    database.engine.dispose()
 
 
 def test_an_event_nobody_subscribes_to_is_confirmed_and_marked_sent_without_a_reconnect(rabbit_uri, pg_url, caplog):
