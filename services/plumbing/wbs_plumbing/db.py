@@ -290,9 +290,10 @@ class Database(DependencyProvider):
         behind) is left to the sweep, so the two rarely publish the same row. A failed publish
         raises: the rows stay unsent in the table, for the sweep.
         """
-        published = 0
-        while self._handed:
-            batch = [self._handed.popleft() for _ in range(min(limit, len(self._handed)))]
+        published, waiting = 0, len(self._handed)  # only these: later ones wait for the next round,
+        while waiting:                               # so a busy process still sweeps on time
+            batch = [self._handed.popleft() for _ in range(min(limit, waiting))]
+            waiting -= len(batch)
             stale = time.monotonic() - self.sweep_after_seconds / 2
             fresh = [row for row in batch if row.handed_at >= stale]
             for row in fresh:
