@@ -20,13 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import pika
-
 from bench import counts
 from bench.environment import Throwaway
 from bench.timing import Refused, closed_loop, summary_ms
 from tests.fixtures import SmtpSink
 from tests.stack import SERVICES, Stack
+from verification.cases import case_id_for
 
 REPORT = json.dumps({
     "unit": "bench-dit", "category": "procurement", "title": "Bench",
@@ -95,12 +94,6 @@ def _measure(stack: Stack, env: Throwaway, sink: TimedSink, concurrency, reports
     stack.wbs("unit", "add", "bench-dit", "--name", "Direktorat Bench", "--parent", "bench-itjen")
     for i in range(3):
         stack.wbs("inspector", "add", f"bench-inspektur-{i}", "--email", f"b{i}@example.go.id", "--unit", "bench-itjen")
-    parameters = pika.URLParameters(stack.env["AMQP_URI"])
-    parameters.heartbeat = 0  # nothing services this connection while the clients run
-    connection = pika.BlockingConnection(parameters)
-    channel = connection.channel()
-    opened = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(opened, "verification.events", "case_opened")
     evidence = evidence_of(evidence_bytes)
 
     def submit(session):
@@ -113,20 +106,14 @@ def _measure(stack: Stack, env: Throwaway, sink: TimedSink, concurrency, reports
     sampler = env.cpu_sampler(stack.processes).start()
     load = closed_loop(concurrency, reports, submit)
 
-    case_of = {}
+    # the case a report opens has an id derived from the report's, so nothing needs to listen
+    # on the broker for it (a listener would add its own messages to RabbitMQ's CPU)
+    case_of = {report_id: case_id_for(report_id) for report_id in load.accepted}
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        method, _props, body = channel.basic_get(opened, auto_ack=True)
-        if method:
-            event = json.loads(body)
-            case_of[event["report_id"]] = event["case_id"]
-        elif len(case_of) >= len(load.accepted) and all(case_of[r] in sink.arrivals for r in load.accepted):
-            break
-        else:
-            time.sleep(0.05)
+    while time.monotonic() < deadline and not all(case in sink.arrivals for case in case_of.values()):
+        time.sleep(0.05)
     cpu = sampler.stop()
     counted_after = counts.scrape(stack.ops)
-    connection.close()
 
     done = {r: sink.arrivals[case_of[r]] for r in load.accepted if case_of.get(r) in sink.arrivals}
     last = max(done.values(), default=load.began)
