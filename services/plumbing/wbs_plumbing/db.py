@@ -221,8 +221,9 @@ class Database(DependencyProvider):
                           timeout=float(config.get("DB_MIGRATE_WAIT_SECONDS") or
                                         os.environ.get("DB_MIGRATE_WAIT_SECONDS") or 600))
         self.engine = make_engine(self.url)
-        self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS") or 1.0)
-        self.sweep_after_seconds = float(config.get("OUTBOX_SWEEP_AFTER_SECONDS") or 10.0)
+        self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS") or os.environ.get("OUTBOX_POLL_SECONDS") or 1.0)
+        self.sweep_after_seconds = float(config.get("OUTBOX_SWEEP_AFTER_SECONDS")
+                                         or os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS") or 10.0)
         self._handed: deque = deque()
         self.publisher = EventPublisher(config["AMQP_URI"])
         self._unrouted_types: set[str] = set()
