@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase
 from tests.fixtures import PG_ADMIN_URL, wait_until
 from wbs_plumbing import metrics
 from wbs_plumbing.db import DatabaseSession, make_engine, session_scope
-from wbs_plumbing.outbox import ProcessedEventMixin
+from wbs_plumbing.outbox import OutboxMixin, ProcessedEventMixin
 
 
 class Base(DeclarativeBase):
@@ -19,6 +19,10 @@ class Base(DeclarativeBase):
 
 
 class Processed(ProcessedEventMixin, Base):
+    pass
+
+
+class Outbox(OutboxMixin, Base):
     pass
 
 
@@ -91,5 +95,48 @@ def test_handle_once_acts_once_per_event_and_consumer_in_one_statement(backend, 
             assert session is not None
         with session_scope(engine) as session:
             assert session.scalar(text("SELECT count(*) FROM processed_events")) == 3
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_the_sweep_takes_only_rows_past_its_age_and_the_autocommit_mark_is_one_statement(backend, pg_url, tmp_path):
+    """The relay's two database steps on both databases: the sweep takes unsent rows older than
+    its age, oldest first; the mark after a hand-over is one statement, no BEGIN or COMMIT
+    counted, and leaves a row already marked as it was."""
+    import datetime as dt
+    import uuid
+
+    from wbs_plumbing.db import autocommit
+    from wbs_plumbing.outbox import add_event, mark_published, take_pending_batch
+
+    engine = make_engine(pg_url if backend == "postgresql" else f"sqlite:///{tmp_path / 'relay.db'}")
+    Base.metadata.create_all(engine)
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        with session_scope(engine) as session:
+            staged = [add_event(session, Outbox, "case_status_changed", {
+                "case_id": str(uuid.uuid4()), "from_state": "received", "to_state": "verification"})
+                for _ in range(3)]
+            session.flush()
+            ids = {row.event_id: row.id for row in session.scalars(sqlalchemy.select(Outbox))}
+            session.get(Outbox, ids[staged[0]["event_id"]]).created_at = now - dt.timedelta(seconds=30)
+        with session_scope(engine) as session:
+            taken = take_pending_batch(session, Outbox, 100, now, older_than=10)
+            assert [row.event_id for row in taken] == [staged[0]["event_id"]]
+        statements = metrics.SQL_STATEMENTS._value.get()
+        transactions = sum(metrics.DB_TRANSACTIONS.labels(outcome)._value.get() for outcome in ("commit", "rollback"))
+        later = now + dt.timedelta(seconds=1)
+        with autocommit(engine) as connection:
+            mark_published(connection, Outbox, list(ids.values()), later)
+        assert metrics.SQL_STATEMENTS._value.get() - statements == 1
+        if backend == "postgresql":
+            assert sum(metrics.DB_TRANSACTIONS.labels(outcome)._value.get()
+                       for outcome in ("commit", "rollback")) == transactions
+        with session_scope(engine) as session:
+            marks = {row.event_id: (row.published_at, row.attempts) for row in session.scalars(sqlalchemy.select(Outbox))}
+        assert marks[staged[0]["event_id"]][1] == 1  # the sweep's mark stays: one attempt
+        assert {attempts for _, attempts in marks.values()} == {1}
+        assert all(published is not None for published, _ in marks.values())
     finally:
         engine.dispose()
