@@ -201,10 +201,7 @@ def run() -> int:
     nameko = str(Path(sys.executable).parent / "nameko")
 
     def start(service):
-        env = with_process_env(dict(os.environ))
-        # eventlet's deprecation notice, printed by every child at start, says nothing an operator
-        # can act on (the Kubernetes config silences it the same way)
-        env.setdefault("PYTHONWARNINGS", "ignore:::nameko.cli.commands")
+        env = with_process_env(dict(os.environ))  # the event loop, quiet start (wbs_plumbing.config)
         # probes and metrics (wbs_plumbing.ops) on loopback only: 127.0.0.1:9101 to 9104
         env.setdefault(f"{service.upper()}_OPS_ADDRESS", f"127.0.0.1:{9101 + OPS_ORDER.index(service)}")
         if identities:

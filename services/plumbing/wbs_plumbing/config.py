@@ -27,7 +27,9 @@ PRODUCTION = "production"
 #: trip, every AMQP frame); ``poll(2)`` over a service's few dozen sockets costs none of them.
 #: Measured with ``make bench``: 7% less CPU a report and 8% more reports/s. A front holding
 #: thousands of open client connections may prefer ``epolls`` again (deploy/README.md).
-PROCESS_ENV = {"EVENTLET_HUB": "poll"}
+#: ``PYTHONWARNINGS``: eventlet's deprecation notice, printed by every service at start, says
+#: nothing an operator can act on.
+PROCESS_ENV = {"EVENTLET_HUB": "poll", "PYTHONWARNINGS": "ignore:::nameko.cli.commands"}
 
 
 def with_process_env(env: dict) -> dict:

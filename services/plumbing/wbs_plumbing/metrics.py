@@ -145,6 +145,10 @@ def count_publishes() -> None:
     Publisher.publish = counted
 
 
+#: Execution option of a connection in autocommit (``wbs_plumbing.db.autocommit``).
+AUTOCOMMIT_OPTION = "wbs_autocommit"
+
+
 def count_sql(engine) -> None:
     """Count the statements and transactions of `engine` (SQLAlchemy events; pings are not
     cursor executions, so they are not counted). A connection in autocommit
@@ -166,6 +170,3 @@ def count_sql(engine) -> None:
         if not connection.get_execution_options().get(AUTOCOMMIT_OPTION):
             DB_TRANSACTIONS.labels("rollback").inc()
 
-
-#: Execution option of a connection in autocommit (``wbs_plumbing.db.autocommit``).
-AUTOCOMMIT_OPTION = "wbs_autocommit"

@@ -104,8 +104,8 @@ def message_properties(row, amqp_uri: str, service: str) -> dict:
     if created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)
     return {"message_id": row.event_id, "type": row.event_type,
-            "content_type": "application/json", "content_encoding": "utf-8", "timestamp": int(created.timestamp()), "app_id": service,
-            "user_id": broker_user(amqp_uri)}
+            "content_type": "application/json", "content_encoding": "utf-8",
+            "timestamp": int(created.timestamp()), "app_id": service, "user_id": broker_user(amqp_uri)}
 
 
 def take_pending_batch(session, outbox_model, limit: int, now: datetime, older_than: float = 0) -> list:
