@@ -342,6 +342,30 @@ def test_the_sweep_leaves_young_rows_to_the_relay_they_were_handed_to_and_takes_
     database.engine.dispose()
 
 
+def test_the_relay_marks_the_confirmed_events_of_many_commits_in_one_statement_once_the_oldest_has_waited(
+        rabbit_uri, pg_url):
+    """Three commits, three hand-overs: all three are published at once, and their marks wait
+    until the oldest confirmed id is MARK_EVERY_SECONDS old, then go in one UPDATE."""
+    from eventlet.event import Event
+    from wbs_plumbing.metrics import SQL_STATEMENTS
+
+    database = relay_database(rabbit_uri, pg_url, OUTBOX_SWEEP_AFTER_SECONDS=60)
+    database._wake = Event()
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    staged = [event for _ in range(3) for event in stage_status_changes(database, 1)]
+    assert database.publish_handed() == 3
+    assert [json.loads(body)["event_id"] for _, body in broker.get_all(out, 3)] == [e["event_id"] for e in staged]
+    assert unsent(database) == 3 and database.mark_confirmed(every=60) == 0  # too soon: gathered
+    statements = SQL_STATEMENTS._value.get()
+    assert database.mark_confirmed(every=0) == 3
+    assert SQL_STATEMENTS._value.get() - statements == 1
+    assert unsent(database) == 0 and database.mark_confirmed() == 0
+    broker.close()
+    database.publisher.close()
+    database.engine.dispose()
+
+
 def test_a_commit_hands_its_events_to_the_running_relay_which_publishes_and_marks_them_at_once(rabbit_uri, pg_url):
     """No sweep in this test's minute: what arrives was handed over by the commit, in order, and
     is marked sent (one attempt). A rolled-back transaction hands nothing over."""

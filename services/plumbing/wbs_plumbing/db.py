@@ -2,8 +2,9 @@
 
 Why the relay lives here: the outbox is a table of this database, and draining it is the only
 thing that reads it. A transaction that staged events hands its rows to the relay once it has
-committed: the relay publishes them at once, from memory, and marks them sent with one
-autocommit UPDATE after the broker's confirms. It also sweeps the table every
+committed: the relay publishes them at once, from memory, and after the broker's confirms
+marks them sent with one autocommit UPDATE, gathering the marks of up to ``MARK_EVERY_SECONDS``
+into one statement. It also sweeps the table every
 ``OUTBOX_POLL_SECONDS`` for rows nobody handed over that are older than
 ``OUTBOX_SWEEP_AFTER_SECONDS`` (a crash between commit and publish, a broker outage, a replica
 that died), so those go out later. Either way at least once: a relay that dies after a confirm,
@@ -193,6 +194,12 @@ def insert_unless_present(session, model, **values) -> bool:
 #: Most events the relay takes in one transaction.
 RELAY_BATCH = 100
 
+#: How long the relay gathers the ids of confirmed events before marking them sent in one
+#: statement. Under load that is one UPDATE for many events instead of one a commit; a relay that
+#: dies before its mark only makes the sweep publish those events again, and a mark older than
+#: this is far younger than any sweep takes (OUTBOX_SWEEP_AFTER_SECONDS).
+MARK_EVERY_SECONDS = 0.25
+
 
 class Database(DependencyProvider):
     """A service's own database (DATABASE_URL, or SQLite under WBS_DATA_DIR) and outbox relay.
@@ -225,6 +232,8 @@ class Database(DependencyProvider):
         self.sweep_after_seconds = float(config.get("OUTBOX_SWEEP_AFTER_SECONDS")
                                          or os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS") or 10.0)
         self._handed: deque = deque()
+        self._unmarked: list[int] = []  # confirmed, not yet marked sent
+        self._unmarked_since = 0.0
         self.publisher = EventPublisher(config["AMQP_URI"])
         self._unrouted_types: set[str] = set()
 
@@ -264,6 +273,7 @@ class Database(DependencyProvider):
                 self._wake = Event()
                 try:
                     self.publish_handed(limit)  # on a stop too: what the last workers committed
+                    self.mark_confirmed(every=0 if self._stopping else MARK_EVERY_SECONDS)
                     if self._stopping:
                         break
                     if time.monotonic() >= next_sweep:
@@ -276,7 +286,8 @@ class Database(DependencyProvider):
                     if self._stopping:
                         break
                     eventlet.sleep(self.poll_seconds)
-                with eventlet.Timeout(max(0.0, next_sweep - time.monotonic()), False):
+                wake_by = self._unmarked_since + MARK_EVERY_SECONDS if self._unmarked else next_sweep
+                with eventlet.Timeout(max(0.0, min(next_sweep, wake_by) - time.monotonic()), False):
                     self._wake.wait()
         finally:  # stopped or killed: never in the middle of a publish on this greenthread
             self._wake = None
@@ -284,8 +295,8 @@ class Database(DependencyProvider):
             self.publisher.close()
 
     def publish_handed(self, limit: int = RELAY_BATCH) -> int:
-        """Publish the rows handed over since the last round, in commit order, then mark them
-        sent in one autocommit statement; return how many were published.
+        """Publish the rows handed over since the last round, in commit order, each confirmed by
+        the broker; return how many were published. Their ids wait for `mark_confirmed`.
 
         A row handed over longer ago than half of ``OUTBOX_SWEEP_AFTER_SECONDS`` (a relay far
         behind) is left to the sweep, so the two rarely publish the same row. A failed publish
@@ -296,15 +307,27 @@ class Database(DependencyProvider):
             batch = [self._handed.popleft() for _ in range(min(limit, waiting))]
             waiting -= len(batch)
             stale = time.monotonic() - self.sweep_after_seconds / 2
-            fresh = [row for row in batch if row.handed_at >= stale]
-            for row in fresh:
-                self._publish(row)
-            if fresh:
-                with autocommit(self.engine) as connection:
-                    mark_published(connection, self.outbox_model, [row.id for row in fresh],
-                                   datetime.now(timezone.utc))
-            published += len(fresh)
+            for row in batch:
+                if row.handed_at >= stale:
+                    self._publish(row)
+                    if not self._unmarked:
+                        self._unmarked_since = time.monotonic()
+                    self._unmarked.append(row.id)
+                    published += 1
         return published
+
+    def mark_confirmed(self, every: float = 0) -> int:
+        """Mark the confirmed rows sent, in one autocommit statement per `RELAY_BATCH`, once the
+        oldest has waited `every` seconds; return how many were marked. A row a sweep already
+        published keeps its mark. If the database is away the ids are kept for the next round."""
+        if not self._unmarked or time.monotonic() - self._unmarked_since < every:
+            return 0
+        ids, now = self._unmarked, datetime.now(timezone.utc)
+        with autocommit(self.engine) as connection:
+            for start in range(0, len(ids), RELAY_BATCH):
+                mark_published(connection, self.outbox_model, ids[start:start + RELAY_BATCH], now)
+        self._unmarked = []
+        return len(ids)
 
     def relay_once(self, limit: int = RELAY_BATCH, older_than: float = 0) -> int:
         """Sweep: publish up to `limit` committed events staged more than `older_than` seconds
