@@ -301,10 +301,10 @@ def test_a_relay_that_dies_after_the_confirms_before_its_mark_leaves_the_rows_fo
     staged = stage_status_changes(database, 2)
     publish = database._publish
 
-    def publish_then_die(row):
-        publish(row)
-        if row.event_id == staged[-1]["event_id"]:
-            raise SystemExit("killed after the broker confirmed, before the mark")
+    def publish_then_die(rows):
+        publish(rows)
+        assert [row.event_id for row in rows] == [e["event_id"] for e in staged]  # one batch
+        raise SystemExit("killed after the broker confirmed, before the mark")
     database._publish = publish_then_die
     with pytest.raises(SystemExit):
         database.publish_handed() if path == "handed over" else database.relay_once()
@@ -399,6 +399,41 @@ def test_a_commit_hands_its_events_to_the_running_relay_which_publishes_and_mark
         database.engine.dispose()
 
 
+def test_a_batch_is_published_in_full_before_its_confirms_are_awaited_and_survives_a_lost_connection(rabbit_uri, pg_url):
+    """Twenty events of one sweep: every publish goes out before the first wait for a confirm.
+    Then the relay's connection dies under it: the next batch opens a new one and goes out."""
+    import socket
+
+    from amqp import spec
+
+    database = relay_database(rabbit_uri, pg_url)
+    broker = Broker(rabbit_uri)
+    out = broker.listen("verification.events", "case_status_changed")
+    first = stage_status_changes(database, 20)
+    channel = database.publisher._ensure_channel()
+    calls = []
+    for name in ("basic_publish", "wait"):
+        def spy(*args, _name=name, _real=getattr(channel, name), **kwargs):
+            if _name == "basic_publish" or spec.Basic.Ack in args[0]:  # not the exchange's declare
+                calls.append(_name)
+            return _real(*args, **kwargs)
+        setattr(channel, name, spy)
+    assert database.relay_once() == 20
+    assert calls[:20] == ["basic_publish"] * 20 and set(calls[20:]) == {"wait"}
+    assert len(broker.get_all(out, 20)) == 20
+
+    dead = database.publisher._connection.connection
+    dead.transport.sock.shutdown(socket.SHUT_RDWR)
+    second = stage_status_changes(database, 2)
+    assert database.relay_once() == 2 and unsent(database) == 0
+    assert database.publisher._connection.connection is not dead
+    got = [json.loads(body)["event_id"] for _, body in broker.get_all(out, 2)]
+    assert got == [e["event_id"] for e in second] and not set(got) & {e["event_id"] for e in first}
+    broker.close()
+    database.publisher.close()
+    database.engine.dispose()
+
+
 def test_an_event_nobody_subscribes_to_is_confirmed_and_marked_sent_without_a_reconnect(rabbit_uri, pg_url, caplog):
     """RabbitMQ returns an unroutable event (mandatory) before confirming it: the relay hears the
     return, marks the event sent, says so once per event type, and keeps its one connection."""
@@ -417,7 +452,7 @@ def test_an_event_nobody_subscribes_to_is_confirmed_and_marked_sent_without_a_re
     caplog.set_level(logging.INFO, logger="wbs_plumbing.db")
     stage(1)
     assert database.relay_once() == 1  # nobody bound: returned, then confirmed
-    transport = database.publisher._producer.connection.connection
+    transport = database.publisher._connection.connection
     stage(2)
     assert database.relay_once() == 2
     broker = Broker(rabbit_uri)
@@ -425,7 +460,7 @@ def test_an_event_nobody_subscribes_to_is_confirmed_and_marked_sent_without_a_re
     stage(1)
     assert database.relay_once() == 1
     assert len(broker.get_all(out, 1)) == 1  # routed once a queue is bound
-    assert database.publisher._producer.connection.connection is transport  # never reconnected
+    assert database.publisher._connection.connection is transport  # never reconnected
     assert transport.connected
     with Session(database.engine) as session:
         assert session.scalar(select(func.count()).select_from(OutboxMessage)

@@ -295,8 +295,8 @@ class Database(DependencyProvider):
             self.publisher.close()
 
     def publish_handed(self, limit: int = RELAY_BATCH) -> int:
-        """Publish the rows handed over since the last round, in commit order, each confirmed by
-        the broker; return how many were published. Their ids wait for `mark_confirmed`.
+        """Publish the rows handed over since the last round, in commit order, in batches each
+        confirmed by the broker; return how many were published. Their ids wait for `mark_confirmed`.
 
         A row handed over longer ago than half of ``OUTBOX_SWEEP_AFTER_SECONDS`` (a relay far
         behind) is left to the sweep, so the two rarely publish the same row. A failed publish
@@ -307,13 +307,13 @@ class Database(DependencyProvider):
             batch = [self._handed.popleft() for _ in range(min(limit, waiting))]
             waiting -= len(batch)
             stale = time.monotonic() - self.sweep_after_seconds / 2
-            for row in batch:
-                if row.handed_at >= stale:
-                    self._publish(row)
-                    if not self._unmarked:
-                        self._unmarked_since = time.monotonic()
-                    self._unmarked.append(row.id)
-                    published += 1
+            fresh = [row for row in batch if row.handed_at >= stale]
+            if fresh:
+                self._publish(fresh)
+                if not self._unmarked:
+                    self._unmarked_since = time.monotonic()
+                self._unmarked.extend(row.id for row in fresh)
+                published += len(fresh)
         return published
 
     def mark_confirmed(self, every: float = 0) -> int:
@@ -334,81 +334,148 @@ class Database(DependencyProvider):
         ago; return how many were handled."""
         with Session(self.engine) as session, session.begin():
             rows = take_pending_batch(session, self.outbox_model, limit, datetime.now(timezone.utc), older_than)
-            for row in rows:
-                self._publish(row)
+            if rows:
+                self._publish(rows)
         return len(rows)
 
-    def _publish(self, row):
-        routed = self.publisher.publish(
-            row.body, _topic_exchange(row.exchange), row.event_type,
-            **message_properties(row, self.container.config["AMQP_URI"], self.container.service_name))
-        if not routed and row.event_type not in self._unrouted_types:
-            # No queue is bound for this event type (not even the history stream): nobody
-            # subscribes to it, so there is no place for it to wait. Consumers' queues are
-            # declared by deploy definitions and by each consumer at start, before traffic
-            # (docs/architecture.md §4.4). Said once per type and process, not once per event.
-            self._unrouted_types.add(row.event_type)
-            log.info("event %s has no subscriber queue (said once; %s)", row.event_type, row.event_id)
+    def _publish(self, rows) -> None:
+        """Publish `rows` as one batch (one wait for the broker's confirms); raises unless all
+        were confirmed."""
+        uri, service = self.container.config["AMQP_URI"], self.container.service_name
+        routed = self.publisher.publish_all([(row.body, _topic_exchange(row.exchange), row.event_type,
+                                              message_properties(row, uri, service)) for row in rows])
+        for row, was_routed in zip(rows, routed):
+            if not was_routed and row.event_type not in self._unrouted_types:
+                # No queue is bound for this event type (not even the history stream): nobody
+                # subscribes to it, so there is no place for it to wait. Consumers' queues are
+                # declared by deploy definitions and by each consumer at start, before traffic
+                # (docs/architecture.md §4.4). Said once per type and process, not once per event.
+                self._unrouted_types.add(row.event_type)
+                log.info("event %s has no subscriber queue (said once; %s)", row.event_type, row.event_id)
 
 
 class EventPublisher:
-    """Publishes the relay's events with a publisher confirm and ``mandatory``, on one AMQP
-    connection of its own, kept open.
+    """Publishes the relay's events with ``mandatory`` and publisher confirms, on one AMQP
+    connection of its own, kept open: a batch is published in full, then its confirms are
+    awaited together, so a batch of events costs the broker's round trip once, not once an
+    event.
 
-    Why not nameko's `Publisher`: on an event no queue is bound for, RabbitMQ returns it
-    (basic.return) before confirming it; py-amqp raises on a return nobody listens for, kombu
-    then throws the pooled channel away, and the next event opened a new connection: a
-    reconnect per unrouted event, and a storm of them under load. Here the return is heard by a
-    listener, the confirm that follows is awaited as usual, and `publish` says whether the event
-    was routed. A connection error closes the connection; the next publish opens a new one
-    (after kombu's retries), and the relay keeps the row until a publish is confirmed.
+    Why not nameko's `Publisher` (or kombu's producer with ``confirm_publish``): both wait for
+    each message's confirm before the next, and on an event no queue is bound for, RabbitMQ
+    returns it (basic.return) before confirming it; py-amqp raises on a return nobody listens
+    for, kombu then throws the pooled channel away, and the next event opened a new connection:
+    a reconnect per unrouted event, and a storm of them under load. Here returns and confirms are
+    heard by listeners on the channel, and `publish_all` says which events were routed. An error
+    or a nack closes the connection and raises: the relay keeps the rows unmarked, and the next
+    attempt opens a new connection (after kombu's retries).
     """
+
+    #: Longest wait for a batch's confirms (a quorum queue confirms once a majority has it).
+    CONFIRM_TIMEOUT = 30.0
 
     def __init__(self, amqp_uri: str):
         self.amqp_uri = amqp_uri
         self.retry = True
-        self._producer = None
+        self._connection = self._channel = None
         self._returned: set = set()
+        self._published = 0  # delivery tags given on this channel (confirm mode numbers from 1)
+        self._confirmed_through = 0  # every tag up to this one is confirmed
+        self._confirmed_above: set[int] = set()  # single confirms beyond it
+        self._nacked = False
 
     def _on_return(self, _exc, _exchange, _routing_key, message):
         self._returned.add(message.properties.get("message_id"))
 
-    def _ensure_producer(self):
-        if self._producer is None:
-            from kombu import Connection, Producer
-            from nameko.constants import DEFAULT_TRANSPORT_OPTIONS
+    def _on_ack(self, delivery_tag: int, multiple: bool):
+        if multiple:
+            self._confirmed_through = max(self._confirmed_through, delivery_tag)
+        else:
+            self._confirmed_above.add(delivery_tag)
+        while self._confirmed_through + 1 in self._confirmed_above:
+            self._confirmed_through += 1
+            self._confirmed_above.discard(self._confirmed_through)
 
-            connection = Connection(self.amqp_uri,
-                                    transport_options=dict(DEFAULT_TRANSPORT_OPTIONS, confirm_publish=True))
-            self._producer = Producer(connection, on_return=self._on_return)
-        return self._producer
+    def _on_nack(self, _delivery_tag: int, _multiple: bool):
+        self._nacked = True
 
-    def publish(self, body_json: str, exchange, routing_key: str, **properties) -> bool:
-        """Publish an event's JSON text as the outbox stored it (not parsed and serialised again;
-        ``properties`` say its content type, see ``message_properties``) and wait for the
-        broker's confirm; False if no queue was bound for it."""
-        from nameko.constants import DEFAULT_RETRY_POLICY, PERSISTENT
+    def _ensure_channel(self):
+        if self._channel is None:
+            from kombu import Connection
+            from nameko.constants import DEFAULT_RETRY_POLICY, DEFAULT_TRANSPORT_OPTIONS
 
-        producer = self._ensure_producer()
-        message_id = properties.get("message_id")
+            connection = Connection(self.amqp_uri, transport_options=DEFAULT_TRANSPORT_OPTIONS)
+            if self.retry:
+                connection.ensure_connection(**DEFAULT_RETRY_POLICY)
+            channel = connection.default_channel
+            channel.confirm_select()
+            channel.events["basic_return"].add(self._on_return)
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            self._connection, self._channel = connection, channel
+            self._published = self._confirmed_through = 0
+            self._confirmed_above.clear()
+            self._nacked = False
+        return self._channel
+
+    def publish_all(self, events) -> list[bool]:
+        """Publish ``events``, each ``(body_json, exchange, routing_key, properties)``, in order
+        (the JSON text as the outbox stored it, not parsed and serialised again; ``properties``
+        from ``message_properties``), then wait for the broker's confirms of all of them; return
+        for each whether a queue was bound for it. Raises if any is not confirmed.
+
+        A connection lost on the way is opened again and the whole batch published once more
+        (an event confirmed before the loss then goes twice; consumers drop it by event_id).
+        """
+        for attempt in range(2 if self.retry else 1):
+            try:
+                return self._publish_confirmed(events)
+            except TimeoutError:
+                raise  # the broker is slow, not gone: the rows wait for the next round
+            except Exception:
+                if attempt or not self.retry:
+                    raise
+                log.info("outbox relay: connection lost while publishing, publishing the batch again")
+
+    def _publish_confirmed(self, events) -> list[bool]:
+        from amqp import spec
+        from kombu.common import maybe_declare
+        from nameko.constants import PERSISTENT
+
         try:
-            producer.publish(body_json, exchange=exchange, routing_key=routing_key, declare=[exchange],
-                             mandatory=True, delivery_mode=PERSISTENT,
-                             retry=self.retry, retry_policy=DEFAULT_RETRY_POLICY, **properties)
+            channel = self._ensure_channel()
+            message_ids = []
+            for body_json, exchange, routing_key, properties in events:
+                properties = dict(properties)
+                maybe_declare(exchange, channel)
+                message = channel.prepare_message(
+                    body_json.encode(properties.get("content_encoding") or "utf-8"),
+                    content_type=properties.pop("content_type", None),
+                    content_encoding=properties.pop("content_encoding", None),
+                    properties=dict(properties, delivery_mode=PERSISTENT))
+                channel.basic_publish(message, exchange=exchange.name, routing_key=routing_key, mandatory=True)
+                self._published += 1
+                message_ids.append(properties.get("message_id"))
+            deadline = time.monotonic() + self.CONFIRM_TIMEOUT
+            while self._confirmed_through < self._published and not self._nacked:
+                channel.wait([spec.Basic.Ack, spec.Basic.Nack], timeout=max(0.001, deadline - time.monotonic()))
+            if self._nacked:
+                raise RuntimeError("the broker refused (nacked) an event of the batch")
+            if self._confirmed_through < self._published:
+                raise TimeoutError(f"no confirm from the broker in {self.CONFIRM_TIMEOUT} s")
         except Exception:
             self.close()
             raise
-        count_publish("event", confirmed=True)
-        if message_id in self._returned:
-            self._returned.discard(message_id)
-            return False
-        return True
+        for _ in message_ids:
+            count_publish("event", confirmed=True)
+        routed = [message_id not in self._returned for message_id in message_ids]
+        self._returned.difference_update(message_ids)
+        return routed
 
     def close(self):
-        producer, self._producer = self._producer, None
-        if producer is not None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
             try:
-                producer.connection.close()
+                connection.close()
             except Exception:  # noqa: BLE001 -- already gone
                 pass
 
