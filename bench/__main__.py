@@ -100,5 +100,16 @@ def main(argv=None):
     return 0 if ok else 1
 
 
+def run_as_the_services_run() -> None:
+    """Start again with the services' process environment (`wbs_plumbing.config.PROCESS_ENV`) if
+    it is not set: what this process measures itself (the vault's storage path) must run as the
+    services do, and the allocator reads its settings only when a process starts."""
+    from wbs_plumbing.config import PROCESS_ENV, with_process_env
+
+    if any(key not in os.environ for key in PROCESS_ENV):
+        os.execve(sys.executable, [sys.executable, "-m", "bench", *sys.argv[1:]], with_process_env(dict(os.environ)))
+
+
 if __name__ == "__main__":
+    run_as_the_services_run()
     sys.exit(main())

@@ -29,7 +29,14 @@ PRODUCTION = "production"
 #: thousands of open client connections may prefer ``epolls`` again (deploy/README.md).
 #: ``PYTHONWARNINGS``: eventlet's deprecation notice, printed by every service at start, says
 #: nothing an operator can act on.
-PROCESS_ENV = {"EVENTLET_HUB": "poll", "PYTHONWARNINGS": "ignore:::nameko.cli.commands"}
+#: ``GLIBC_TUNABLES``: glibc's allocator serves a buffer of 1 MiB (a chunk of evidence, its
+#: ciphertext, an RPC carrying it) from fresh ``mmap`` pages and unmaps it when freed, so each
+#: new one costs 256 page faults: encrypting 1 MiB measured 1.0 ms, of which AES-GCM is 0.07.
+#: Buffers below 16 MiB come from the heap instead, which keeps up to 32 MiB of freed memory for
+#: the next one (0.09 ms). The resident size grows by at most that much.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=33554432"
+PROCESS_ENV = {"EVENTLET_HUB": "poll", "PYTHONWARNINGS": "ignore:::nameko.cli.commands",
+               "GLIBC_TUNABLES": MALLOC_TUNABLES}
 
 
 def with_process_env(env: dict) -> dict:
