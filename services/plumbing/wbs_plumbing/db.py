@@ -426,13 +426,14 @@ class EventPublisher:
         A connection lost on the way is opened again and the whole batch published once more
         (an event confirmed before the loss then goes twice; consumers drop it by event_id).
         """
-        for attempt in range(2 if self.retry else 1):
+        attempts = 2 if self.retry else 1
+        for attempt in range(1, attempts + 1):
             try:
                 return self._publish_confirmed(events)
             except TimeoutError:
                 raise  # the broker is slow, not gone: the rows wait for the next round
             except Exception:
-                if attempt or not self.retry:
+                if attempt == attempts:
                     raise
                 log.info("outbox relay: connection lost while publishing, publishing the batch again")
 
@@ -443,10 +444,11 @@ class EventPublisher:
 
         try:
             channel = self._ensure_channel()
+            for exchange in {exchange.name: exchange for _, exchange, _, _ in events}.values():
+                maybe_declare(exchange, channel)  # once a connection: kombu remembers it
             message_ids = []
             for body_json, exchange, routing_key, properties in events:
                 properties = dict(properties)
-                maybe_declare(exchange, channel)
                 message = channel.prepare_message(
                     body_json.encode(properties.get("content_encoding") or "utf-8"),
                     content_type=properties.pop("content_type", None),
